@@ -1,0 +1,486 @@
+"""Deep Q-Network (DQN): Q-learning with a replay buffer and a target network.
+
+A network q̂_w(s, ·) gives one Q-value per discrete action. The agent acts ε-greedily, stores every
+transition in a replay buffer, and regresses q̂_w onto one-step TD targets computed with a frozen copy
+q̂_w' of itself (Mnih et al. 2013, "Playing Atari with Deep Reinforcement Learning"; Mnih et al. 2015,
+"Human-level control through deep reinforcement learning"). `--double-q` uses the Double DQN target
+(van Hasselt et al. 2016, "Deep Reinforcement Learning with Double Q-learning").
+
+The update, in the lecture's notation, for a mini-batch i = 1..B drawn uniformly from the buffer:
+
+    y_i = R_i + γ (1 − terminated_i) max_a' q̂_w'(S_{i+1}, a')                    (DQN target)
+    y_i = R_i + γ (1 − terminated_i) q̂_w'(S_{i+1}, argmax_a' q̂_w(S_{i+1}, a'))  (Double DQN target)
+    L(w) = 1/B Σ_i (y_i − q̂_w(S_i, A_i))²        (or the Huber loss of the same error, `--loss huber`)
+    w ← w − α ∇_w L(w)                            (Adam, gradient norm clipped to `max_grad_norm`)
+    w' ← τ w + (1 − τ) w'  every `target_network_frequency` steps (τ = 1: the hard copy of DQN)
+
+Where each piece lives:
+    q̂_w, q̂_w'           `QNetwork` (`q_network`, `target_q_network` in `train`)
+    replay buffer D       `ReplayBuffer`: preallocated circular arrays of (S, A, R, S', terminated)
+    ε-greedy, ε schedule  `linear_schedule`, `epsilon_greedy_action`
+    y_i                   `td_target`
+    L(w)                  `q_learning_loss`
+    w' update             `update_target_network`
+
+The remedies the lecture lists for Q-learning's instabilities are each a flag: the replay buffer
+(correlated samples), the target network (a moving target), `--clip-reward` (reward scale),
+`--double-q` (maximisation bias), `--loss huber` and `--max-grad-norm` (large TD errors).
+
+Termination is not truncation: the target is cut only where the episode *terminated*. Where it was
+*truncated* by a time limit, S_{i+1} is the real final observation and the target bootstraps from it.
+The script steps a single environment and resets it by hand, so a stored transition never crosses a
+reset and no autoreset mode is involved.
+
+Examples:
+    python dqn.py                                   # CartPole-v1, the defaults
+    python dqn.py --env-id Acrobot-v1 --total-timesteps 100000 --seed 3
+    python dqn.py --double-q --loss huber --save-model --device cuda
+"""
+
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Literal, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+import tyro
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__).removesuffix(".py")
+    """name of this experiment, used in the run directory's name"""
+    env_id: str = "CartPole-v1"
+    """id of a registered Gymnasium environment with a Discrete action space"""
+    seed: int = 1
+    """seed of random, numpy, torch and the environment"""
+    total_timesteps: int = 50_000
+    """environment steps to train for"""
+    gamma: float = 0.99
+    """discount factor γ"""
+    learning_rate: float = 1e-3
+    """Adam learning rate α of the Q-network"""
+    device: str = "auto"
+    """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
+    torch_deterministic: bool = True
+    """make cuDNN pick deterministic algorithms"""
+    log_dir: str = "runs"
+    """directory under which each run writes its TensorBoard logs (and model)"""
+    save_model: bool = False
+    """save the Q-network and the args to <run_dir>/<exp_name>.pt at the end"""
+    eval_episodes: int = 10
+    """greedy evaluation episodes after training (0 turns the evaluation off)"""
+    torch_threads: int = 1
+    """torch CPU threads (small networks run fastest on one; 0 keeps torch's default)"""
+
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """widths of the Q-network's hidden layers"""
+    buffer_size: int = 50_000
+    """capacity of the replay buffer, in transitions"""
+    batch_size: int = 128
+    """transitions per gradient step"""
+    learning_starts: int = 1_000
+    """environment steps before the first gradient step (the buffer fills with ε-greedy data)"""
+    train_frequency: int = 2
+    """environment steps between training steps"""
+    gradient_steps: int = 1
+    """gradient steps per training step"""
+    tau: float = 1.0
+    """target network update coefficient τ: 1 is a hard copy, < 1 Polyak averaging"""
+    target_network_frequency: int = 500
+    """environment steps between target network updates"""
+    start_e: float = 1.0
+    """ε at the start of the schedule"""
+    end_e: float = 0.05
+    """ε at the end of the schedule, kept from then on"""
+    exploration_fraction: float = 0.25
+    """fraction of total_timesteps over which ε decays linearly from start_e to end_e"""
+    loss: Literal["mse", "huber"] = "mse"
+    """regression loss on the TD error: mean squared (as on the slide) or Huber"""
+    anneal_lr: bool = False
+    """decay the learning rate linearly from learning_rate to 0 over the training steps"""
+    max_grad_norm: float = 10.0
+    """clip the gradient's global norm to this (0 turns clipping off)"""
+    clip_reward: bool = False
+    """clip rewards to [-1, 1] before they enter the buffer"""
+    double_q: bool = False
+    """use the Double DQN target: argmax by the online network, value by the target network"""
+
+
+class UsageError(ValueError):
+    """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
+
+
+# ----------------------------------------------------------------------------------------- networks
+class QNetwork(nn.Module):
+    """q̂_w: observation [B, obs_dim] → one Q-value per action [B, n_actions]."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: tuple[int, ...]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = obs_dim
+        for hidden in hidden_sizes:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        layers.append(nn.Linear(width, n_actions))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs)
+
+
+# ------------------------------------------------------------------------------------ replay buffer
+class Batch(NamedTuple):
+    obs: torch.Tensor  # [B, obs_dim]  S_i
+    actions: torch.Tensor  # [B] int64 A_i (index into 0..n_actions-1)
+    rewards: torch.Tensor  # [B]  R_i
+    next_obs: torch.Tensor  # [B, obs_dim]  S_{i+1}, the real next observation (never a reset one)
+    terminated: torch.Tensor  # [B]  1.0 where S_{i+1} is terminal, 0.0 otherwise (truncated included)
+
+
+class ReplayBuffer:
+    """Replay buffer D: preallocated circular arrays; the oldest transition is overwritten first."""
+
+    def __init__(self, capacity: int, obs_dim: int, rng: np.random.Generator) -> None:
+        self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.actions = np.zeros(capacity, dtype=np.int64)
+        self.rewards = np.zeros(capacity, dtype=np.float32)
+        self.terminated = np.zeros(capacity, dtype=np.float32)
+        self.capacity = capacity
+        self.rng = rng
+        self.position = 0  # the slot the next transition goes to
+        self.size = 0  # how many slots hold a transition
+
+    def add(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminated: bool) -> None:
+        i = self.position
+        self.obs[i] = obs
+        self.actions[i] = action
+        self.rewards[i] = reward
+        self.next_obs[i] = next_obs
+        self.terminated[i] = terminated
+        self.position = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int, device: torch.device) -> Batch:
+        """A uniform mini-batch (with replacement) from the slots written so far."""
+        idx = self.rng.integers(0, self.size, size=batch_size)
+        return Batch(
+            *(
+                torch.from_numpy(a[idx]).to(device)
+                for a in (self.obs, self.actions, self.rewards, self.next_obs, self.terminated)
+            )
+        )
+
+
+# --------------------------------------------------------------------------------- the algorithm
+def linear_schedule(start: float, end: float, duration: float, t: int) -> float:
+    """ε_t: linear from `start` at t = 0 to `end` at t = duration, then constant."""
+    if duration <= 0:
+        return end
+    return start + (end - start) * min(t / duration, 1.0)
+
+
+def epsilon_greedy_action(
+    q_network: QNetwork, obs: np.ndarray, epsilon: float, env: gym.Env, rng: np.random.Generator, device: torch.device
+) -> int:
+    """With probability ε a uniformly random action, else argmax_a q̂_w(s, a); returns an action index."""
+    if rng.random() < epsilon:
+        return int(env.action_space.sample()) - int(env.action_space.start)
+    with torch.no_grad():
+        q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))  # [1, n_actions]
+    return int(q_values.argmax())
+
+
+def td_target(
+    rewards: torch.Tensor,
+    terminated: torch.Tensor,
+    next_q_target: torch.Tensor,
+    gamma: float,
+    next_q_online: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """y_i = R_i + γ (1 − terminated_i) q̂_w'(S_{i+1}, a*_i), shape [B].
+
+    a*_i = argmax_a' q̂_w'(S_{i+1}, a') for DQN; when `next_q_online` (q̂_w(S_{i+1}, ·), [B, n_actions])
+    is given, a*_i = argmax_a' q̂_w(S_{i+1}, a'), the Double DQN target. `next_q_target` is
+    q̂_w'(S_{i+1}, ·), [B, n_actions]. Only termination cuts the bootstrap; truncation does not.
+    """
+    if next_q_online is None:
+        next_value = next_q_target.max(dim=1).values
+    else:
+        best_action = next_q_online.argmax(dim=1, keepdim=True)  # [B, 1]
+        next_value = next_q_target.gather(1, best_action).squeeze(1)
+    return rewards + gamma * (1.0 - terminated) * next_value
+
+
+def q_learning_loss(
+    q_network: QNetwork, target_q_network: QNetwork, batch: Batch, gamma: float, double_q: bool, loss: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """L(w) on one mini-batch; also returns q̂_w(S_i, A_i) [B] for logging."""
+    with torch.no_grad():
+        next_q_target = target_q_network(batch.next_obs)  # [B, n_actions]
+        next_q_online = q_network(batch.next_obs) if double_q else None
+        y = td_target(batch.rewards, batch.terminated, next_q_target, gamma, next_q_online)  # [B]
+    q_taken = q_network(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)  # q̂_w(S_i, A_i), [B]
+    regression = F.huber_loss if loss == "huber" else F.mse_loss
+    return regression(q_taken, y), q_taken
+
+
+def update_target_network(target_network: nn.Module, network: nn.Module, tau: float) -> None:
+    """w' ← τ w + (1 − τ) w'; τ = 1 copies w exactly."""
+    with torch.no_grad():
+        for target_param, param in zip(target_network.parameters(), network.parameters(), strict=True):
+            target_param.lerp_(param, tau)  # lerp(w', w, τ) = w' + τ (w − w'), exactly w when τ = 1
+
+
+# ----------------------------------------------------------------------------------- evaluation
+def make_env(env_id: str) -> gym.Env:
+    """The env with flattened observations (Discrete observations become one-hot vectors)."""
+    return gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)))
+
+
+def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
+    """Undiscounted returns of greedy episodes; episode i starts from reset(seed=seed + 10_000 + i)."""
+    env = make_env(env_id)
+    start = int(env.action_space.start)
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + 10_000 + i)
+        episode_return, done = 0.0, False
+        while not done:
+            with torch.no_grad():
+                q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))
+            obs, reward, terminated, truncated, _ = env.step(int(q_values.argmax()) + start)
+            episode_return += float(reward)
+            done = terminated or truncated
+        returns.append(episode_return)
+    env.close()
+    return returns
+
+
+# -------------------------------------------------------------------------------------- training
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"dqn.py: --device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            f"dqn.py: --device {name} was asked for, but torch sees no CUDA GPU on this machine; use --device cpu or auto."
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(
+            f"dqn.py: --device {name} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)."
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"dqn.py: --device {name} is not supported; use auto, cpu, cuda or cuda:N.")
+    return device
+
+
+def check_args(args: Args) -> None:
+    """Reject settings that cannot work, each with one sentence, before anything is written."""
+    positive = (
+        "total_timesteps",
+        "buffer_size",
+        "batch_size",
+        "train_frequency",
+        "gradient_steps",
+        "target_network_frequency",
+    )
+    for name in positive:
+        if getattr(args, name) <= 0:
+            raise UsageError(
+                f"dqn.py: --{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}."
+            )
+    if args.batch_size > args.buffer_size:
+        raise UsageError(
+            f"dqn.py: --batch-size {args.batch_size} is larger than the replay buffer can ever hold (--buffer-size {args.buffer_size})."
+        )
+    checks = [
+        (0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
+        (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
+        (0.0 < args.tau <= 1.0, f"--tau must lie in (0, 1], got {args.tau}"),
+        (
+            0.0 <= args.end_e <= 1.0 and 0.0 <= args.start_e <= 1.0,
+            f"--start-e and --end-e must lie in [0, 1], got {args.start_e} and {args.end_e}",
+        ),
+        (
+            0.0 <= args.exploration_fraction <= 1.0,
+            f"--exploration-fraction must lie in [0, 1], got {args.exploration_fraction}",
+        ),
+        (args.learning_starts >= 0, f"--learning-starts must be non-negative, got {args.learning_starts}"),
+        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
+        (args.max_grad_norm >= 0, f"--max-grad-norm must be non-negative, got {args.max_grad_norm}"),
+        (args.torch_threads >= 0, f"--torch-threads must be non-negative, got {args.torch_threads}"),
+        (
+            len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0,
+            f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(f"dqn.py: {message}.")
+
+
+def make_checked_env(env_id: str) -> gym.Env:
+    try:
+        env = make_env(env_id)
+    except gym.error.Error as error:
+        raise UsageError(f"dqn.py cannot make the environment {env_id!r}: {error}") from None
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        env.close()
+        raise UsageError(
+            f"dqn.py needs a Discrete action space, but {env_id} has {env.action_space}; "
+            "for continuous (Box) actions use ddpg.py, reinforce.py, trpo.py or natural_gradient.py."
+        )
+    return env
+
+
+def make_run_dir(args: Args) -> str:
+    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
+    name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    os.makedirs(args.log_dir, exist_ok=True)
+    for attempt in range(1000):
+        run_dir = os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}")
+        try:
+            os.mkdir(run_dir)  # fails if another run took this name, so no run writes into another's
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"dqn.py: could not create a fresh run directory under {args.log_dir}.")
+
+
+def train(args: Args) -> dict:
+    check_args(args)
+    device = resolve_device(args.device)
+    env = make_checked_env(args.env_id)
+    eval_env = make_checked_env(args.env_id) if args.eval_episodes > 0 else None  # fail early, not after training
+    if eval_env is not None:
+        eval_env.close()
+
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    rng = np.random.default_rng(args.seed)
+    env.action_space.seed(args.seed)
+
+    run_dir = make_run_dir(args)
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+
+    obs_dim = int(np.prod(env.observation_space.shape))
+    n_actions = int(env.action_space.n)
+    q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
+    target_q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
+    target_q_network.load_state_dict(q_network.state_dict())
+    # The fused kernel takes ~30 % less time per step on CPU for networks this small.
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
+    replay_buffer = ReplayBuffer(args.buffer_size, obs_dim, rng)
+
+    episodic_returns: list[float] = []
+    exploration_steps = args.exploration_fraction * args.total_timesteps
+    progress_every = max(1, args.total_timesteps // 10)
+    start_time = time.perf_counter()
+    obs, _ = env.reset(seed=args.seed)
+    for global_step in range(args.total_timesteps):
+        epsilon = linear_schedule(args.start_e, args.end_e, exploration_steps, global_step)
+        action = epsilon_greedy_action(q_network, obs, epsilon, env, rng, device)
+        next_obs, reward, terminated, truncated, info = env.step(action + int(env.action_space.start))
+        if args.clip_reward:
+            reward = float(np.clip(reward, -1.0, 1.0))
+        # next_obs is the real successor, also when the episode just ended: the reset comes after.
+        replay_buffer.add(obs, action, float(reward), next_obs, terminated)
+        if terminated or truncated:
+            episodic_returns.append(float(info["episode"]["r"]))
+            writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
+            writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
+            obs, _ = env.reset()
+        else:
+            obs = next_obs
+
+        if global_step >= args.learning_starts:
+            if global_step % args.train_frequency == 0:
+                if args.anneal_lr:
+                    optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - global_step / args.total_timesteps)
+                for _ in range(args.gradient_steps):
+                    batch = replay_buffer.sample(args.batch_size, device)
+                    loss, q_taken = q_learning_loss(
+                        q_network, target_q_network, batch, args.gamma, args.double_q, args.loss
+                    )
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if args.max_grad_norm > 0:
+                        nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
+                    optimizer.step()
+                if global_step % 100 == 0:
+                    loss_value = loss.item()
+                    writer.add_scalar("losses/td_loss", loss_value, global_step)
+                    writer.add_scalar("losses/q_values", q_taken.mean().item(), global_step)
+                    if not math.isfinite(loss_value):
+                        writer.close()
+                        env.close()
+                        raise FloatingPointError(
+                            f"dqn.py: the TD loss became {loss_value} at step {global_step}; try a lower --learning-rate or --loss huber."
+                        )
+            if global_step % args.target_network_frequency == 0:
+                update_target_network(target_q_network, q_network, args.tau)
+
+        if (global_step + 1) % progress_every == 0:
+            sps = (global_step + 1) / (time.perf_counter() - start_time)
+            writer.add_scalar("charts/SPS", sps, global_step)
+            writer.add_scalar("charts/epsilon", epsilon, global_step)
+            latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
+            print(f"step {global_step + 1}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True)
+    train_time = time.perf_counter() - start_time
+    sps = args.total_timesteps / train_time
+    env.close()
+
+    eval_returns = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, device)
+    for i, episode_return in enumerate(eval_returns):
+        writer.add_scalar("eval/return", episode_return, i)
+    if args.save_model:
+        model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+        state = {k: v.cpu() for k, v in q_network.state_dict().items()}
+        torch.save({"q_network": state, "args": asdict(args)}, model_path)
+        print(f"model saved to {model_path}")
+    writer.close()
+
+    summary = (
+        f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
+        if eval_returns
+        else "no evaluation"
+    )
+    print(
+        f"{args.env_id} seed {args.seed}: {summary}, {args.total_timesteps} steps, {train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
+    )
+    return {
+        "episodic_returns": episodic_returns,
+        "eval_returns": eval_returns,
+        "sps": sps,
+        "run_dir": run_dir,
+        "q_network": q_network,
+        "replay_buffer": replay_buffer,
+    }
+
+
+if __name__ == "__main__":
+    try:
+        train(tyro.cli(Args))
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        sys.exit(2)

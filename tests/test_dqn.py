@@ -1,0 +1,232 @@
+"""dqn.py's math against hand computations, its replay buffer, determinism, bad input, and learning."""
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import dqn
+
+GAMMA = 0.9
+
+
+def test_td_target_cuts_on_termination_and_bootstraps_on_truncation():
+    # Three transitions: an ordinary one, a terminated one, and a truncated one (terminated = 0 there:
+    # the time limit is not part of the MDP, so its target bootstraps from the real final observation).
+    rewards = torch.tensor([1.0, 2.0, 3.0])
+    terminated = torch.tensor([0.0, 1.0, 0.0])
+    next_q_target = torch.tensor([[5.0, 7.0], [10.0, 20.0], [-4.0, -6.0]])
+    y = dqn.td_target(rewards, terminated, next_q_target, GAMMA)
+    expected = [1.0 + 0.9 * 7.0, 2.0, 3.0 + 0.9 * -4.0]
+    assert y.tolist() == pytest.approx(expected)
+
+
+def test_double_q_target_takes_the_online_argmax_valued_by_the_target_network():
+    rewards = torch.tensor([0.5, 0.5])
+    terminated = torch.tensor([0.0, 0.0])
+    next_q_target = torch.tensor([[1.0, 3.0, 2.0], [4.0, 0.0, 1.0]])
+    next_q_online = torch.tensor([[9.0, 0.0, 1.0], [0.0, 0.0, 5.0]])  # argmax: action 0, then action 2
+    double = dqn.td_target(rewards, terminated, next_q_target, GAMMA, next_q_online)
+    plain = dqn.td_target(rewards, terminated, next_q_target, GAMMA)
+    assert double.tolist() == pytest.approx([0.5 + 0.9 * 1.0, 0.5 + 0.9 * 1.0])
+    assert plain.tolist() == pytest.approx([0.5 + 0.9 * 3.0, 0.5 + 0.9 * 4.0])
+
+
+def tiny_networks() -> tuple[dqn.QNetwork, dqn.QNetwork]:
+    torch.manual_seed(0)
+    q_network, target_q_network = dqn.QNetwork(3, 2, (4,)), dqn.QNetwork(3, 2, (4,))
+    return q_network, target_q_network
+
+
+def tiny_batch() -> dqn.Batch:
+    generator = torch.Generator().manual_seed(1)
+    return dqn.Batch(
+        obs=torch.randn(6, 3, generator=generator),
+        actions=torch.tensor([0, 1, 1, 0, 1, 0]),
+        rewards=torch.randn(6, generator=generator),
+        next_obs=torch.randn(6, 3, generator=generator),
+        terminated=torch.tensor([0.0, 1.0, 0.0, 0.0, 1.0, 0.0]),
+    )
+
+
+@pytest.mark.parametrize("loss", ["mse", "huber"])
+@pytest.mark.parametrize("double_q", [False, True])
+def test_q_learning_loss_matches_a_per_transition_hand_computation(loss, double_q):
+    q_network, target_q_network = tiny_networks()
+    batch = tiny_batch()
+    value, _ = dqn.q_learning_loss(q_network, target_q_network, batch, GAMMA, double_q, loss)
+    terms = []
+    for i in range(6):  # one transition at a time, in plain Python floats
+        with torch.no_grad():
+            next_target = target_q_network(batch.next_obs[i]).tolist()
+            next_online = q_network(batch.next_obs[i]).tolist()
+            q = q_network(batch.obs[i]).tolist()[int(batch.actions[i])]
+        a_star = int(np.argmax(next_online if double_q else next_target))
+        y = float(batch.rewards[i]) + (0.0 if batch.terminated[i] else GAMMA * next_target[a_star])
+        error = abs(y - q)
+        terms.append(error**2 if loss == "mse" else (0.5 * error**2 if error < 1 else error - 0.5))
+    assert value.item() == pytest.approx(np.mean(terms), rel=1e-5)
+
+
+def test_loss_gradient_flows_into_the_online_network_only():
+    q_network, target_q_network = tiny_networks()
+    value, _ = dqn.q_learning_loss(q_network, target_q_network, tiny_batch(), GAMMA, True, "mse")
+    value.backward()
+    assert all(p.grad is not None for p in q_network.parameters())
+    assert all(p.grad is None for p in target_q_network.parameters())
+
+
+def test_polyak_update_follows_its_formula_and_tau_one_copies_exactly():
+    network, target = tiny_networks()
+    before = [p.clone() for p in target.parameters()]
+    dqn.update_target_network(target, network, 0.3)
+    for new, old, source in zip(target.parameters(), before, network.parameters(), strict=True):
+        torch.testing.assert_close(new, 0.3 * source + 0.7 * old)
+    dqn.update_target_network(target, network, 1.0)
+    for new, source in zip(target.parameters(), network.parameters(), strict=True):
+        assert torch.equal(new, source)
+
+
+def test_linear_schedule_decays_then_holds():
+    assert dqn.linear_schedule(1.0, 0.1, 100, 0) == 1.0
+    assert dqn.linear_schedule(1.0, 0.1, 100, 50) == pytest.approx(0.55)
+    assert dqn.linear_schedule(1.0, 0.1, 100, 100) == pytest.approx(0.1)
+    assert dqn.linear_schedule(1.0, 0.1, 100, 10_000) == pytest.approx(0.1)
+    assert dqn.linear_schedule(1.0, 0.1, 0, 0) == 0.1
+
+
+def test_epsilon_greedy_is_greedy_at_zero_and_uniform_at_one():
+    import gymnasium as gym
+
+    q_network = dqn.QNetwork(2, 3, (4,))
+    with torch.no_grad():
+        for p in q_network.parameters():
+            p.zero_()
+        q_network.net[-1].bias.copy_(torch.tensor([0.0, 2.0, 1.0]))  # action 1 is greedy everywhere
+    env = gym.make("tests/ShiftedActions-v0")
+    env.action_space.seed(0)
+    rng = np.random.default_rng(0)
+    obs = np.zeros(2, dtype=np.float32)
+    cpu = torch.device("cpu")
+    assert {dqn.epsilon_greedy_action(q_network, obs, 0.0, env, rng, cpu) for _ in range(50)} == {1}
+    counts = np.bincount([dqn.epsilon_greedy_action(q_network, obs, 1.0, env, rng, cpu) for _ in range(3000)])
+    # Uniform over 3 actions: each count ~ Binomial(3000, 1/3), std ≈ 26; 5 std either side.
+    assert np.all(np.abs(counts - 1000) < 130), counts
+
+
+def test_replay_buffer_wraps_around_and_overwrites_the_oldest():
+    buffer = dqn.ReplayBuffer(3, 1, np.random.default_rng(0))
+    for t in range(5):
+        buffer.add(np.array([t]), t % 2, float(t), np.array([t + 1]), t == 4)
+    assert buffer.size == 3 and buffer.position == 2
+    # Slots hold transitions 3, 4, 2 (0 and 1 were overwritten by 3 and 4).
+    assert buffer.obs[:, 0].tolist() == [3, 4, 2]
+    assert buffer.next_obs[:, 0].tolist() == [4, 5, 3]
+    assert buffer.rewards.tolist() == [3, 4, 2]
+    assert buffer.terminated.tolist() == [0, 1, 0]
+
+
+def test_replay_buffer_never_samples_an_unwritten_slot():
+    buffer = dqn.ReplayBuffer(100, 1, np.random.default_rng(0))
+    for t in range(1, 6):
+        buffer.add(np.array([t]), 0, 1.0, np.array([t]), False)
+    batch = buffer.sample(2000, torch.device("cpu"))
+    assert set(batch.obs[:, 0].tolist()) == {1, 2, 3, 4, 5}  # never the zeros of slots 5..99
+
+
+@pytest.mark.parametrize("env_id, terminates", [("tests/Terminating-v0", True), ("tests/Truncated-v0", False)])
+def test_stored_transitions_end_on_the_real_final_observation_and_never_cross_a_reset(env_id, terminates, log_dir):
+    # learning_starts beyond the budget: only collection runs, so the buffer is exactly what was seen.
+    args = dqn.Args(env_id=env_id, total_timesteps=23, learning_starts=1000, batch_size=8, log_dir=log_dir)
+    buffer = dqn.train(dataclasses.replace(args, eval_episodes=0))["replay_buffer"]
+    obs, next_obs, terminated = buffer.obs[: buffer.size], buffer.next_obs[: buffer.size], buffer.terminated
+    length = 3 if terminates else 4
+    for i in range(buffer.size):
+        t, episode = obs[i]
+        assert (next_obs[i] == [t + 1, episode]).all(), "a transition's successor is the next step of the same episode"
+        episode_ends = next_obs[i][0] == length
+        assert terminated[i] == (episode_ends and terminates), "only termination is marked terminal"
+        if episode_ends and i + 1 < buffer.size:
+            assert (obs[i + 1] == [0, episode + 1]).all(), "the next transition starts from the reset observation"
+
+
+def test_actions_reach_the_env_inside_a_shifted_discrete_space(log_dir):
+    # Discrete(3, start=-1): the env raises on any action outside {-1, 0, 1}.
+    result = dqn.train(
+        dqn.Args(
+            env_id="tests/ShiftedActions-v0",
+            total_timesteps=300,
+            learning_starts=50,
+            batch_size=16,
+            eval_episodes=2,
+            log_dir=log_dir,
+        )
+    )
+    assert result["q_network"](torch.zeros(1, 2)).shape == (1, 3)
+
+
+def test_same_seed_gives_the_same_run_twice_on_cpu(log_dir):
+    args = dqn.Args(
+        total_timesteps=1500,
+        learning_starts=300,
+        batch_size=32,
+        eval_episodes=2,
+        target_network_frequency=100,
+        log_dir=log_dir,
+        device="cpu",
+    )
+    first, second = dqn.train(args), dqn.train(args)
+    assert first["episodic_returns"] == second["episodic_returns"]
+    assert first["eval_returns"] == second["eval_returns"]
+    for p, q in zip(first["q_network"].parameters(), second["q_network"].parameters(), strict=True):
+        assert torch.equal(p, q)
+    other = dqn.train(dataclasses.replace(args, seed=2))
+    assert other["episodic_returns"] != first["episodic_returns"]
+
+
+def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir):
+    args = dqn.Args(
+        env_id="tests/NaNReward-v0",
+        total_timesteps=500,
+        learning_starts=100,
+        batch_size=8,
+        eval_episodes=0,
+        log_dir=log_dir,
+    )
+    with pytest.raises(FloatingPointError, match=r"dqn\.py: the TD loss became nan at step 100"):
+        dqn.train(args)
+    (run_dir,) = os.listdir(log_dir)
+    events = [f for f in os.listdir(os.path.join(log_dir, run_dir)) if f.startswith("events")]
+    assert events and os.path.getsize(os.path.join(log_dir, run_dir, events[0])) > 0
+
+
+@pytest.mark.parametrize(
+    "overrides, phrase",
+    [
+        ({"batch_size": 1000, "buffer_size": 100}, "larger than the replay buffer"),
+        ({"buffer_size": 0}, "--buffer-size must be a positive integer"),
+        ({"gamma": 1.5}, "--gamma must lie in [0, 1]"),
+        ({"tau": 0.0}, "--tau must lie in (0, 1]"),
+        ({"device": "tpu"}, "is not a torch device"),
+    ],
+)
+def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):
+    with pytest.raises(dqn.UsageError) as error:
+        dqn.train(dqn.Args(log_dir=log_dir, **overrides))
+    assert phrase in str(error.value)
+    assert not os.path.exists(log_dir)
+
+
+def test_network_shapes_follow_the_env():
+    network = dqn.QNetwork(6, 3, (32, 16))
+    assert network(torch.zeros(5, 6)).shape == (5, 3)
+    assert [m.out_features for m in network.net if isinstance(m, nn.Linear)] == [32, 16, 3]
+
+
+@pytest.mark.slow
+def test_default_settings_solve_cartpole(log_dir):
+    result = dqn.train(dqn.Args(log_dir=log_dir))
+    assert np.mean(result["eval_returns"]) >= 475

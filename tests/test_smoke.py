@@ -1,0 +1,181 @@
+"""The shared matrix (CONVENTIONS.md §7): every script, every env kind it supports, a short run each.
+
+Adding a script is one row in SCRIPTS. Each row names the module, the envs it must run on, the env of
+an action space it must refuse, and the Args overrides that keep a run to a second or two.
+"""
+
+import ast
+import dataclasses
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SCRIPTS = [
+    # module, envs it runs on, an env it must refuse, overrides for a short run
+    ("dqn", ("CartPole-v1",), "Pendulum-v1", {"total_timesteps": 600, "learning_starts": 200, "batch_size": 32}),
+]
+RUNS = [(module, env_id, short) for module, env_ids, _, short in SCRIPTS for env_id in env_ids]
+SHARED_FIELDS = (
+    "exp_name env_id seed total_timesteps gamma learning_rate device torch_deterministic "
+    "log_dir save_model eval_episodes torch_threads"
+).split()
+
+
+def short_args(module_name: str, env_id: str, short: dict, log_dir: str, **extra):
+    module = importlib.import_module(module_name)
+    return module, module.Args(**{"env_id": env_id, "log_dir": log_dir, "eval_episodes": 2, **short, **extra})
+
+
+def check_modules(result: dict, env_id: str) -> None:
+    """Each returned network maps a batch of observations as CONVENTIONS.md §2 says."""
+    env = gym.wrappers.FlattenObservation(gym.make(env_id))
+    obs_batch = torch.as_tensor(np.stack([env.observation_space.sample() for _ in range(5)]), dtype=torch.float32)
+    space = env.action_space
+    with torch.no_grad():
+        if "q_network" in result:
+            assert result["q_network"](obs_batch).shape == (5, space.n)
+        if "actor" in result:
+            actions = result["actor"](obs_batch)
+            assert actions.shape == (5, *space.shape)
+            assert torch.all(actions >= torch.as_tensor(space.low)) and torch.all(
+                actions <= torch.as_tensor(space.high)
+            )
+            assert result["critic"](obs_batch, actions).shape in ((5,), (5, 1))
+        if "policy" in result:
+            distribution = result["policy"](obs_batch)
+            assert isinstance(distribution, torch.distributions.Distribution)
+            assert distribution.log_prob(distribution.sample()).shape == (5,)
+        if "value" in result:
+            assert result["value"](obs_batch).shape in ((5,), (5, 1))
+
+
+@pytest.mark.parametrize("module_name, env_id, short", RUNS)
+def test_train_returns_the_contract_dict(module_name, env_id, short, log_dir):
+    module, args = short_args(module_name, env_id, short, log_dir)
+    result = module.train(args)
+    assert len(result["episodic_returns"]) > 0
+    assert all(isinstance(r, float) for r in result["episodic_returns"])
+    assert len(result["eval_returns"]) == 2 and all(isinstance(r, float) for r in result["eval_returns"])
+    assert isinstance(result["sps"], float) and result["sps"] > 0
+    run_dir = Path(result["run_dir"])
+    assert run_dir.parent == Path(log_dir)
+    assert run_dir.name.startswith(f"{env_id}__{module_name}__{args.seed}__")
+    assert any(p.name.startswith("events.out.tfevents") for p in run_dir.iterdir())
+    check_modules(result, env_id)
+
+
+@pytest.mark.parametrize("module_name, env_id, short", RUNS[:1] + [r for r in RUNS[1:] if r[0] != RUNS[0][0]])
+def test_eval_episodes_zero_turns_evaluation_off(module_name, env_id, short, log_dir):
+    module, args = short_args(module_name, env_id, short, log_dir)
+    result = module.train(dataclasses.replace(args, eval_episodes=0))
+    assert result["eval_returns"] == []
+
+
+@pytest.mark.parametrize("module_name, env_id, short", [(m, e[0], s) for m, e, _, s in SCRIPTS])
+def test_save_model_writes_a_weights_only_checkpoint(module_name, env_id, short, log_dir):
+    module, args = short_args(module_name, env_id, short, log_dir, save_model=True, eval_episodes=0)
+    result = module.train(args)
+    checkpoint = torch.load(Path(result["run_dir"]) / f"{module_name}.pt", weights_only=True)
+    assert checkpoint["args"] == dataclasses.asdict(args)
+    for name in ("q_network", "actor", "critic", "policy", "value"):
+        if name in result:
+            result[name].load_state_dict(checkpoint[name])
+
+
+@pytest.mark.parametrize("module_name, env_id, short", [(m, e[0], s) for m, e, _, s in SCRIPTS])
+def test_two_runs_in_the_same_second_get_distinct_run_dirs(module_name, env_id, short, log_dir):
+    module, args = short_args(module_name, env_id, short, log_dir, eval_episodes=0, total_timesteps=50)
+    first, second = module.train(args)["run_dir"], module.train(args)["run_dir"]
+    assert first != second and os.path.isdir(first) and os.path.isdir(second)
+
+
+@pytest.mark.parametrize("module_name", [m for m, *_ in SCRIPTS])
+def test_args_has_the_shared_fields(module_name):
+    fields = {f.name: f.default for f in dataclasses.fields(importlib.import_module(module_name).Args)}
+    assert set(SHARED_FIELDS) <= set(fields)
+    assert fields["exp_name"] == module_name and fields["log_dir"] == "runs" and fields["device"] == "auto"
+    assert fields["save_model"] is False and fields["eval_episodes"] == 10 and fields["torch_threads"] == 1
+
+
+@pytest.mark.parametrize("module_name", [m for m, *_ in SCRIPTS])
+def test_help_documents_every_flag(module_name):
+    out = subprocess.run(
+        [sys.executable, f"{module_name}.py", "--help"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    for field in dataclasses.fields(importlib.import_module(module_name).Args):
+        assert "--" + field.name.replace("_", "-") in out, f"--{field.name} missing from --help"
+    # tyro shows the docstring under each field as its help text: every field needs one.
+    args_class = next(
+        node
+        for node in ast.parse((ROOT / f"{module_name}.py").read_text()).body
+        if isinstance(node, ast.ClassDef) and node.name == "Args"
+    )
+    body = args_class.body
+    for i, node in enumerate(body):
+        if isinstance(node, ast.AnnAssign):
+            following = body[i + 1] if i + 1 < len(body) else None
+            documented = isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+            assert documented, f"Args.{node.target.id} has no docstring"
+
+
+def run_cli(module_name: str, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, f"{module_name}.py", *flags], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def as_flags(overrides: dict) -> list[str]:
+    return [x for k, v in overrides.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+
+
+@pytest.mark.parametrize("module_name, env_id, short", [(m, e[0], s) for m, e, _, s in SCRIPTS])
+def test_cli_short_run_prints_progress_and_summary(module_name, env_id, short, log_dir):
+    proc = run_cli(module_name, "--env-id", env_id, "--log-dir", log_dir, "--eval-episodes", "2", *as_flags(short))
+    assert proc.returncode == 0, proc.stderr
+    assert "SPS" in proc.stdout and "eval return" in proc.stdout
+    assert len(os.listdir(log_dir)) == 1
+
+
+def bad_inputs(refused_env: str) -> list[tuple[str, ...]]:
+    cases = [
+        ("--env-id", "NoSuchEnv-v0"),
+        ("--total-timesteps", "0"),
+        ("--env-id", refused_env),
+    ]
+    if not torch.cuda.is_available():
+        cases.append(("--device", "cuda"))
+    return cases
+
+
+@pytest.mark.parametrize(
+    "module_name, flags", [(m, flags) for m, _, refused, _ in SCRIPTS for flags in bad_inputs(refused)]
+)
+def test_bad_input_is_one_sentence_on_stderr_with_exit_status_2(module_name, flags, log_dir):
+    proc = run_cli(module_name, "--log-dir", log_dir, *flags)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    message = proc.stderr.strip()
+    assert message.startswith(f"{module_name}.py") and "\n" not in message and message.endswith(".")
+    assert not os.path.exists(log_dir), "nothing is written before the input is checked"
+
+
+@pytest.mark.parametrize(
+    "module_name, flags", [(m, flags) for m, _, refused, _ in SCRIPTS for flags in bad_inputs(refused)]
+)
+def test_bad_input_raises_value_error_in_process(module_name, flags, log_dir):
+    module = importlib.import_module(module_name)
+    overrides = {flags[0].removeprefix("--").replace("-", "_"): flags[1]}
+    if overrides.keys() == {"total_timesteps"}:
+        overrides["total_timesteps"] = int(overrides["total_timesteps"])
+    with pytest.raises(ValueError, match=rf"^{module_name}\.py"):
+        module.train(module.Args(log_dir=log_dir, **overrides))
+    assert not os.path.exists(log_dir)
