@@ -105,8 +105,6 @@ class Args:
     """fraction of total_timesteps over which ε decays linearly from start_e to end_e"""
     loss: Literal["mse", "huber"] = "mse"
     """regression loss on the TD error: mean squared (as on the slide) or Huber"""
-    anneal_lr: bool = False
-    """decay the learning rate linearly from learning_rate to 0 over the training steps"""
     max_grad_norm: float = 10.0
     """clip the gradient's global norm to this (0 turns clipping off)"""
     clip_reward: bool = False
@@ -247,9 +245,18 @@ def make_env(env_id: str) -> gym.Env:
     return gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)))
 
 
+EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one in evaluation
+
+
 def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
-    """Undiscounted returns of greedy episodes; episode i starts from reset(seed=seed + 10_000 + i)."""
+    """Undiscounted returns of greedy episodes; episode i starts from reset(seed=seed + 10_000 + i).
+
+    A greedy policy can loop forever in an env without a time limit (CliffWalking-v1), so such an env
+    is truncated after EVAL_STEP_LIMIT steps here.
+    """
     env = make_env(env_id)
+    if env.spec is None or env.spec.max_episode_steps is None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
     start = int(env.action_space.start)
     returns = []
     for i in range(episodes):
@@ -415,8 +422,6 @@ def train(args: Args) -> dict:
 
         if global_step >= args.learning_starts:
             if global_step % args.train_frequency == 0:
-                if args.anneal_lr:
-                    optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - global_step / args.total_timesteps)
                 for _ in range(args.gradient_steps):
                     batch = replay_buffer.sample(args.batch_size, device)
                     loss, q_taken = q_learning_loss(

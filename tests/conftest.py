@@ -39,7 +39,7 @@ class CountingEnv(gym.Env):
 
 
 # Terminates after 3 steps (before its time limit of 5); truncated after 4; a 3-action space
-# starting at -1; a reward that is NaN.
+# starting at -1; no time limit at all; a reward that is NaN.
 gym.register("tests/Terminating-v0", entry_point=CountingEnv, max_episode_steps=5, kwargs={"terminate_at": 3})
 gym.register("tests/Truncated-v0", entry_point=CountingEnv, max_episode_steps=4)
 gym.register(
@@ -48,6 +48,7 @@ gym.register(
     max_episode_steps=20,
     kwargs={"n_actions": 3, "action_start": -1},
 )
+gym.register("tests/Endless-v0", entry_point=CountingEnv, max_episode_steps=None)
 gym.register("tests/NaNReward-v0", entry_point=CountingEnv, max_episode_steps=20, kwargs={"reward": float("nan")})
 
 

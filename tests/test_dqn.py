@@ -168,6 +168,19 @@ def test_actions_reach_the_env_inside_a_shifted_discrete_space(log_dir):
     assert result["q_network"](torch.zeros(1, 2)).shape == (1, 3)
 
 
+def test_evaluation_truncates_an_env_without_a_time_limit():
+    q_network = dqn.QNetwork(2, 2, (4,))
+    assert dqn.evaluate(q_network, "tests/Endless-v0", 0, 1, torch.device("cpu")) == [float(dqn.EVAL_STEP_LIMIT)]
+
+
+def test_discrete_observations_become_one_hot_inputs(log_dir):
+    result = dqn.train(
+        dqn.Args(env_id="FrozenLake-v1", total_timesteps=300, learning_starts=100, batch_size=16, log_dir=log_dir)
+    )
+    assert result["q_network"].net[0].in_features == 16
+    assert result["replay_buffer"].obs[:300].sum(axis=1).tolist() == [1.0] * 300
+
+
 def test_same_seed_gives_the_same_run_twice_on_cpu(log_dir):
     args = dqn.Args(
         total_timesteps=1500,
