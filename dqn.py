@@ -85,18 +85,18 @@ class Args:
     """widths of the Q-network's hidden layers"""
     buffer_size: int = 50_000
     """capacity of the replay buffer, in transitions"""
-    batch_size: int = 128
+    batch_size: int = 256
     """transitions per gradient step"""
     learning_starts: int = 1_000
     """environment steps before the first gradient step (the buffer fills with ε-greedy data)"""
-    train_frequency: int = 2
+    train_frequency: int = 4
     """environment steps between training steps"""
     gradient_steps: int = 1
     """gradient steps per training step"""
     tau: float = 1.0
     """target network update coefficient τ: 1 is a hard copy, < 1 Polyak averaging"""
-    target_network_frequency: int = 500
-    """environment steps between target network updates"""
+    target_network_frequency: int = 100
+    """environment steps between target network updates (each hard copy is one Bellman backup)"""
     start_e: float = 1.0
     """ε at the start of the schedule"""
     end_e: float = 0.05
@@ -245,6 +245,7 @@ def make_env(env_id: str) -> gym.Env:
     return gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)))
 
 
+LOG_INTERVAL = 100  # environment steps between reads of the loss (each read waits for the device)
 EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one in evaluation
 
 
@@ -402,6 +403,7 @@ def train(args: Args) -> dict:
     episodic_returns: list[float] = []
     exploration_steps = args.exploration_fraction * args.total_timesteps
     progress_every = max(1, args.total_timesteps // 10)
+    last_logged_step = -LOG_INTERVAL
     start_time = time.perf_counter()
     obs, _ = env.reset(seed=args.seed)
     for global_step in range(args.total_timesteps):
@@ -420,30 +422,32 @@ def train(args: Args) -> dict:
         else:
             obs = next_obs
 
-        if global_step >= args.learning_starts:
-            if global_step % args.train_frequency == 0:
-                for _ in range(args.gradient_steps):
-                    batch = replay_buffer.sample(args.batch_size, device)
-                    loss, q_taken = q_learning_loss(
-                        q_network, target_q_network, batch, args.gamma, args.double_q, args.loss
+        if global_step >= args.learning_starts and global_step % args.train_frequency == 0:
+            for _ in range(args.gradient_steps):
+                batch = replay_buffer.sample(args.batch_size, device)
+                td_loss, q_taken = q_learning_loss(
+                    q_network, target_q_network, batch, args.gamma, args.double_q, args.loss
+                )
+                optimizer.zero_grad(set_to_none=True)
+                td_loss.backward()
+                if args.max_grad_norm > 0:
+                    nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
+                optimizer.step()
+            # .item() waits for the device: read the loss (and check it) only every LOG_INTERVAL steps.
+            if global_step - last_logged_step >= LOG_INTERVAL:
+                last_logged_step = global_step
+                loss_value = td_loss.item()
+                writer.add_scalar("losses/td_loss", loss_value, global_step)
+                writer.add_scalar("losses/q_values", q_taken.mean().item(), global_step)
+                if not math.isfinite(loss_value):
+                    writer.close()
+                    env.close()
+                    raise FloatingPointError(
+                        f"dqn.py: the TD loss became {loss_value} at step {global_step}; "
+                        "try a lower --learning-rate, --loss huber or --clip-reward."
                     )
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if args.max_grad_norm > 0:
-                        nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
-                    optimizer.step()
-                if global_step % 100 == 0:
-                    loss_value = loss.item()
-                    writer.add_scalar("losses/td_loss", loss_value, global_step)
-                    writer.add_scalar("losses/q_values", q_taken.mean().item(), global_step)
-                    if not math.isfinite(loss_value):
-                        writer.close()
-                        env.close()
-                        raise FloatingPointError(
-                            f"dqn.py: the TD loss became {loss_value} at step {global_step}; try a lower --learning-rate or --loss huber."
-                        )
-            if global_step % args.target_network_frequency == 0:
-                update_target_network(target_q_network, q_network, args.tau)
+        if global_step >= args.learning_starts and global_step % args.target_network_frequency == 0:
+            update_target_network(target_q_network, q_network, args.tau)
 
         if (global_step + 1) % progress_every == 0:
             sps = (global_step + 1) / (time.perf_counter() - start_time)
