@@ -29,7 +29,11 @@ The remedies the lecture lists for Q-learning's instabilities are each a flag: t
 Termination is not truncation: the target is cut only where the episode *terminated*. Where it was
 *truncated* by a time limit, S_{i+1} is the real final observation and the target bootstraps from it.
 The script steps a single environment and resets it by hand, so a stored transition never crosses a
-reset and no autoreset mode is involved.
+reset and no autoreset mode is involved. Observations pass through Gymnasium's FlattenObservation, so
+Discrete and Tuple observation spaces (FrozenLake-v1, Blackjack-v1) arrive one-hot encoded.
+
+The defaults solve CartPole-v1 on 26 of seeds 1–30 in 50k steps; README.md has the measurements and
+why the target is copied every 100 steps (each hard copy is one Bellman backup).
 
 Examples:
     python dqn.py                                   # CartPole-v1, the defaults
@@ -245,7 +249,6 @@ def make_env(env_id: str) -> gym.Env:
     return gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)))
 
 
-LOG_INTERVAL = 100  # environment steps between reads of the loss (each read waits for the device)
 EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one in evaluation
 
 
@@ -275,6 +278,9 @@ def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device:
 
 
 # -------------------------------------------------------------------------------------- training
+LOG_INTERVAL = 100  # environment steps between reads of the loss (each read waits for the device)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

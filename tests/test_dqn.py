@@ -137,11 +137,19 @@ def test_replay_buffer_never_samples_an_unwritten_slot():
     assert set(batch.obs[:, 0].tolist()) == {1, 2, 3, 4, 5}  # never the zeros of slots 5..99
 
 
+def short_args(log_dir: str, **overrides) -> dqn.Args:
+    """Args for a run of a second or so: a few hundred steps, small batches, two evaluation episodes."""
+    return dqn.Args(
+        **{"total_timesteps": 300, "learning_starts": 100, "batch_size": 16, "eval_episodes": 2, "log_dir": log_dir}
+        | overrides
+    )
+
+
 @pytest.mark.parametrize("env_id, terminates", [("tests/Terminating-v0", True), ("tests/Truncated-v0", False)])
 def test_stored_transitions_end_on_the_real_final_observation_and_never_cross_a_reset(env_id, terminates, log_dir):
     # learning_starts beyond the budget: only collection runs, so the buffer is exactly what was seen.
-    args = dqn.Args(env_id=env_id, total_timesteps=23, learning_starts=1000, batch_size=8, log_dir=log_dir)
-    buffer = dqn.train(dataclasses.replace(args, eval_episodes=0))["replay_buffer"]
+    args = short_args(log_dir, env_id=env_id, total_timesteps=23, learning_starts=1000, eval_episodes=0)
+    buffer = dqn.train(args)["replay_buffer"]
     obs, next_obs, terminated = buffer.obs[: buffer.size], buffer.next_obs[: buffer.size], buffer.terminated
     length = 3 if terminates else 4
     for i in range(buffer.size):
@@ -155,16 +163,7 @@ def test_stored_transitions_end_on_the_real_final_observation_and_never_cross_a_
 
 def test_actions_reach_the_env_inside_a_shifted_discrete_space(log_dir):
     # Discrete(3, start=-1): the env raises on any action outside {-1, 0, 1}.
-    result = dqn.train(
-        dqn.Args(
-            env_id="tests/ShiftedActions-v0",
-            total_timesteps=300,
-            learning_starts=50,
-            batch_size=16,
-            eval_episodes=2,
-            log_dir=log_dir,
-        )
-    )
+    result = dqn.train(short_args(log_dir, env_id="tests/ShiftedActions-v0"))
     assert result["q_network"](torch.zeros(1, 2)).shape == (1, 3)
 
 
@@ -174,23 +173,13 @@ def test_evaluation_truncates_an_env_without_a_time_limit():
 
 
 def test_discrete_observations_become_one_hot_inputs(log_dir):
-    result = dqn.train(
-        dqn.Args(env_id="FrozenLake-v1", total_timesteps=300, learning_starts=100, batch_size=16, log_dir=log_dir)
-    )
+    result = dqn.train(short_args(log_dir, env_id="FrozenLake-v1"))
     assert result["q_network"].net[0].in_features == 16
     assert result["replay_buffer"].obs[:300].sum(axis=1).tolist() == [1.0] * 300
 
 
 def test_same_seed_gives_the_same_run_twice_on_cpu(log_dir):
-    args = dqn.Args(
-        total_timesteps=1500,
-        learning_starts=300,
-        batch_size=32,
-        eval_episodes=2,
-        target_network_frequency=100,
-        log_dir=log_dir,
-        device="cpu",
-    )
+    args = short_args(log_dir, total_timesteps=1500, learning_starts=300, batch_size=32, device="cpu")
     first, second = dqn.train(args), dqn.train(args)
     assert first["episodic_returns"] == second["episodic_returns"]
     assert first["eval_returns"] == second["eval_returns"]
@@ -201,14 +190,7 @@ def test_same_seed_gives_the_same_run_twice_on_cpu(log_dir):
 
 
 def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir):
-    args = dqn.Args(
-        env_id="tests/NaNReward-v0",
-        total_timesteps=500,
-        learning_starts=100,
-        batch_size=8,
-        eval_episodes=0,
-        log_dir=log_dir,
-    )
+    args = short_args(log_dir, env_id="tests/NaNReward-v0", total_timesteps=500, eval_episodes=0)
     with pytest.raises(FloatingPointError, match=r"dqn\.py: the TD loss became nan at step 100"):
         dqn.train(args)
     (run_dir,) = os.listdir(log_dir)

@@ -24,6 +24,7 @@ SCRIPTS = [
     ("dqn", ("CartPole-v1",), "Pendulum-v1", {"total_timesteps": 600, "learning_starts": 200, "batch_size": 32}),
 ]
 RUNS = [(module, env_id, short) for module, env_ids, _, short in SCRIPTS for env_id in env_ids]
+FIRST_RUNS = [(module, env_ids[0], short) for module, env_ids, _, short in SCRIPTS]  # one env per script
 SHARED_FIELDS = (
     "exp_name env_id seed total_timesteps gamma learning_rate device torch_deterministic "
     "log_dir save_model eval_episodes torch_threads"
@@ -73,14 +74,14 @@ def test_train_returns_the_contract_dict(module_name, env_id, short, log_dir):
     check_modules(result, env_id)
 
 
-@pytest.mark.parametrize("module_name, env_id, short", RUNS[:1] + [r for r in RUNS[1:] if r[0] != RUNS[0][0]])
+@pytest.mark.parametrize("module_name, env_id, short", FIRST_RUNS)
 def test_eval_episodes_zero_turns_evaluation_off(module_name, env_id, short, log_dir):
     module, args = short_args(module_name, env_id, short, log_dir)
     result = module.train(dataclasses.replace(args, eval_episodes=0))
     assert result["eval_returns"] == []
 
 
-@pytest.mark.parametrize("module_name, env_id, short", [(m, e[0], s) for m, e, _, s in SCRIPTS])
+@pytest.mark.parametrize("module_name, env_id, short", FIRST_RUNS)
 def test_save_model_writes_a_weights_only_checkpoint(module_name, env_id, short, log_dir):
     module, args = short_args(module_name, env_id, short, log_dir, save_model=True, eval_episodes=0)
     result = module.train(args)
@@ -91,7 +92,7 @@ def test_save_model_writes_a_weights_only_checkpoint(module_name, env_id, short,
             result[name].load_state_dict(checkpoint[name])
 
 
-@pytest.mark.parametrize("module_name, env_id, short", [(m, e[0], s) for m, e, _, s in SCRIPTS])
+@pytest.mark.parametrize("module_name, env_id, short", FIRST_RUNS)
 def test_two_runs_in_the_same_second_get_distinct_run_dirs(module_name, env_id, short, log_dir):
     module, args = short_args(module_name, env_id, short, log_dir, eval_episodes=0, total_timesteps=50)
     first, second = module.train(args)["run_dir"], module.train(args)["run_dir"]
@@ -137,7 +138,7 @@ def as_flags(overrides: dict) -> list[str]:
     return [x for k, v in overrides.items() for x in (f"--{k.replace('_', '-')}", str(v))]
 
 
-@pytest.mark.parametrize("module_name, env_id, short", [(m, e[0], s) for m, e, _, s in SCRIPTS])
+@pytest.mark.parametrize("module_name, env_id, short", FIRST_RUNS)
 def test_cli_short_run_prints_progress_and_summary(module_name, env_id, short, log_dir):
     proc = run_cli(module_name, "--env-id", env_id, "--log-dir", log_dir, "--eval-episodes", "2", *as_flags(short))
     assert proc.returncode == 0, proc.stderr
