@@ -378,9 +378,6 @@ def train(args: Args) -> dict:
     check_args(args)
     device = resolve_device(args.device)
     env = make_checked_env(args.env_id)
-    eval_env = make_checked_env(args.env_id) if args.eval_episodes > 0 else None  # fail early, not after training
-    if eval_env is not None:
-        eval_env.close()
 
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)

@@ -6,16 +6,16 @@ import pytest
 
 
 class CountingEnv(gym.Env):
-    """obs = [t, episode index]; reward 1 per step; terminates after `terminate_at` steps if set.
+    """obs = [t, episode index]; a constant reward per step; terminates after `terminate_at` steps if set.
 
-    Wrapped in a TimeLimit by registration, so an episode either terminates or is truncated at a known
-    step, and every observation tells where in which episode it was emitted. An action outside the
-    action space raises, so a script that sends one is caught.
+    Registered with a TimeLimit, so an episode either terminates or is truncated at a known step, and
+    every observation tells where in which episode it was emitted. Any action outside the action space
+    raises, so a script that sends one (off by one ulp, of the wrong shape, or unshifted) is caught.
     """
 
-    def __init__(self, terminate_at: int | None = None, n_actions: int = 2, action_start: int = 0, reward=1.0):
+    def __init__(self, action_space: gym.Space, terminate_at: int | None = None, reward: float = 1.0):
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
-        self.action_space = gym.spaces.Discrete(n_actions, start=action_start)
+        self.action_space = action_space
         self.terminate_at = terminate_at
         self.reward = reward
         self.episode = -1
@@ -38,18 +38,23 @@ class CountingEnv(gym.Env):
         return self._obs(), float(self.reward), terminated, False, {}
 
 
-# Terminates after 3 steps (before its time limit of 5); truncated after 4; a 3-action space
-# starting at -1; no time limit at all; a reward that is NaN.
-gym.register("tests/Terminating-v0", entry_point=CountingEnv, max_episode_steps=5, kwargs={"terminate_at": 3})
-gym.register("tests/Truncated-v0", entry_point=CountingEnv, max_episode_steps=4)
-gym.register(
-    "tests/ShiftedActions-v0",
-    entry_point=CountingEnv,
-    max_episode_steps=20,
-    kwargs={"n_actions": 3, "action_start": -1},
-)
-gym.register("tests/Endless-v0", entry_point=CountingEnv, max_episode_steps=None)
-gym.register("tests/NaNReward-v0", entry_point=CountingEnv, max_episode_steps=20, kwargs={"reward": float("nan")})
+def register(env_id: str, action_space: gym.Space, max_episode_steps: int | None, **kwargs) -> None:
+    kwargs = {"action_space": action_space, **kwargs}
+    gym.register(env_id, entry_point=CountingEnv, max_episode_steps=max_episode_steps, kwargs=kwargs)
+
+
+TWO_ACTIONS = gym.spaces.Discrete(2)
+# Asymmetric bounds, neither centred on 0 nor of equal width.
+BOX_ACTIONS = gym.spaces.Box(np.array([-1, 0.5], np.float32), np.array([3, 2], np.float32), dtype=np.float32)
+
+register("tests/Terminating-v0", TWO_ACTIONS, 5, terminate_at=3)  # terminates before its time limit
+register("tests/Truncated-v0", TWO_ACTIONS, 4)  # only ever truncated
+register("tests/ShiftedActions-v0", gym.spaces.Discrete(3, start=-1), 20)  # actions -1, 0, 1
+register("tests/Endless-v0", TWO_ACTIONS, None)  # no time limit at all
+register("tests/NaNReward-v0", TWO_ACTIONS, 20, reward=float("nan"))
+register("tests/BoxTerminating-v0", BOX_ACTIONS, 5, terminate_at=3)
+register("tests/BoxTruncated-v0", BOX_ACTIONS, 4)
+register("tests/BoxNaNReward-v0", BOX_ACTIONS, 20, reward=float("nan"))
 
 
 @pytest.fixture

@@ -1,0 +1,511 @@
+"""Deep Deterministic Policy Gradient (DDPG): Q-learning for continuous actions with a learned argmax.
+
+The max over actions in the Q-learning target has no closed form when actions are continuous. DDPG
+learns it: an actor μ_θ(s) ≈ argmax_a q̂_w(s, a) is trained by gradient ascent on q̂_w(s, μ_θ(s)),
+while the critic q̂_w regresses onto TD targets computed with slowly moving copies q̂_w' and μ_θ'
+(Lillicrap et al. 2016, "Continuous control with deep reinforcement learning"; Silver et al. 2014,
+"Deterministic Policy Gradient Algorithms").
+
+The update, in the lecture's notation, for a mini-batch i = 1..B drawn uniformly from the buffer:
+
+    y_i = R_i + γ (1 − terminated_i) q̂_w'(S_{i+1}, μ_θ'(S_{i+1}))        (critic target)
+    L(w) = 1/B Σ_i (y_i − q̂_w(S_i, A_i))²,   w ← w − α_q ∇_w L(w)          (critic regression)
+    ∇_θ J ≈ 1/B Σ_i ∂q̂_w(S_i, a)/∂a |_{a = μ_θ(S_i)} · dμ_θ(S_i)/dθ,   θ ← θ + α_μ ∇_θ J
+    w' ← τ w + (1 − τ) w',   θ' ← τ θ + (1 − τ) θ'                          (Polyak averaging)
+
+The actor's update is every `policy_frequency` critic updates, and the targets move with it.
+
+Where each piece lives:
+    μ_θ, μ_θ'          `Actor` (tanh output mapped affinely onto the env's [low, high], any bounds)
+    q̂_w, q̂_w'          `Critic`
+    replay buffer D     `ReplayBuffer`: preallocated circular arrays of (S, A, R, S', terminated)
+    exploration         `GaussianNoise` (default) or `OrnsteinUhlenbeckNoise`, then clipped into bounds
+    y_i                 `critic_target`
+    L(w)                `critic_loss`
+    −J(θ)               `actor_loss` (its gradient by autograd is the chain rule above)
+    Polyak update       `update_target_network`
+
+Termination is not truncation: the target is cut only where the episode *terminated*. Pendulum-v1
+is only ever truncated (its 200-step time limit), so every one of its targets bootstraps from the real
+final observation; treating the time limit as terminal is the classic bug this script avoids. The
+script steps a single environment and resets it by hand, so a stored transition never crosses a
+reset and no autoreset mode is involved. The first `learning_starts` actions are uniformly random.
+
+Examples:
+    python ddpg.py                                   # Pendulum-v1, the defaults
+    python ddpg.py --env-id MountainCarContinuous-v0 --exploration-noise 0.5 --total-timesteps 50000
+    python ddpg.py --noise-type ou --policy-frequency 2 --save-model --device cuda
+"""
+
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Literal, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+import tyro
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__).removesuffix(".py")
+    """name of this experiment, used in the run directory's name"""
+    env_id: str = "Pendulum-v1"
+    """id of a registered Gymnasium environment with a Box action space"""
+    seed: int = 1
+    """seed of random, numpy, torch and the environment"""
+    total_timesteps: int = 20_000
+    """environment steps to train for"""
+    gamma: float = 0.98
+    """discount factor γ"""
+    learning_rate: float = 1e-3
+    """Adam learning rate α_μ of the actor"""
+    device: str = "auto"
+    """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
+    torch_deterministic: bool = True
+    """make cuDNN pick deterministic algorithms"""
+    log_dir: str = "runs"
+    """directory under which each run writes its TensorBoard logs (and model)"""
+    save_model: bool = False
+    """save the actor, the critic and the args to <run_dir>/<exp_name>.pt at the end"""
+    eval_episodes: int = 10
+    """deterministic evaluation episodes after training (0 turns the evaluation off)"""
+    torch_threads: int = 1
+    """torch CPU threads (small networks run fastest on one; 0 keeps torch's default)"""
+
+    critic_learning_rate: float = 1e-3
+    """Adam learning rate α_q of the critic"""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """widths of the hidden layers of the actor and of the critic"""
+    buffer_size: int = 100_000
+    """capacity of the replay buffer, in transitions"""
+    batch_size: int = 64
+    """transitions per gradient step"""
+    learning_starts: int = 1_000
+    """environment steps of uniformly random actions before the first update"""
+    tau: float = 0.005
+    """Polyak coefficient τ of the target networks (1 copies them)"""
+    policy_frequency: int = 1
+    """critic updates per actor (and target) update"""
+    noise_type: Literal["gaussian", "ou"] = "gaussian"
+    """exploration noise: independent Gaussian, or the Ornstein–Uhlenbeck process of the paper"""
+    exploration_noise: float = 0.1
+    """noise scale σ, relative to the half-width (high − low) / 2 of each action dimension"""
+    ou_theta: float = 0.15
+    """mean reversion θ of the Ornstein–Uhlenbeck process (with --noise-type ou)"""
+
+
+class UsageError(ValueError):
+    """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
+
+
+# ----------------------------------------------------------------------------------------- networks
+def mlp(in_dim: int, hidden_sizes: tuple[int, ...], out_dim: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for hidden in hidden_sizes:
+        layers += [nn.Linear(in_dim, hidden), nn.ReLU()]
+        in_dim = hidden
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class Actor(nn.Module):
+    """μ_θ: observation [B, obs_dim] → action [B, act_dim] inside [low, high].
+
+    tanh gives u ∈ (−1, 1)^act_dim; a = low + (u + 1)(high − low)/2 maps it affinely onto the bounds,
+    whatever they are (asymmetric ones too).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: tuple[int, ...], low: np.ndarray, high: np.ndarray):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_sizes, act_dim)
+        self.register_buffer("action_scale", torch.as_tensor((high - low) / 2.0, dtype=torch.float32))
+        self.register_buffer("action_bias", torch.as_tensor((high + low) / 2.0, dtype=torch.float32))
+        self.register_buffer("action_low", torch.as_tensor(low, dtype=torch.float32))
+        self.register_buffer("action_high", torch.as_tensor(high, dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        action = self.action_bias + self.action_scale * torch.tanh(self.net(obs))
+        # In float32, bias + scale can round one ulp past a bound; the clamp keeps the action inside.
+        return torch.clamp(action, self.action_low, self.action_high)
+
+
+class Critic(nn.Module):
+    """q̂_w: (observation [B, obs_dim], action [B, act_dim]) → Q-value [B]."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: tuple[int, ...]):
+        super().__init__()
+        self.net = mlp(obs_dim + act_dim, hidden_sizes, 1)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, action], dim=1)).squeeze(1)
+
+
+# ------------------------------------------------------------------------------------ replay buffer
+class Batch(NamedTuple):
+    obs: torch.Tensor  # [B, obs_dim]  S_i
+    actions: torch.Tensor  # [B, act_dim]  A_i, as sent to the env (inside the bounds)
+    rewards: torch.Tensor  # [B]  R_i
+    next_obs: torch.Tensor  # [B, obs_dim]  S_{i+1}, the real next observation (never a reset one)
+    terminated: torch.Tensor  # [B]  1.0 where S_{i+1} is terminal, 0.0 otherwise (truncated included)
+
+
+class ReplayBuffer:
+    """Replay buffer D: preallocated circular arrays; the oldest transition is overwritten first."""
+
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int, rng: np.random.Generator) -> None:
+        self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.actions = np.zeros((capacity, act_dim), dtype=np.float32)
+        self.rewards = np.zeros(capacity, dtype=np.float32)
+        self.terminated = np.zeros(capacity, dtype=np.float32)
+        self.capacity = capacity
+        self.rng = rng
+        self.position = 0  # the slot the next transition goes to
+        self.size = 0  # how many slots hold a transition
+
+    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, terminated: bool) -> None:
+        i = self.position
+        self.obs[i] = obs
+        self.actions[i] = action
+        self.rewards[i] = reward
+        self.next_obs[i] = next_obs
+        self.terminated[i] = terminated
+        self.position = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int, device: torch.device) -> Batch:
+        """A uniform mini-batch (with replacement) from the slots written so far."""
+        idx = self.rng.integers(0, self.size, size=batch_size)
+        arrays = (self.obs, self.actions, self.rewards, self.next_obs, self.terminated)
+        return Batch(*(torch.from_numpy(a[idx]).to(device) for a in arrays))
+
+
+# ------------------------------------------------------------------------------------- exploration
+class GaussianNoise:
+    """Independent N(0, σ²) per step and dimension, σ = exploration_noise · (high − low) / 2."""
+
+    def __init__(self, sigma: np.ndarray, rng: np.random.Generator) -> None:
+        self.sigma, self.rng = sigma, rng
+
+    def reset(self) -> None:
+        pass
+
+    def sample(self) -> np.ndarray:
+        return self.sigma * self.rng.standard_normal(self.sigma.shape)
+
+
+class OrnsteinUhlenbeckNoise:
+    """x_{t+1} = x_t − θ x_t + σ ε_t, ε_t ~ N(0, I): temporally correlated noise, reset each episode."""
+
+    def __init__(self, sigma: np.ndarray, theta: float, rng: np.random.Generator) -> None:
+        self.sigma, self.theta, self.rng = sigma, theta, rng
+        self.state = np.zeros_like(sigma)
+
+    def reset(self) -> None:
+        self.state = np.zeros_like(self.sigma)
+
+    def sample(self) -> np.ndarray:
+        self.state = self.state - self.theta * self.state + self.sigma * self.rng.standard_normal(self.sigma.shape)
+        return self.state
+
+
+# --------------------------------------------------------------------------------- the algorithm
+def critic_target(
+    rewards: torch.Tensor, terminated: torch.Tensor, next_q_target: torch.Tensor, gamma: float
+) -> torch.Tensor:
+    """y_i = R_i + γ (1 − terminated_i) q̂_w'(S_{i+1}, μ_θ'(S_{i+1})), shape [B].
+
+    `next_q_target` is q̂_w'(S_{i+1}, μ_θ'(S_{i+1})), [B]. Only termination cuts the bootstrap.
+    """
+    return rewards + gamma * (1.0 - terminated) * next_q_target
+
+
+def critic_loss(critic: Critic, target_actor: Actor, target_critic: Critic, batch: Batch, gamma: float) -> torch.Tensor:
+    """L(w) = 1/B Σ_i (y_i − q̂_w(S_i, A_i))²; no gradient flows into the targets."""
+    with torch.no_grad():
+        next_q_target = target_critic(batch.next_obs, target_actor(batch.next_obs))  # [B]
+        y = critic_target(batch.rewards, batch.terminated, next_q_target, gamma)  # [B]
+    return F.mse_loss(critic(batch.obs, batch.actions), y)
+
+
+def actor_loss(actor: Actor, critic: Critic, obs: torch.Tensor) -> torch.Tensor:
+    """−J(θ) = −1/B Σ_i q̂_w(S_i, μ_θ(S_i)); its θ-gradient is −∂q̂_w/∂a · dμ_θ/dθ, averaged."""
+    return -critic(obs, actor(obs)).mean()
+
+
+def update_target_network(target_network: nn.Module, network: nn.Module, tau: float) -> None:
+    """w' ← τ w + (1 − τ) w'; τ = 1 copies w exactly."""
+    with torch.no_grad():
+        for target_param, param in zip(target_network.parameters(), network.parameters(), strict=True):
+            target_param.lerp_(param, tau)  # lerp(w', w, τ) = w' + τ (w − w'), exactly w when τ = 1
+
+
+# ----------------------------------------------------------------------------------- evaluation
+def make_env(env_id: str) -> gym.Env:
+    """The env with flattened observations (Discrete observations become one-hot vectors)."""
+    return gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)))
+
+
+EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one in evaluation
+
+
+def evaluate(actor: Actor, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
+    """Undiscounted returns of deterministic episodes a = μ_θ(s); episode i is reset with seed + 10_000 + i.
+
+    An env without a time limit is truncated after EVAL_STEP_LIMIT steps here, so that a policy that
+    never reaches a terminal state cannot hang the evaluation.
+    """
+    env = make_env(env_id)
+    if env.spec is None or env.spec.max_episode_steps is None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + 10_000 + i)
+        episode_return, done = 0.0, False
+        while not done:
+            with torch.no_grad():
+                action = actor(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))[0]
+            obs, reward, terminated, truncated, _ = env.step(action.cpu().numpy())
+            episode_return += float(reward)
+            done = terminated or truncated
+        returns.append(episode_return)
+    env.close()
+    return returns
+
+
+# -------------------------------------------------------------------------------------- training
+LOG_INTERVAL = 100  # environment steps between reads of the losses (each read waits for the device)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"ddpg.py: --device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            f"ddpg.py: --device {name} was asked for, but torch sees no CUDA GPU on this machine; use --device cpu or auto."
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(
+            f"ddpg.py: --device {name} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)."
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"ddpg.py: --device {name} is not supported; use auto, cpu, cuda or cuda:N.")
+    return device
+
+
+def check_args(args: Args) -> None:
+    """Reject settings that cannot work, each with one sentence, before anything is written."""
+    for name in ("total_timesteps", "buffer_size", "batch_size", "policy_frequency"):
+        if getattr(args, name) <= 0:
+            flag = name.replace("_", "-")
+            raise UsageError(f"ddpg.py: --{flag} must be a positive integer, got {getattr(args, name)}.")
+    if args.batch_size > args.buffer_size:
+        raise UsageError(
+            f"ddpg.py: --batch-size {args.batch_size} is larger than the replay buffer can ever hold "
+            f"(--buffer-size {args.buffer_size})."
+        )
+    checks = [
+        (0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
+        (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
+        (args.critic_learning_rate > 0, f"--critic-learning-rate must be positive, got {args.critic_learning_rate}"),
+        (0.0 < args.tau <= 1.0, f"--tau must lie in (0, 1], got {args.tau}"),
+        (args.exploration_noise >= 0, f"--exploration-noise must be non-negative, got {args.exploration_noise}"),
+        (0.0 <= args.ou_theta <= 1.0, f"--ou-theta must lie in [0, 1], got {args.ou_theta}"),
+        (args.learning_starts >= 0, f"--learning-starts must be non-negative, got {args.learning_starts}"),
+        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
+        (args.torch_threads >= 0, f"--torch-threads must be non-negative, got {args.torch_threads}"),
+        (
+            len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0,
+            f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(f"ddpg.py: {message}.")
+
+
+def make_checked_env(env_id: str) -> gym.Env:
+    try:
+        env = make_env(env_id)
+    except gym.error.Error as error:
+        raise UsageError(f"ddpg.py cannot make the environment {env_id!r}: {error}") from None
+    space = env.action_space
+    if not isinstance(space, gym.spaces.Box):
+        env.close()
+        raise UsageError(
+            f"ddpg.py needs a Box (continuous) action space, but {env_id} has {space}; "
+            "for Discrete actions use dqn.py, reinforce.py, trpo.py or natural_gradient.py."
+        )
+    if len(space.shape) != 1 or not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        env.close()
+        raise UsageError(
+            f"ddpg.py needs a flat Box action space with finite bounds to map its tanh actor onto, but {env_id} has {space}."
+        )
+    return env
+
+
+def make_run_dir(args: Args) -> str:
+    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
+    name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    os.makedirs(args.log_dir, exist_ok=True)
+    for attempt in range(1000):
+        run_dir = os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}")
+        try:
+            os.mkdir(run_dir)  # fails if another run took this name, so no run writes into another's
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"ddpg.py: could not create a fresh run directory under {args.log_dir}.")
+
+
+def train(args: Args) -> dict:
+    check_args(args)
+    device = resolve_device(args.device)
+    env = make_checked_env(args.env_id)
+
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    rng = np.random.default_rng(args.seed)
+    env.action_space.seed(args.seed)
+
+    run_dir = make_run_dir(args)
+    writer = SummaryWriter(run_dir)
+    table = "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
+
+    obs_dim = int(np.prod(env.observation_space.shape))
+    low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
+    act_dim = low.shape[0]
+    actor = Actor(obs_dim, act_dim, args.hidden_sizes, low, high).to(device)
+    target_actor = Actor(obs_dim, act_dim, args.hidden_sizes, low, high).to(device)
+    target_actor.load_state_dict(actor.state_dict())
+    critic = Critic(obs_dim, act_dim, args.hidden_sizes).to(device)
+    target_critic = Critic(obs_dim, act_dim, args.hidden_sizes).to(device)
+    target_critic.load_state_dict(critic.state_dict())
+    # The fused kernels take ~30 % less time per step on CPU for networks this small.
+    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
+    critic_optimizer = torch.optim.Adam(critic.parameters(), lr=args.critic_learning_rate, fused=True)
+    replay_buffer = ReplayBuffer(args.buffer_size, obs_dim, act_dim, rng)
+    sigma = args.exploration_noise * (high - low) / 2.0
+    noise = OrnsteinUhlenbeckNoise(sigma, args.ou_theta, rng) if args.noise_type == "ou" else GaussianNoise(sigma, rng)
+
+    episodic_returns: list[float] = []
+    progress_every = max(1, args.total_timesteps // 10)
+    last_logged_step = -LOG_INTERVAL
+    updates = 0
+    start_time = time.perf_counter()
+    obs, _ = env.reset(seed=args.seed)
+    for global_step in range(args.total_timesteps):
+        if global_step < args.learning_starts:
+            action = env.action_space.sample()
+        else:
+            with torch.no_grad():
+                mu = actor(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))[0]
+            action = np.clip(mu.cpu().numpy() + noise.sample(), low, high).astype(env.action_space.dtype)
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        # next_obs is the real successor, also when the episode just ended: the reset comes after.
+        replay_buffer.add(obs, action, float(reward), next_obs, terminated)
+        if terminated or truncated:
+            episodic_returns.append(float(info["episode"]["r"]))
+            writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
+            writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
+            obs, _ = env.reset()
+            noise.reset()
+        else:
+            obs = next_obs
+
+        if global_step >= args.learning_starts:
+            batch = replay_buffer.sample(args.batch_size, device)
+            q_loss = critic_loss(critic, target_actor, target_critic, batch, args.gamma)
+            critic_optimizer.zero_grad(set_to_none=True)
+            q_loss.backward()
+            critic_optimizer.step()
+            updates += 1
+            if updates % args.policy_frequency == 0:
+                pi_loss = actor_loss(actor, critic, batch.obs)
+                actor_optimizer.zero_grad(set_to_none=True)
+                pi_loss.backward()  # also leaves gradients on the critic: its zero_grad clears them next time
+                actor_optimizer.step()
+                update_target_network(target_actor, actor, args.tau)
+                update_target_network(target_critic, critic, args.tau)
+            # .item() waits for the device: read the losses (and check them) only every LOG_INTERVAL steps.
+            if global_step - last_logged_step >= LOG_INTERVAL and updates >= args.policy_frequency:
+                last_logged_step = global_step
+                q_value, pi_value = q_loss.item(), pi_loss.item()
+                writer.add_scalar("losses/critic_loss", q_value, global_step)
+                writer.add_scalar("losses/actor_loss", pi_value, global_step)
+                if not (math.isfinite(q_value) and math.isfinite(pi_value)):
+                    writer.close()
+                    env.close()
+                    raise FloatingPointError(
+                        f"ddpg.py: the critic loss became {q_value} and the actor loss {pi_value} at step "
+                        f"{global_step}; try lower learning rates."
+                    )
+
+        if (global_step + 1) % progress_every == 0:
+            sps = (global_step + 1) / (time.perf_counter() - start_time)
+            writer.add_scalar("charts/SPS", sps, global_step)
+            latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
+            print(f"step {global_step + 1}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True)
+    train_time = time.perf_counter() - start_time
+    sps = args.total_timesteps / train_time
+    env.close()
+
+    eval_returns = evaluate(actor, args.env_id, args.seed, args.eval_episodes, device)
+    for i, episode_return in enumerate(eval_returns):
+        writer.add_scalar("eval/return", episode_return, i)
+    if args.save_model:
+        model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+        state = {
+            "actor": {k: v.cpu() for k, v in actor.state_dict().items()},
+            "critic": {k: v.cpu() for k, v in critic.state_dict().items()},
+            "args": asdict(args),
+        }
+        torch.save(state, model_path)
+        print(f"model saved to {model_path}")
+    writer.close()
+
+    if eval_returns:
+        summary = (
+            f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
+        )
+    else:
+        summary = "no evaluation"
+    print(
+        f"{args.env_id} seed {args.seed}: {summary}, {args.total_timesteps} steps, "
+        f"{train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
+    )
+    return {
+        "episodic_returns": episodic_returns,
+        "eval_returns": eval_returns,
+        "sps": sps,
+        "run_dir": run_dir,
+        "actor": actor,
+        "critic": critic,
+        "replay_buffer": replay_buffer,
+    }
+
+
+if __name__ == "__main__":
+    try:
+        train(tyro.cli(Args))
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        sys.exit(2)
