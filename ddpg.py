@@ -62,7 +62,7 @@ class Args:
     """id of a registered Gymnasium environment with a Box action space"""
     seed: int = 1
     """seed of random, numpy, torch and the environment"""
-    total_timesteps: int = 20_000
+    total_timesteps: int = 15_000
     """environment steps to train for"""
     gamma: float = 0.98
     """discount factor γ"""
@@ -270,13 +270,13 @@ def evaluate(actor: Actor, env_id: str, seed: int, episodes: int, device: torch.
     returns = []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + 10_000 + i)
-        episode_return, done = 0.0, False
-        while not done:
+        episode_return, episode_over = 0.0, False
+        while not episode_over:
             with torch.no_grad():
                 action = actor(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))[0]
             obs, reward, terminated, truncated, _ = env.step(action.cpu().numpy())
             episode_return += float(reward)
-            done = terminated or truncated
+            episode_over = terminated or truncated
         returns.append(episode_return)
     env.close()
     return returns

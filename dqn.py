@@ -265,13 +265,13 @@ def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device:
     returns = []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + 10_000 + i)
-        episode_return, done = 0.0, False
-        while not done:
+        episode_return, episode_over = 0.0, False
+        while not episode_over:
             with torch.no_grad():
                 q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))
             obs, reward, terminated, truncated, _ = env.step(int(q_values.argmax()) + start)
             episode_return += float(reward)
-            done = terminated or truncated
+            episode_over = terminated or truncated
         returns.append(episode_return)
     env.close()
     return returns
