@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = [
     # module, envs it runs on, an env it must refuse, overrides for a short run
     ("dqn", ("CartPole-v1",), "Pendulum-v1", {"total_timesteps": 600, "learning_starts": 200, "batch_size": 32}),
+    ("fitted_q", ("CartPole-v1",), "Pendulum-v1", {"total_timesteps": 600, "learning_starts": 200, "batch_size": 32}),
     ("ddpg", ("Pendulum-v1",), "CartPole-v1", {"total_timesteps": 400, "learning_starts": 200, "batch_size": 32}),
 ]
 RUNS = [(module, env_id, short) for module, env_ids, _, short in SCRIPTS for env_id in env_ids]

@@ -1,0 +1,544 @@
+"""Neural fitted Q-iteration: collect, freeze a target, regress; DQN is its special case N = 1, K = 1.
+
+Q-learning with function approximation runs three processes (the lecture's "more general view"):
+(1) collecting transitions into a buffer D, (2) saving target parameters w' ← w, and (3) regressing
+q̂_w onto targets computed with w'. Online Q-learning runs all three at one rate; DQN runs (2) slowly;
+fitted Q-iteration puts (3) in the inner loop of (2), inside (1) (Riedmiller 2005, "Neural Fitted Q
+Iteration"; Ernst, Geurts & Wehenkel 2005, "Tree-Based Batch Mode Reinforcement Learning").
+
+Each iteration of the outer loop:
+
+    w' ← w                                                         (2) save the target, `target_q_network`
+    collect N transitions with ε-greedy(q̂_w) into D                (1) N = `transitions_per_iteration`
+    repeat K times:                                                 (3) K = `fit_steps`
+        y_i = R_i + γ (1 − terminated_i) max_a' q̂_w'(S_{i+1}, a')      `td_target`
+        w ← w − α ∇_w 1/B Σ_i (y_i − q̂_w(S_i, A_i))²                   `regression_loss`, `fit`
+
+on mini-batches of D (Adam) or on all of D at once (Rprop, NFQ's full-batch optimiser). With N = 1,
+K = 1 this is DQN with the target copied every step; large N and K are NFQ. `--refit-from-scratch`
+re-initialises q̂_w before each regression, as NFQ does, so each iteration is one approximate
+application of the Bellman optimality operator to q̂_w'.
+
+Offline (batch) mode: `--save-dataset FILE.npz` writes the transitions a run collected (obs, action,
+reward, next_obs, terminated, truncated); `--dataset FILE.npz` trains on such a file with no
+environment interaction at all (the evaluation episodes excepted): the same iterations, with the
+collecting step (1) skipped.
+
+Termination is not truncation: the target is cut only where the episode *terminated*; a truncated
+transition bootstraps from its real final observation. The script steps a single environment and
+resets it by hand, so a stored transition never crosses a reset and no autoreset mode is involved.
+
+Examples:
+    python fitted_q.py                                          # CartPole-v1, the defaults
+    python fitted_q.py --save-dataset cartpole.npz              # ... and keep its transitions
+    python fitted_q.py --dataset cartpole.npz --seed 2          # offline, from that file alone
+    python fitted_q.py --optimizer rprop --refit-from-scratch --transitions-per-iteration 1000
+"""
+
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Literal, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+import tyro
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__).removesuffix(".py")
+    """name of this experiment, used in the run directory's name"""
+    env_id: str = "CartPole-v1"
+    """id of a registered Gymnasium environment with a Discrete action space"""
+    seed: int = 1
+    """seed of random, numpy, torch and the environment"""
+    total_timesteps: int = 30_000
+    """environment steps to collect (offline: sets the number of iterations, total_timesteps / N)"""
+    gamma: float = 0.99
+    """discount factor γ"""
+    learning_rate: float = 1e-3
+    """learning rate α of the Q-network's optimiser (Adam; Rprop's initial step size)"""
+    device: str = "auto"
+    """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
+    torch_deterministic: bool = True
+    """make cuDNN pick deterministic algorithms"""
+    log_dir: str = "runs"
+    """directory under which each run writes its TensorBoard logs (and model)"""
+    save_model: bool = False
+    """save the Q-network and the args to <run_dir>/<exp_name>.pt at the end"""
+    eval_episodes: int = 10
+    """greedy evaluation episodes after training (0 turns the evaluation off)"""
+    torch_threads: int = 1
+    """torch CPU threads (small networks run fastest on one; 0 keeps torch's default)"""
+
+    transitions_per_iteration: int = 50
+    """N: transitions collected per iteration, with the target frozen"""
+    fit_steps: int = 25
+    """K: regression steps per iteration against the frozen target"""
+    optimizer: Literal["adam", "rprop"] = "adam"
+    """adam: mini-batches of batch_size; rprop: the whole buffer each step (NFQ)"""
+    refit_from_scratch: bool = False
+    """re-initialise q̂_w (and its optimiser) before each iteration's regression, as NFQ does"""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """widths of the Q-network's hidden layers"""
+    buffer_size: int = 50_000
+    """capacity of the replay buffer D, in transitions"""
+    batch_size: int = 256
+    """transitions per Adam step"""
+    learning_starts: int = 1_000
+    """transitions collected (ε-greedy, so mostly random) before the first regression"""
+    tau: float = 1.0
+    """target update coefficient τ at each iteration: 1 saves w' ← w as on the slide, < 1 Polyak-averages"""
+    start_e: float = 1.0
+    """ε at the start of the schedule"""
+    end_e: float = 0.05
+    """ε at the end of the schedule, kept from then on"""
+    exploration_fraction: float = 0.25
+    """fraction of total_timesteps over which ε decays linearly from start_e to end_e"""
+    max_grad_norm: float = 10.0
+    """clip the gradient's global norm to this in Adam steps (0 turns clipping off)"""
+    dataset: str | None = None
+    """train offline from this .npz file (written by --save-dataset) instead of the environment"""
+    save_dataset: str | None = None
+    """write the collected transitions to this .npz file at the end"""
+
+
+class UsageError(ValueError):
+    """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
+
+
+# ----------------------------------------------------------------------------------------- networks
+class QNetwork(nn.Module):
+    """q̂_w: observation [B, obs_dim] → one Q-value per action [B, n_actions]."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: tuple[int, ...]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = obs_dim
+        for hidden in hidden_sizes:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        layers.append(nn.Linear(width, n_actions))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs)
+
+
+# ------------------------------------------------------------------------------------ replay buffer
+DATASET_FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
+
+
+class Batch(NamedTuple):
+    obs: torch.Tensor  # [B, obs_dim]  S_i
+    actions: torch.Tensor  # [B] int64 A_i (index into 0..n_actions-1)
+    rewards: torch.Tensor  # [B]  R_i
+    next_obs: torch.Tensor  # [B, obs_dim]  S_{i+1}, the real next observation (never a reset one)
+    terminated: torch.Tensor  # [B]  1.0 where S_{i+1} is terminal, 0.0 otherwise (truncated included)
+
+
+class ReplayBuffer:
+    """The transition set D: preallocated circular arrays; the oldest transition is overwritten first.
+
+    `truncated` is kept only so that a dataset written from D says where episodes ended; the targets
+    never read it.
+    """
+
+    def __init__(self, capacity: int, obs_dim: int, rng: np.random.Generator) -> None:
+        self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.actions = np.zeros(capacity, dtype=np.int64)
+        self.rewards = np.zeros(capacity, dtype=np.float32)
+        self.terminated = np.zeros(capacity, dtype=np.float32)
+        self.truncated = np.zeros(capacity, dtype=np.float32)
+        self.capacity = capacity
+        self.rng = rng
+        self.position = 0  # the slot the next transition goes to
+        self.size = 0  # how many slots hold a transition
+
+    def add(self, obs, action: int, reward: float, next_obs, terminated: bool, truncated: bool) -> None:
+        i = self.position
+        self.obs[i], self.actions[i], self.rewards[i] = obs, action, reward
+        self.next_obs[i], self.terminated[i], self.truncated[i] = next_obs, terminated, truncated
+        self.position = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int, device: torch.device) -> Batch:
+        """A uniform mini-batch (with replacement) from the slots written so far."""
+        return self._batch(self.rng.integers(0, self.size, size=batch_size), device)
+
+    def everything(self, device: torch.device) -> Batch:
+        """All of D, for full-batch (Rprop) regression."""
+        return self._batch(np.arange(self.size), device)
+
+    def _batch(self, idx: np.ndarray, device: torch.device) -> Batch:
+        arrays = (self.obs, self.actions, self.rewards, self.next_obs, self.terminated)
+        return Batch(*(torch.from_numpy(a[idx]).to(device) for a in arrays))
+
+    def as_dataset(self) -> dict[str, np.ndarray]:
+        """D in the order the transitions were collected (oldest first), as the dataset file stores it."""
+        order = np.arange(self.size) if self.size < self.capacity else np.roll(np.arange(self.capacity), -self.position)
+        arrays = (self.obs, self.actions, self.rewards, self.next_obs, self.terminated, self.truncated)
+        return {name: a[order] for name, a in zip(DATASET_FIELDS, arrays, strict=True)}
+
+
+def load_dataset(path: str, obs_dim: int, n_actions: int) -> dict[str, np.ndarray]:
+    """Read and check a dataset file; any missing or mis-shaped array is a UsageError naming it."""
+    try:
+        with np.load(path) as file:
+            data = {name: file[name] for name in file.files}
+    except (OSError, ValueError) as error:
+        raise UsageError(f"fitted_q.py cannot read the dataset {path!r}: {error}.") from None
+    missing = [name for name in DATASET_FIELDS if name not in data]
+    if missing:
+        raise UsageError(f"fitted_q.py: the dataset {path!r} lacks the array(s) {', '.join(missing)}.")
+    m = len(data["action"])
+    expected = {"obs": (m, obs_dim), "next_obs": (m, obs_dim)} | {
+        k: (m,) for k in DATASET_FIELDS[1:] if k != "next_obs"
+    }
+    for name, shape in expected.items():
+        if data[name].shape != shape:
+            raise UsageError(
+                f"fitted_q.py: the dataset {path!r} has {name} of shape {data[name].shape}, expected {shape} "
+                f"for {m} transitions of this env."
+            )
+    if m == 0 or data["action"].min() < 0 or data["action"].max() >= n_actions:
+        raise UsageError(
+            f"fitted_q.py: the dataset {path!r} needs at least one transition, with actions in 0..{n_actions - 1}."
+        )
+    return data
+
+
+# --------------------------------------------------------------------------------- the algorithm
+def linear_schedule(start: float, end: float, duration: float, t: int) -> float:
+    """ε_t: linear from `start` at t = 0 to `end` at t = duration, then constant."""
+    if duration <= 0:
+        return end
+    return start + (end - start) * min(t / duration, 1.0)
+
+
+def td_target(
+    rewards: torch.Tensor, terminated: torch.Tensor, next_q_target: torch.Tensor, gamma: float
+) -> torch.Tensor:
+    """y_i = R_i + γ (1 − terminated_i) max_a' q̂_w'(S_{i+1}, a'), shape [B].
+
+    `next_q_target` is q̂_w'(S_{i+1}, ·), [B, n_actions]. Only termination cuts the bootstrap.
+    """
+    return rewards + gamma * (1.0 - terminated) * next_q_target.max(dim=1).values
+
+
+def regression_loss(q_network: QNetwork, target_q_network: QNetwork, batch: Batch, gamma: float) -> torch.Tensor:
+    """1/B Σ_i (y_i − q̂_w(S_i, A_i))², the targets y_i computed with the frozen w'."""
+    with torch.no_grad():
+        y = td_target(batch.rewards, batch.terminated, target_q_network(batch.next_obs), gamma)  # [B]
+    q_taken = q_network(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)  # q̂_w(S_i, A_i), [B]
+    return F.mse_loss(q_taken, y)
+
+
+def fit(
+    q_network: QNetwork,
+    target_q_network: QNetwork,
+    optimizer: torch.optim.Optimizer,
+    replay_buffer: ReplayBuffer,
+    args: Args,
+    device: torch.device,
+) -> torch.Tensor:
+    """Process (3): K regression steps of q̂_w onto the frozen targets; returns the last loss."""
+    full_batch = replay_buffer.everything(device) if args.optimizer == "rprop" else None
+    for _ in range(args.fit_steps):
+        batch = full_batch if full_batch is not None else replay_buffer.sample(args.batch_size, device)
+        loss = regression_loss(q_network, target_q_network, batch, args.gamma)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if args.max_grad_norm > 0 and args.optimizer == "adam":
+            nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
+        optimizer.step()
+    return loss
+
+
+def update_target_network(target_network: nn.Module, network: nn.Module, tau: float) -> None:
+    """w' ← τ w + (1 − τ) w'; τ = 1 copies w exactly."""
+    with torch.no_grad():
+        for target_param, param in zip(target_network.parameters(), network.parameters(), strict=True):
+            target_param.lerp_(param, tau)  # lerp(w', w, τ) = w' + τ (w − w'), exactly w when τ = 1
+
+
+def make_optimizer(q_network: QNetwork, args: Args) -> torch.optim.Optimizer:
+    if args.optimizer == "rprop":
+        return torch.optim.Rprop(q_network.parameters(), lr=args.learning_rate)
+    return torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)  # ~30 % faster on CPU
+
+
+# ----------------------------------------------------------------------------------- evaluation
+def make_env(env_id: str) -> gym.Env:
+    """The env with flattened observations (Discrete observations become one-hot vectors)."""
+    return gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)))
+
+
+EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one in evaluation
+
+
+def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
+    """Undiscounted returns of greedy episodes; episode i starts from reset(seed=seed + 10_000 + i).
+
+    A greedy policy can loop forever in an env without a time limit (CliffWalking-v1), so such an env
+    is truncated after EVAL_STEP_LIMIT steps here.
+    """
+    env = make_env(env_id)
+    if env.spec is None or env.spec.max_episode_steps is None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
+    start = int(env.action_space.start)
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + 10_000 + i)
+        episode_return, episode_over = 0.0, False
+        while not episode_over:
+            with torch.no_grad():
+                q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))
+            obs, reward, terminated, truncated, _ = env.step(int(q_values.argmax()) + start)
+            episode_return += float(reward)
+            episode_over = terminated or truncated
+        returns.append(episode_return)
+    env.close()
+    return returns
+
+
+# -------------------------------------------------------------------------------------- training
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(
+            f"fitted_q.py: --device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N."
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            f"fitted_q.py: --device {name} was asked for, but torch sees no CUDA GPU on this machine; "
+            "use --device cpu or auto."
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(
+            f"fitted_q.py: --device {name} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)."
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"fitted_q.py: --device {name} is not supported; use auto, cpu, cuda or cuda:N.")
+    return device
+
+
+def check_args(args: Args) -> None:
+    """Reject settings that cannot work, each with one sentence, before anything is written."""
+    positive = ("total_timesteps", "buffer_size", "batch_size", "transitions_per_iteration", "fit_steps")
+    for name in positive:
+        if getattr(args, name) <= 0:
+            flag = name.replace("_", "-")
+            raise UsageError(f"fitted_q.py: --{flag} must be a positive integer, got {getattr(args, name)}.")
+    if args.batch_size > args.buffer_size:
+        raise UsageError(
+            f"fitted_q.py: --batch-size {args.batch_size} is larger than the replay buffer can ever hold "
+            f"(--buffer-size {args.buffer_size})."
+        )
+    if args.dataset is not None and not os.path.isfile(args.dataset):
+        raise UsageError(f"fitted_q.py: the dataset {args.dataset!r} does not exist.")
+    if args.dataset is not None and args.save_dataset is not None:
+        raise UsageError(
+            "fitted_q.py: --dataset trains offline and collects nothing, so --save-dataset has nothing to write."
+        )
+    if args.save_dataset is not None and os.path.exists(args.save_dataset):
+        raise UsageError(f"fitted_q.py: {args.save_dataset!r} exists already; pick a new --save-dataset path.")
+    checks = [
+        (0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
+        (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
+        (0.0 < args.tau <= 1.0, f"--tau must lie in (0, 1], got {args.tau}"),
+        (
+            0.0 <= args.end_e <= 1.0 and 0.0 <= args.start_e <= 1.0,
+            f"--start-e and --end-e must lie in [0, 1], got {args.start_e} and {args.end_e}",
+        ),
+        (
+            0.0 <= args.exploration_fraction <= 1.0,
+            f"--exploration-fraction must lie in [0, 1], got {args.exploration_fraction}",
+        ),
+        (args.learning_starts >= 0, f"--learning-starts must be non-negative, got {args.learning_starts}"),
+        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
+        (args.max_grad_norm >= 0, f"--max-grad-norm must be non-negative, got {args.max_grad_norm}"),
+        (args.torch_threads >= 0, f"--torch-threads must be non-negative, got {args.torch_threads}"),
+        (
+            len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0,
+            f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(f"fitted_q.py: {message}.")
+
+
+def make_checked_env(env_id: str) -> gym.Env:
+    try:
+        env = make_env(env_id)
+    except gym.error.Error as error:
+        raise UsageError(f"fitted_q.py cannot make the environment {env_id!r}: {error}") from None
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        env.close()
+        raise UsageError(
+            f"fitted_q.py needs a Discrete action space, but {env_id} has {env.action_space}; "
+            "for continuous (Box) actions use ddpg.py, reinforce.py, trpo.py or natural_gradient.py."
+        )
+    return env
+
+
+def make_run_dir(args: Args) -> str:
+    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
+    name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    os.makedirs(args.log_dir, exist_ok=True)
+    for attempt in range(1000):
+        run_dir = os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}")
+        try:
+            os.mkdir(run_dir)  # fails if another run took this name, so no run writes into another's
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"fitted_q.py: could not create a fresh run directory under {args.log_dir}.")
+
+
+def train(args: Args) -> dict:
+    check_args(args)
+    device = resolve_device(args.device)
+    env = make_checked_env(args.env_id)
+    obs_dim = int(np.prod(env.observation_space.shape))
+    n_actions = int(env.action_space.n)
+    dataset = load_dataset(args.dataset, obs_dim, n_actions) if args.dataset is not None else None
+
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    rng = np.random.default_rng(args.seed)
+    env.action_space.seed(args.seed)
+
+    run_dir = make_run_dir(args)
+    writer = SummaryWriter(run_dir)
+    table = "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
+
+    q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
+    target_q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
+    target_q_network.load_state_dict(q_network.state_dict())
+    optimizer = make_optimizer(q_network, args)
+    if dataset is None:
+        replay_buffer = ReplayBuffer(args.buffer_size, obs_dim, rng)
+    else:
+        replay_buffer = ReplayBuffer(len(dataset["action"]), obs_dim, rng)
+        for i in range(len(dataset["action"])):
+            replay_buffer.add(*(dataset[name][i] for name in DATASET_FIELDS))
+
+    episodic_returns: list[float] = []
+    exploration_steps = args.exploration_fraction * args.total_timesteps
+    iterations = math.ceil(args.total_timesteps / args.transitions_per_iteration)
+    progress_every = max(1, iterations // 10)
+    global_step = 0
+    start_time = time.perf_counter()
+    obs, _ = env.reset(seed=args.seed)
+    for iteration in range(iterations):
+        update_target_network(target_q_network, q_network, args.tau)  # (2) w' ← w
+
+        if dataset is None:  # (1) collect N transitions with ε-greedy(q̂_w)
+            for _ in range(min(args.transitions_per_iteration, args.total_timesteps - global_step)):
+                epsilon = linear_schedule(args.start_e, args.end_e, exploration_steps, global_step)
+                if rng.random() < epsilon:
+                    action = int(env.action_space.sample()) - int(env.action_space.start)
+                else:
+                    with torch.no_grad():
+                        q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))
+                    action = int(q_values.argmax())
+                next_obs, reward, terminated, truncated, info = env.step(action + int(env.action_space.start))
+                # next_obs is the real successor, also when the episode just ended: the reset comes after.
+                replay_buffer.add(obs, action, float(reward), next_obs, terminated, truncated)
+                if terminated or truncated:
+                    episodic_returns.append(float(info["episode"]["r"]))
+                    writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
+                    writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
+                    obs, _ = env.reset()
+                else:
+                    obs = next_obs
+                global_step += 1
+            if global_step < args.learning_starts:
+                continue
+        else:
+            global_step += args.transitions_per_iteration  # offline: the budget counts iterations
+
+        if args.refit_from_scratch:
+            q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
+            optimizer = make_optimizer(q_network, args)
+        loss = fit(q_network, target_q_network, optimizer, replay_buffer, args, device)  # (3) K steps
+
+        if iteration % progress_every == 0 or iteration == iterations - 1:
+            loss_value = loss.item()  # waits for the device: once per logged iteration
+            writer.add_scalar("losses/td_loss", loss_value, global_step)
+            if not math.isfinite(loss_value):
+                writer.close()
+                env.close()
+                raise FloatingPointError(
+                    f"fitted_q.py: the regression loss became {loss_value} at step {global_step} "
+                    f"(iteration {iteration}); try a lower --learning-rate."
+                )
+            sps = global_step / (time.perf_counter() - start_time)
+            writer.add_scalar("charts/SPS", sps, global_step)
+            latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
+            print(
+                f"iteration {iteration + 1}/{iterations}  step {global_step}  latest return {latest}  SPS {sps:.0f}",
+                flush=True,
+            )
+    train_time = time.perf_counter() - start_time
+    sps = global_step / train_time
+    env.close()
+
+    eval_returns = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, device)
+    for i, episode_return in enumerate(eval_returns):
+        writer.add_scalar("eval/return", episode_return, i)
+    if args.save_model:
+        model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+        state = {k: v.cpu() for k, v in q_network.state_dict().items()}
+        torch.save({"q_network": state, "args": asdict(args)}, model_path)
+        print(f"model saved to {model_path}")
+    if args.save_dataset is not None:
+        np.savez(args.save_dataset, **replay_buffer.as_dataset())
+        print(f"{replay_buffer.size} transitions saved to {args.save_dataset}")
+    writer.close()
+
+    if eval_returns:
+        summary = (
+            f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
+        )
+    else:
+        summary = "no evaluation"
+    print(
+        f"{args.env_id} seed {args.seed}: {summary}, {global_step} steps, "
+        f"{train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
+    )
+    return {
+        "episodic_returns": episodic_returns,
+        "eval_returns": eval_returns,
+        "sps": sps,
+        "run_dir": run_dir,
+        "q_network": q_network,
+        "replay_buffer": replay_buffer,
+    }
+
+
+if __name__ == "__main__":
+    try:
+        train(tyro.cli(Args))
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,235 @@
+"""fitted_q.py against value iteration, against a hand-computed DQN step, and its dataset round trip."""
+
+import dataclasses
+import os
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from conftest import CountingEnv
+
+import fitted_q
+
+GAMMA = 0.9
+
+
+class ChainMDP(gym.Env):
+    """States 0..3 as Discrete observations (one-hot after flattening); 3 is terminal.
+
+    Action 1 moves right, action 0 moves left (0 stays at 0). Entering 3 pays +1, every other
+    step costs 0.1.
+    """
+
+    observation_space = gym.spaces.Discrete(4)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.state = 0
+        return self.state, {}
+
+    def step(self, action):
+        self.state = chain_next_state(self.state, int(action))
+        terminated = self.state == 3
+        return self.state, 1.0 if terminated else -0.1, terminated, False, {}
+
+
+def chain_next_state(state: int, action: int) -> int:
+    return state + 1 if action == 1 else max(state - 1, 0)
+
+
+gym.register("tests/ChainMDP-v0", entry_point=ChainMDP, max_episode_steps=20)
+
+
+def value_iteration_q_star(gamma: float, sweeps: int = 500) -> np.ndarray:
+    """Q*(s, a) for s in 0..2 by iterating the Bellman optimality operator on the explicit model."""
+    q = np.zeros((4, 2))
+    for _ in range(sweeps):
+        new = np.zeros_like(q)
+        for s in range(3):
+            for a in range(2):
+                s_next = chain_next_state(s, a)
+                new[s, a] = (1.0 if s_next == 3 else -0.1) + (0.0 if s_next == 3 else gamma * q[s_next].max())
+        q = new
+    return q[:3]
+
+
+def chain_dataset(path: str, repeats: int = 20) -> None:
+    """Every (s, a) pair of the chain, `repeats` times, as a --save-dataset file would hold it."""
+    rows = [(s, a) for s in range(3) for a in range(2)] * repeats
+    one_hot = np.eye(4, dtype=np.float32)
+    next_states = [chain_next_state(s, a) for s, a in rows]
+    np.savez(
+        path,
+        obs=one_hot[[s for s, _ in rows]],
+        action=np.array([a for _, a in rows]),
+        reward=np.array([1.0 if n == 3 else -0.1 for n in next_states], dtype=np.float32),
+        next_obs=one_hot[next_states],
+        terminated=np.array([n == 3 for n in next_states], dtype=np.float32),
+        truncated=np.zeros(len(rows), dtype=np.float32),
+    )
+
+
+def short_args(log_dir: str, **overrides) -> fitted_q.Args:
+    """Args for a run of a second or so: a few hundred steps, small batches, two evaluation episodes."""
+    defaults = {"total_timesteps": 400, "learning_starts": 100, "batch_size": 16, "eval_episodes": 2}
+    return fitted_q.Args(**(defaults | {"log_dir": log_dir} | overrides))
+
+
+@pytest.mark.parametrize("optimizer", ["rprop", "adam"])
+def test_fitted_q_iteration_converges_to_q_star_of_a_small_mdp(optimizer, tmp_path, log_dir):
+    path = str(tmp_path / "chain.npz")
+    chain_dataset(path)
+    # 60 iterations = 60 backups: the remaining error of value iteration is below γ^60 < 0.002.
+    args = fitted_q.Args(
+        env_id="tests/ChainMDP-v0",
+        dataset=path,
+        total_timesteps=60,
+        transitions_per_iteration=1,
+        fit_steps=60,
+        optimizer=optimizer,
+        batch_size=120,
+        learning_rate=1e-2 if optimizer == "adam" else 1e-3,
+        gamma=GAMMA,
+        hidden_sizes=(32,),
+        eval_episodes=1,
+        log_dir=log_dir,
+    )
+    result = fitted_q.train(args)
+    with torch.no_grad():
+        q = result["q_network"](torch.eye(4)[:3]).numpy()
+    np.testing.assert_allclose(q, value_iteration_q_star(GAMMA), atol=0.05)
+    assert result["episodic_returns"] == [], "offline: no training episode ran"
+    assert result["eval_returns"] == [pytest.approx(1.0 - 0.2)], "greedy policy walks right: -0.1, -0.1, +1"
+
+
+def test_one_iteration_with_n_1_k_1_is_one_dqn_step(log_dir):
+    """With N = 1, K = 1, τ = 1, one iteration is DQN's step: copy w' ← w, one Adam step on L(w)."""
+    torch.manual_seed(0)
+    q_network = fitted_q.QNetwork(3, 2, (8,))
+    target_q_network = fitted_q.QNetwork(3, 2, (8,))  # stale: the iteration must copy w into it first
+    buffer = fitted_q.ReplayBuffer(10, 3, np.random.default_rng(7))
+    data = np.random.default_rng(1)
+    for t in range(10):
+        buffer.add(data.normal(size=3), t % 2, data.normal(), data.normal(size=3), t % 4 == 0, t % 4 == 2)
+    args = fitted_q.Args(transitions_per_iteration=1, fit_steps=1, batch_size=4, max_grad_norm=0.0, gamma=GAMMA)
+    before = [p.detach().clone() for p in q_network.parameters()]
+
+    # The independent DQN step, by hand: the same 4 indices the buffer's generator draws.
+    idx = np.random.default_rng(7).integers(0, 10, size=4)
+    frozen = fitted_q.QNetwork(3, 2, (8,))
+    frozen.load_state_dict(q_network.state_dict())  # w' = w at the start of the step
+    loss = 0.0
+    for i in idx:
+        with torch.no_grad():
+            next_max = frozen(torch.as_tensor(buffer.next_obs[i])).max().item()
+        y = buffer.rewards[i] + (0.0 if buffer.terminated[i] else GAMMA * next_max)
+        loss = loss + (y - q_network(torch.as_tensor(buffer.obs[i]))[buffer.actions[i]]) ** 2 / 4
+    grads = torch.autograd.grad(loss, list(q_network.parameters()))
+    # Adam's first step from zero moments: m̂ = g, v̂ = g², so θ ← θ − α g / (|g| + ε).
+    expected = [p - 1e-3 * g / (g.abs() + 1e-8) for p, g in zip(before, grads, strict=True)]
+
+    fitted_q.update_target_network(target_q_network, q_network, args.tau)
+    optimizer = fitted_q.make_optimizer(q_network, args)
+    fitted_q.fit(q_network, target_q_network, optimizer, buffer, args, torch.device("cpu"))
+    for new, want in zip(q_network.parameters(), expected, strict=True):
+        torch.testing.assert_close(new.detach(), want, rtol=1e-5, atol=1e-7)
+
+
+def test_td_target_cuts_on_termination_and_bootstraps_on_truncation():
+    rewards = torch.tensor([1.0, 2.0, 3.0])
+    terminated = torch.tensor([0.0, 1.0, 0.0])  # the third transition was truncated: it bootstraps
+    next_q_target = torch.tensor([[5.0, 7.0], [10.0, 20.0], [-4.0, -6.0]])
+    y = fitted_q.td_target(rewards, terminated, next_q_target, GAMMA)
+    assert y.tolist() == pytest.approx([1.0 + 0.9 * 7.0, 2.0, 3.0 + 0.9 * -4.0])
+
+
+def test_dataset_round_trip_and_offline_training_never_steps_the_env(tmp_path, log_dir, monkeypatch):
+    path = str(tmp_path / "data.npz")
+    online = fitted_q.train(short_args(log_dir, env_id="tests/Truncated-v0", save_dataset=path))
+    with np.load(path) as file:
+        saved = {name: file[name] for name in file.files}
+    assert sorted(saved) == sorted(fitted_q.DATASET_FIELDS)
+    for name, array in online["replay_buffer"].as_dataset().items():
+        np.testing.assert_array_equal(saved[name], array)
+    assert len(saved["action"]) == 400
+    # Truncated-v0 ends every episode after 4 steps by its time limit: truncated, never terminated.
+    assert saved["truncated"].sum() == 100 and saved["terminated"].sum() == 0
+    np.testing.assert_array_equal(saved["next_obs"][saved["truncated"] == 1][:, 0], 4.0)
+
+    def no_stepping(self, action):
+        raise AssertionError("offline training stepped the environment")
+
+    monkeypatch.setattr(CountingEnv, "step", no_stepping)
+    offline = fitted_q.train(short_args(log_dir, env_id="tests/Truncated-v0", dataset=path, eval_episodes=0))
+    assert offline["episodic_returns"] == [] and offline["replay_buffer"].size == 400
+
+
+@pytest.mark.parametrize(
+    "change, phrase",
+    [
+        (lambda d: d.pop("reward"), "lacks the array(s) reward"),
+        (lambda d: d.update(obs=d["obs"][:, :1]), "has obs of shape"),
+        (lambda d: d.update(terminated=d["terminated"][:-1]), "has terminated of shape"),
+        (lambda d: d.update(action=d["action"] + 5), "actions in 0..1"),
+    ],
+)
+def test_a_malformed_dataset_is_refused_with_a_clear_error(change, phrase, tmp_path, log_dir):
+    good, bad = str(tmp_path / "good.npz"), str(tmp_path / "bad.npz")
+    fitted_q.train(short_args(log_dir, env_id="tests/Truncated-v0", save_dataset=good, eval_episodes=0))
+    with np.load(good) as file:
+        data = {name: file[name] for name in file.files}
+    change(data)
+    np.savez(bad, **data)
+    other_log_dir = str(tmp_path / "other_runs")
+    with pytest.raises(fitted_q.UsageError) as error:
+        fitted_q.train(short_args(other_log_dir, env_id="tests/Truncated-v0", dataset=bad))
+    assert phrase in str(error.value) and str(error.value).startswith("fitted_q.py")
+    assert not os.path.exists(other_log_dir)
+
+
+def test_save_dataset_never_overwrites_a_file(tmp_path, log_dir):
+    path = tmp_path / "kept.npz"
+    path.write_bytes(b"precious")
+    with pytest.raises(fitted_q.UsageError, match="exists already"):
+        fitted_q.train(short_args(log_dir, save_dataset=str(path)))
+    assert path.read_bytes() == b"precious" and not os.path.exists(log_dir)
+
+
+def test_refit_from_scratch_and_rprop_run(log_dir):
+    result = fitted_q.train(short_args(log_dir, optimizer="rprop", refit_from_scratch=True))
+    assert len(result["eval_returns"]) == 2
+
+
+def test_same_seed_gives_the_same_run_twice_on_cpu(log_dir):
+    args = short_args(log_dir, total_timesteps=1500, learning_starts=300, device="cpu")
+    first, second = fitted_q.train(args), fitted_q.train(args)
+    assert first["episodic_returns"] == second["episodic_returns"]
+    assert first["eval_returns"] == second["eval_returns"]
+    for p, q in zip(first["q_network"].parameters(), second["q_network"].parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert fitted_q.train(dataclasses.replace(args, seed=2))["episodic_returns"] != first["episodic_returns"]
+
+
+@pytest.mark.parametrize(
+    "overrides, phrase",
+    [
+        ({"env_id": "Pendulum-v1"}, "needs a Discrete action space"),
+        ({"fit_steps": 0}, "--fit-steps must be a positive integer"),
+        ({"transitions_per_iteration": -1}, "--transitions-per-iteration must be a positive integer"),
+        ({"dataset": "/no/such/file.npz"}, "does not exist"),
+        ({"batch_size": 1000, "buffer_size": 100}, "larger than the replay buffer"),
+    ],
+)
+def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):
+    with pytest.raises(fitted_q.UsageError) as error:
+        fitted_q.train(fitted_q.Args(log_dir=log_dir, **overrides))
+    assert phrase in str(error.value)
+    assert not os.path.exists(log_dir)
+
+
+@pytest.mark.slow
+def test_default_settings_solve_cartpole(log_dir):
+    result = fitted_q.train(fitted_q.Args(log_dir=log_dir))
+    assert np.mean(result["eval_returns"]) >= 475
