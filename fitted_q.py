@@ -353,8 +353,13 @@ def check_args(args: Args) -> None:
         raise UsageError(
             "fitted_q.py: --dataset trains offline and collects nothing, so --save-dataset has nothing to write."
         )
-    if args.save_dataset is not None and os.path.exists(args.save_dataset):
-        raise UsageError(f"fitted_q.py: {args.save_dataset!r} exists already; pick a new --save-dataset path.")
+    if args.save_dataset is not None:
+        if not args.save_dataset.endswith(".npz"):
+            raise UsageError(f"fitted_q.py: --save-dataset {args.save_dataset!r} must end in .npz.")
+        if os.path.exists(args.save_dataset):
+            raise UsageError(f"fitted_q.py: {args.save_dataset!r} exists already; pick a new --save-dataset path.")
+        if not os.path.isdir(os.path.dirname(os.path.abspath(args.save_dataset))):
+            raise UsageError(f"fitted_q.py: the directory of --save-dataset {args.save_dataset!r} does not exist.")
     checks = [
         (0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
         (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),

@@ -220,6 +220,8 @@ def test_same_seed_gives_the_same_run_twice_on_cpu(log_dir):
         ({"transitions_per_iteration": -1}, "--transitions-per-iteration must be a positive integer"),
         ({"dataset": "/no/such/file.npz"}, "does not exist"),
         ({"batch_size": 1000, "buffer_size": 100}, "larger than the replay buffer"),
+        ({"save_dataset": "/no/such/dir/data.npz"}, "does not exist"),
+        ({"save_dataset": "data.csv"}, "must end in .npz"),
     ],
 )
 def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):
