@@ -1,5 +1,7 @@
 """What the tests share: small toy environments with known dynamics, and a fresh log directory."""
 
+import os
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -55,6 +57,30 @@ register("tests/NaNReward-v0", TWO_ACTIONS, 20, reward=float("nan"))
 register("tests/BoxTerminating-v0", BOX_ACTIONS, 5, terminate_at=3)
 register("tests/BoxTruncated-v0", BOX_ACTIONS, 4)
 register("tests/BoxNaNReward-v0", BOX_ACTIONS, 20, reward=float("nan"))
+
+
+def assert_transitions_follow_episodes(buffer, episode_length: int, terminates: bool) -> None:
+    """Check a replay buffer filled from a CountingEnv, whose observations are [t, episode index].
+
+    Every stored successor is the next step of the same episode, the last one of an episode is the real
+    final observation (t = episode_length), only termination is marked terminal, and the transition after
+    an episode's end starts from the reset observation [0, next episode].
+    """
+    obs, next_obs, terminated = buffer.obs[: buffer.size], buffer.next_obs[: buffer.size], buffer.terminated
+    for i in range(buffer.size):
+        t, episode = obs[i]
+        assert (next_obs[i] == [t + 1, episode]).all(), "a transition's successor is the next step of the same episode"
+        episode_ends = next_obs[i][0] == episode_length
+        assert terminated[i] == (episode_ends and terminates), "only termination is marked terminal"
+        if episode_ends and i + 1 < buffer.size:
+            assert (obs[i + 1] == [0, episode + 1]).all(), "the next transition starts from the reset observation"
+
+
+def assert_logs_were_flushed(log_dir: str) -> None:
+    """The one run under log_dir left a non-empty TensorBoard event file."""
+    (run_dir,) = os.listdir(log_dir)
+    events = [f for f in os.listdir(os.path.join(log_dir, run_dir)) if f.startswith("events")]
+    assert events and os.path.getsize(os.path.join(log_dir, run_dir, events[0])) > 0
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
 """ddpg.py's math against hand computations, its exploration and bounds, determinism, and learning."""
 
-import dataclasses
 import os
 
 import numpy as np
 import pytest
 import torch
+from conftest import assert_logs_were_flushed, assert_transitions_follow_episodes
 
 import ddpg
 
@@ -102,18 +102,6 @@ def test_actor_maps_tanh_affinely_onto_asymmetric_bounds():
             assert np.all(action >= LOW.astype(np.float32)) and np.all(action <= HIGH.astype(np.float32))
 
 
-def test_polyak_update_follows_its_formula_and_tau_one_copies_exactly():
-    _, critic = tiny_networks()
-    target = ddpg.Critic(3, 2, (5,))
-    before = [p.clone() for p in target.parameters()]
-    ddpg.update_target_network(target, critic, 0.005)
-    for new, old, source in zip(target.parameters(), before, critic.parameters(), strict=True):
-        torch.testing.assert_close(new, 0.005 * source + 0.995 * old)
-    ddpg.update_target_network(target, critic, 1.0)
-    for new, source in zip(target.parameters(), critic.parameters(), strict=True):
-        assert torch.equal(new, source)
-
-
 def test_ornstein_uhlenbeck_noise_follows_its_recursion_and_resets():
     sigma = np.array([0.2, 0.75])
     noise = ddpg.OrnsteinUhlenbeckNoise(sigma, 0.15, np.random.default_rng(3))
@@ -149,35 +137,14 @@ def test_actions_stay_inside_asymmetric_bounds_even_with_large_noise(noise_type,
 def test_stored_transitions_end_on_the_real_final_observation_and_never_cross_a_reset(env_id, terminates, log_dir):
     args = short_args(log_dir, env_id=env_id, total_timesteps=23, learning_starts=1000, eval_episodes=0)
     buffer = ddpg.train(args)["replay_buffer"]
-    obs, next_obs, terminated = buffer.obs[: buffer.size], buffer.next_obs[: buffer.size], buffer.terminated
-    length = 3 if terminates else 4
-    for i in range(buffer.size):
-        t, episode = obs[i]
-        assert (next_obs[i] == [t + 1, episode]).all(), "a transition's successor is the next step of the same episode"
-        episode_ends = next_obs[i][0] == length
-        assert terminated[i] == (episode_ends and terminates), "only termination is marked terminal"
-        if episode_ends and i + 1 < buffer.size:
-            assert (obs[i + 1] == [0, episode + 1]).all(), "the next transition starts from the reset observation"
-
-
-def test_same_seed_gives_the_same_run_twice_on_cpu(log_dir):
-    args = short_args(log_dir, env_id="Pendulum-v1", total_timesteps=600, learning_starts=200, device="cpu")
-    first, second = ddpg.train(args), ddpg.train(args)
-    assert first["episodic_returns"] == second["episodic_returns"]
-    assert first["eval_returns"] == second["eval_returns"]
-    for p, q in zip(first["actor"].parameters(), second["actor"].parameters(), strict=True):
-        assert torch.equal(p, q)
-    other = ddpg.train(dataclasses.replace(args, seed=2))
-    assert other["eval_returns"] != first["eval_returns"]
+    assert_transitions_follow_episodes(buffer, 3 if terminates else 4, terminates)
 
 
 def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir):
     args = short_args(log_dir, env_id="tests/BoxNaNReward-v0", total_timesteps=500, eval_episodes=0)
     with pytest.raises(FloatingPointError, match=r"ddpg\.py: the critic loss became nan .* at step 100"):
         ddpg.train(args)
-    (run_dir,) = os.listdir(log_dir)
-    events = [f for f in os.listdir(os.path.join(log_dir, run_dir)) if f.startswith("events")]
-    assert events and os.path.getsize(os.path.join(log_dir, run_dir, events[0])) > 0
+    assert_logs_were_flushed(log_dir)
 
 
 @pytest.mark.parametrize(

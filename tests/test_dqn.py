@@ -1,11 +1,11 @@
 """dqn.py's math against hand computations, its replay buffer, determinism, bad input, and learning."""
 
-import dataclasses
 import os
 
 import numpy as np
 import pytest
 import torch
+from conftest import assert_logs_were_flushed, assert_transitions_follow_episodes
 from torch import nn
 
 import dqn
@@ -79,17 +79,6 @@ def test_loss_gradient_flows_into_the_online_network_only():
     assert all(p.grad is None for p in target_q_network.parameters())
 
 
-def test_polyak_update_follows_its_formula_and_tau_one_copies_exactly():
-    network, target = tiny_networks()
-    before = [p.clone() for p in target.parameters()]
-    dqn.update_target_network(target, network, 0.3)
-    for new, old, source in zip(target.parameters(), before, network.parameters(), strict=True):
-        torch.testing.assert_close(new, 0.3 * source + 0.7 * old)
-    dqn.update_target_network(target, network, 1.0)
-    for new, source in zip(target.parameters(), network.parameters(), strict=True):
-        assert torch.equal(new, source)
-
-
 def test_linear_schedule_decays_then_holds():
     assert dqn.linear_schedule(1.0, 0.1, 100, 0) == 1.0
     assert dqn.linear_schedule(1.0, 0.1, 100, 50) == pytest.approx(0.55)
@@ -150,15 +139,7 @@ def test_stored_transitions_end_on_the_real_final_observation_and_never_cross_a_
     # learning_starts beyond the budget: only collection runs, so the buffer is exactly what was seen.
     args = short_args(log_dir, env_id=env_id, total_timesteps=23, learning_starts=1000, eval_episodes=0)
     buffer = dqn.train(args)["replay_buffer"]
-    obs, next_obs, terminated = buffer.obs[: buffer.size], buffer.next_obs[: buffer.size], buffer.terminated
-    length = 3 if terminates else 4
-    for i in range(buffer.size):
-        t, episode = obs[i]
-        assert (next_obs[i] == [t + 1, episode]).all(), "a transition's successor is the next step of the same episode"
-        episode_ends = next_obs[i][0] == length
-        assert terminated[i] == (episode_ends and terminates), "only termination is marked terminal"
-        if episode_ends and i + 1 < buffer.size:
-            assert (obs[i + 1] == [0, episode + 1]).all(), "the next transition starts from the reset observation"
+    assert_transitions_follow_episodes(buffer, 3 if terminates else 4, terminates)
 
 
 def test_actions_reach_the_env_inside_a_shifted_discrete_space(log_dir):
@@ -178,24 +159,11 @@ def test_discrete_observations_become_one_hot_inputs(log_dir):
     assert result["replay_buffer"].obs[:300].sum(axis=1).tolist() == [1.0] * 300
 
 
-def test_same_seed_gives_the_same_run_twice_on_cpu(log_dir):
-    args = short_args(log_dir, total_timesteps=1500, learning_starts=300, batch_size=32, device="cpu")
-    first, second = dqn.train(args), dqn.train(args)
-    assert first["episodic_returns"] == second["episodic_returns"]
-    assert first["eval_returns"] == second["eval_returns"]
-    for p, q in zip(first["q_network"].parameters(), second["q_network"].parameters(), strict=True):
-        assert torch.equal(p, q)
-    other = dqn.train(dataclasses.replace(args, seed=2))
-    assert other["episodic_returns"] != first["episodic_returns"]
-
-
 def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir):
     args = short_args(log_dir, env_id="tests/NaNReward-v0", total_timesteps=500, eval_episodes=0)
     with pytest.raises(FloatingPointError, match=r"dqn\.py: the TD loss became nan at step 100"):
         dqn.train(args)
-    (run_dir,) = os.listdir(log_dir)
-    events = [f for f in os.listdir(os.path.join(log_dir, run_dir)) if f.startswith("events")]
-    assert events and os.path.getsize(os.path.join(log_dir, run_dir, events[0])) > 0
+    assert_logs_were_flushed(log_dir)
 
 
 @pytest.mark.parametrize(

@@ -101,6 +101,37 @@ def test_two_runs_in_the_same_second_get_distinct_run_dirs(module_name, env_id, 
     assert first != second and os.path.isdir(first) and os.path.isdir(second)
 
 
+@pytest.mark.parametrize("module_name, env_id, short", FIRST_RUNS)
+def test_same_seed_gives_the_same_run_twice_on_cpu(module_name, env_id, short, log_dir):
+    module, args = short_args(module_name, env_id, short, log_dir, device="cpu")
+    first, second = module.train(args), module.train(args)
+    assert first["episodic_returns"] == second["episodic_returns"]
+    assert first["eval_returns"] == second["eval_returns"]
+    for name in ("q_network", "actor", "critic", "policy", "value"):
+        if name in first:
+            for p, q in zip(first[name].parameters(), second[name].parameters(), strict=True):
+                assert torch.equal(p, q), f"{name} differs between two runs of the same seed"
+    other = module.train(dataclasses.replace(args, seed=args.seed + 1))
+    assert (other["episodic_returns"], other["eval_returns"]) != (first["episodic_returns"], first["eval_returns"])
+
+
+@pytest.mark.parametrize(
+    "module_name", [m for m, *_ in SCRIPTS if hasattr(importlib.import_module(m), "update_target_network")]
+)
+def test_polyak_update_follows_its_formula_and_tau_one_copies_exactly(module_name):
+    update_target_network = importlib.import_module(module_name).update_target_network
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    target = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    before = [p.detach().clone() for p in target.parameters()]
+    update_target_network(target, network, 0.3)  # w' ← τ w + (1 − τ) w'
+    for new, old, source in zip(target.parameters(), before, network.parameters(), strict=True):
+        torch.testing.assert_close(new, 0.3 * source + 0.7 * old)
+    update_target_network(target, network, 1.0)  # τ = 1 is the hard copy
+    for new, source in zip(target.parameters(), network.parameters(), strict=True):
+        assert torch.equal(new, source)
+
+
 @pytest.mark.parametrize("module_name", [m for m, *_ in SCRIPTS])
 def test_args_has_the_shared_fields(module_name):
     fields = {f.name: f.default for f in dataclasses.fields(importlib.import_module(module_name).Args)}
