@@ -152,7 +152,10 @@ def test_dataset_round_trip_and_offline_training_never_steps_the_env(tmp_path, l
     assert sorted(saved) == sorted(fitted_q.DATASET_FIELDS)
     for name, array in online["replay_buffer"].as_dataset().items():
         np.testing.assert_array_equal(saved[name], array)
-    assert len(saved["action"]) == 400
+    # Independently of as_dataset(): Truncated-v0's observations are [t, episode], in collection order.
+    np.testing.assert_array_equal(saved["obs"][:, 0], np.tile([0, 1, 2, 3], 100))
+    np.testing.assert_array_equal(saved["obs"][:, 1], np.repeat(np.arange(100), 4))
+    np.testing.assert_array_equal(saved["next_obs"][:, 0], np.tile([1, 2, 3, 4], 100))
     # Truncated-v0 ends every episode after 4 steps by its time limit: truncated, never terminated.
     assert saved["truncated"].sum() == 100 and saved["terminated"].sum() == 0
     np.testing.assert_array_equal(saved["next_obs"][saved["truncated"] == 1][:, 0], 4.0)
@@ -163,6 +166,15 @@ def test_dataset_round_trip_and_offline_training_never_steps_the_env(tmp_path, l
     monkeypatch.setattr(CountingEnv, "step", no_stepping)
     offline = fitted_q.train(short_args(log_dir, env_id="tests/Truncated-v0", dataset=path, eval_episodes=0))
     assert offline["episodic_returns"] == [] and offline["replay_buffer"].size == 400
+
+
+def test_a_wrapped_buffer_saves_its_last_transitions_oldest_first(tmp_path, log_dir):
+    path = str(tmp_path / "data.npz")
+    # 400 steps into a buffer of 100: the file holds the last 25 episodes (75..99), in order.
+    fitted_q.train(short_args(log_dir, env_id="tests/Truncated-v0", buffer_size=100, save_dataset=path))
+    with np.load(path) as file:
+        np.testing.assert_array_equal(file["obs"][:, 0], np.tile([0, 1, 2, 3], 25))
+        np.testing.assert_array_equal(file["obs"][:, 1], np.repeat(np.arange(75, 100), 4))
 
 
 @pytest.mark.parametrize(
