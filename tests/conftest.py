@@ -57,6 +57,7 @@ register("tests/NaNReward-v0", TWO_ACTIONS, 20, reward=float("nan"))
 register("tests/BoxTerminating-v0", BOX_ACTIONS, 5, terminate_at=3)
 register("tests/BoxTruncated-v0", BOX_ACTIONS, 4)
 register("tests/BoxNaNReward-v0", BOX_ACTIONS, 20, reward=float("nan"))
+register("tests/MultiDiscrete-v0", gym.spaces.MultiDiscrete([2, 3]), 5)  # no script handles this one
 
 
 def assert_transitions_follow_episodes(buffer, episode_length: int, terminates: bool) -> None:

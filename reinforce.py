@@ -1,0 +1,572 @@
+"""REINFORCE: the Monte-Carlo policy gradient with reward-to-go and an optional learned baseline.
+
+Sample whole episodes with the current policy π_θ, weight the score ∇_θ log π_θ(a_t | s_t) of every
+action by the discounted return that followed it, and step θ along the average (Williams 1992,
+"Simple statistical gradient-following algorithms for connectionist reinforcement learning"; the
+reward-to-go and baseline forms as in Sutton & Barto 2018, §13.3–13.4).
+
+The update, in the lecture's notation, for a batch of N whole episodes i = 1..N of lengths T_i:
+
+    G_t = Σ_{k=t+1}^{T} γ^{k−t−1} R_k                       (reward-to-go of the action A_t)
+    Â_t = G_t − V_w(S_t)      with the baseline, else Â_t = G_t   (optionally normalised per batch)
+    ∇_θ J ≈ 1/N Σ_i Σ_t ∇_θ log π_θ(A_t | S_t) Â_t
+    θ ← θ + α ∇_θ J                                          (Adam, `learning_rate`)
+    w ← w − β ∇_w 1/n Σ (V_w(S_t) − G_t)²                    (Adam, `value_learning_rate`, `value_iters` steps)
+
+Where each piece lives:
+    π_θ        `CategoricalPolicy` (Discrete actions: softmax over logits) or `GaussianPolicy` (Box actions:
+               a diagonal Gaussian whose mean is a network of s and whose log std is one learned vector)
+    V_w        `ValueNetwork` (the baseline; `--no-baseline` turns it off)
+    episodes   `collect_episodes`: whole episodes from `num_envs` environments stepped side by side
+    G_t        `reward_to_go`
+    Â_t        `advantages`
+    ∇_θ J      `policy_gradient_loss` (its negative, so that a minimiser ascends J)
+
+Box actions: a Gaussian sample can fall outside the env's bounds, so it is clipped into
+[low, high] before `env.step`, while the log-probability (and so the gradient) is that of the
+unclipped sample the policy actually drew. The Gaussian works in the env's units, centred on the middle
+of the bounds with its scale set by their half-width, so asymmetric bounds need no special care.
+
+Termination is not truncation. An episode that *terminated* has G_T = 0 after its last step. One that
+was *truncated* by a time limit (CartPole-v1 at 500 steps, Pendulum-v1 always) did not end in the MDP:
+with the baseline on, its reward-to-go bootstraps from the value V_w(S_T) of the real final observation;
+without a baseline there is no value to bootstrap from, and the return is cut there (biased, as in the
+textbook algorithm).
+
+Whole episodes and several environments: the policy acts on all `num_envs` environments with one batched
+forward pass per step. An update collects at least `steps_per_update` steps and then finishes the
+episodes in progress (an environment whose episode ends after the budget waits for the others), so
+every episode in a batch was sampled whole by one θ. A `gymnasium.vector` env cannot pause one of its
+environments while the others finish, so the script keeps a plain list of environments and resets each
+by hand: no autoreset mode is involved and no transition crosses a reset. Training stops at exactly
+`total_timesteps` steps; episodes unfinished then are dropped. Observations pass through Gymnasium's
+FlattenObservation.
+
+The defaults solve CartPole-v1; README.md has the measurements over seeds.
+
+Examples:
+    python reinforce.py                                  # CartPole-v1, the defaults
+    python reinforce.py --env-id Pendulum-v1 --seed 3
+    python reinforce.py --no-baseline --no-normalize-advantages --total-timesteps 300000
+"""
+
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+import tyro
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__).removesuffix(".py")
+    """name of this experiment, used in the run directory's name"""
+    env_id: str = "CartPole-v1"
+    """id of a registered Gymnasium environment with a Discrete or Box action space"""
+    seed: int = 1
+    """seed of random, numpy, torch and the environments"""
+    total_timesteps: int = 200_000
+    """environment steps to train for"""
+    gamma: float | None = None
+    """discount factor γ of the reward-to-go (default: 0.99 for Discrete actions, 0.9 for Box actions)"""
+    learning_rate: float = 3e-3
+    """Adam learning rate α of the policy"""
+    device: str = "auto"
+    """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
+    torch_deterministic: bool = True
+    """make cuDNN pick deterministic algorithms"""
+    log_dir: str = "runs"
+    """directory under which each run writes its TensorBoard logs (and model)"""
+    save_model: bool = False
+    """save the policy (and value network), with the args, to <run_dir>/<exp_name>.pt at the end"""
+    eval_episodes: int = 10
+    """deterministic evaluation episodes after training (0 turns the evaluation off)"""
+    torch_threads: int = 1
+    """torch CPU threads (small networks run fastest on one; 0 keeps torch's default)"""
+
+    num_envs: int = 8
+    """environments stepped side by side, with one batched forward pass of the policy per step"""
+    steps_per_update: int = 1_000
+    """environment steps to collect before each update; the episodes in progress then run to their end"""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """widths of the hidden layers of the policy and of the value network (empty: linear)"""
+    baseline: bool = True
+    """subtract a learned state-value baseline V_w(s) from the reward-to-go"""
+    normalize_advantages: bool = True
+    """rescale each batch's advantages to mean 0 and standard deviation 1"""
+    value_learning_rate: float = 1e-2
+    """Adam learning rate β of the value network (the baseline)"""
+    value_iters: int = 10
+    """full-batch gradient steps of the value network per update"""
+    init_log_std: float = -0.5
+    """Box actions: initial log std of the Gaussian, in units of the bounds' half-width"""
+
+
+class UsageError(ValueError):
+    """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
+
+
+# ----------------------------------------------------------------------------------------- networks
+def mlp(in_dim: int, out_dim: int, hidden_sizes: tuple[int, ...], out_gain: float) -> nn.Sequential:
+    """A tanh MLP; the last layer starts scaled by `out_gain` (small for a policy: near-uniform at first)."""
+    layers: list[nn.Module] = []
+    width = in_dim
+    for hidden in hidden_sizes:
+        layers += [nn.Linear(width, hidden), nn.Tanh()]
+        width = hidden
+    last = nn.Linear(width, out_dim)
+    with torch.no_grad():
+        last.weight.mul_(out_gain)
+        last.bias.zero_()
+    return nn.Sequential(*layers, last)
+
+
+class CategoricalPolicy(nn.Module):
+    """π_θ(· | s) = softmax(logits_θ(s)): observation [B, obs_dim] → Categorical over action indices."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: tuple[int, ...]) -> None:
+        super().__init__()
+        self.logits = mlp(obs_dim, n_actions, hidden_sizes, out_gain=0.01)
+
+    def forward(self, obs: torch.Tensor) -> torch.distributions.Categorical:
+        return torch.distributions.Categorical(logits=self.logits(obs), validate_args=False)
+
+    def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """The most probable action index, [B]."""
+        return self.logits(obs).argmax(dim=-1)
+
+
+class GaussianPolicy(nn.Module):
+    """π_θ(· | s) = N(μ_θ(s), diag σ²): observation [B, obs_dim] → Independent Normal over [B, act_dim].
+
+    The mean is center + scale · net(s) and σ = scale · exp(log_std), where center and scale are the
+    middle and half-width of the action bounds (0 and 1 for an unbounded dimension), so the network
+    works in units of the bounds. log_std is a learned vector that does not depend on s.
+    """
+
+    def __init__(
+        self, obs_dim: int, low: np.ndarray, high: np.ndarray, hidden_sizes: tuple[int, ...], init_log_std: float
+    ) -> None:
+        super().__init__()
+        bounded = np.isfinite(low) & np.isfinite(high)
+        center = np.where(bounded, (high + low) / 2, 0.0)
+        scale = np.where(bounded, (high - low) / 2, 1.0)
+        self.register_buffer("center", torch.as_tensor(center, dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+        self.mean = mlp(obs_dim, len(low), hidden_sizes, out_gain=0.01)
+        self.log_std = nn.Parameter(torch.full((len(low),), float(init_log_std)))
+
+    def forward(self, obs: torch.Tensor) -> torch.distributions.Independent:
+        mean = self.center + self.scale * self.mean(obs)  # [B, act_dim]
+        std = self.scale * self.log_std.exp()  # [act_dim], broadcast over the batch
+        return torch.distributions.Independent(torch.distributions.Normal(mean, std, validate_args=False), 1)
+
+    def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """The mean action μ_θ(s), [B, act_dim] (unclipped)."""
+        return self.center + self.scale * self.mean(obs)
+
+
+class ValueNetwork(nn.Module):
+    """V_w: observation [B, obs_dim] → state value [B]."""
+
+    def __init__(self, obs_dim: int, hidden_sizes: tuple[int, ...]) -> None:
+        super().__init__()
+        self.net = mlp(obs_dim, 1, hidden_sizes, out_gain=1.0)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs).squeeze(-1)
+
+
+Policy = CategoricalPolicy | GaussianPolicy
+
+
+# ------------------------------------------------------------------------------ rollout storage
+class Episode(NamedTuple):
+    obs: np.ndarray  # [T, obs_dim]  S_0 .. S_{T-1}
+    actions: np.ndarray  # [T] action indices, or [T, act_dim] unclipped Gaussian samples
+    rewards: np.ndarray  # [T]  R_1 .. R_T (rewards[t] follows actions[t])
+    terminated: bool  # False: truncated by a time limit, so S_T is not terminal
+    final_obs: np.ndarray  # [obs_dim]  S_T, the real last observation
+
+
+class EpisodeRecorder:
+    """Per-environment lists of the current episode's steps; `finish` turns them into an Episode."""
+
+    def __init__(self, num_envs: int) -> None:
+        self.steps: list[list[tuple[np.ndarray, np.ndarray, float]]] = [[] for _ in range(num_envs)]
+
+    def add(self, env_index: int, obs: np.ndarray, action: np.ndarray, reward: float) -> None:
+        self.steps[env_index].append((obs, action, reward))
+
+    def finish(self, env_index: int, terminated: bool, final_obs: np.ndarray) -> Episode:
+        obs, actions, rewards = zip(*self.steps[env_index], strict=True)
+        self.steps[env_index] = []
+        return Episode(np.stack(obs), np.stack(actions), np.array(rewards, np.float32), terminated, final_obs)
+
+    def drop_unfinished(self) -> None:
+        self.steps = [[] for _ in self.steps]
+
+
+def collect_episodes(
+    envs: list[gym.Env],
+    policy: Policy,
+    recorder: EpisodeRecorder,
+    min_steps: int,
+    max_steps: int,
+    device: torch.device,
+) -> tuple[list[Episode], list[tuple[float, int]], int]:
+    """Whole episodes from all environments under the current π_θ, at least `min_steps` steps in all.
+
+    Each environment starts a fresh episode; once `min_steps` steps are collected no new episode starts,
+    and the ones in progress run to their end. Collection stops early, dropping unfinished episodes,
+    after `max_steps` steps (the end of training). Returns the episodes, (return, length) of each as
+    recorded by RecordEpisodeStatistics, and the number of steps taken.
+    """
+    is_box = isinstance(policy, GaussianPolicy)
+    obs = np.stack([env.reset()[0] for env in envs]).astype(np.float32)  # [num_envs, obs_dim]
+    active = np.ones(len(envs), dtype=bool)
+    episodes: list[Episode] = []
+    statistics: list[tuple[float, int]] = []
+    steps = 0
+    while active.any() and steps < max_steps:
+        indices = np.flatnonzero(active)[: max_steps - steps]  # the last step of training may take fewer
+        with torch.no_grad():
+            actions = policy(torch.as_tensor(obs[indices], device=device)).sample().cpu().numpy()
+        for j, i in enumerate(indices):
+            env = envs[i]
+            if is_box:
+                env_action = np.clip(actions[j], env.action_space.low, env.action_space.high)
+            else:
+                env_action = int(actions[j]) + int(env.action_space.start)
+            next_obs, reward, terminated, truncated, info = env.step(env_action)
+            recorder.add(i, obs[i].copy(), actions[j], float(reward))
+            if terminated or truncated:
+                episodes.append(recorder.finish(i, bool(terminated), next_obs.astype(np.float32)))
+                statistics.append((float(info["episode"]["r"]), int(info["episode"]["l"])))
+                if steps + len(indices) >= min_steps:
+                    active[i] = False  # the budget is spent: this environment starts no new episode
+                else:
+                    next_obs, _ = env.reset()
+            obs[i] = next_obs
+        steps += len(indices)
+    recorder.drop_unfinished()
+    return episodes, statistics, steps
+
+
+# --------------------------------------------------------------------------------- the algorithm
+def reward_to_go(rewards: np.ndarray, gamma: float, bootstrap: float = 0.0) -> np.ndarray:
+    """G_t = R_{t+1} + γ G_{t+1} for t = T−1 .. 0, with G_T = `bootstrap` (0 after a termination).
+
+    `rewards[t]` is R_{t+1}, the reward that followed action t; returns [T] float32.
+    """
+    returns = np.empty(len(rewards), dtype=np.float32)
+    running = bootstrap
+    for t in reversed(range(len(rewards))):
+        running = rewards[t] + gamma * running
+        returns[t] = running
+    return returns
+
+
+def advantages(returns: torch.Tensor, values: torch.Tensor | None, normalize: bool) -> torch.Tensor:
+    """Â_t = G_t − V_w(S_t) (or G_t without a baseline), optionally rescaled to mean 0 and std 1."""
+    result = returns if values is None else returns - values
+    if normalize and len(result) > 1:
+        # A batch whose advantages are all equal carries no signal: it becomes zeros, not 0/0.
+        result = (result - result.mean()) / (result.std() + 1e-8)
+    return result
+
+
+def policy_gradient_loss(
+    policy: Policy, obs: torch.Tensor, actions: torch.Tensor, advantage: torch.Tensor, n_episodes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """−1/N Σ_i Σ_t log π_θ(A_t | S_t) Â_t, whose gradient is −∇_θ J; also returns the mean entropy."""
+    distribution = policy(obs)
+    loss = -(distribution.log_prob(actions) * advantage).sum() / n_episodes
+    return loss, distribution.entropy().mean()
+
+
+# ----------------------------------------------------------------------------------- evaluation
+def make_env(env_id: str) -> gym.Env:
+    """The env with flattened observations (Discrete observations become one-hot vectors)."""
+    return gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)))
+
+
+EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one in evaluation
+
+
+def evaluate(policy: Policy, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
+    """Undiscounted returns of deterministic episodes; episode i is reset with seed + 10_000 + i.
+
+    The action is the most probable one (Discrete) or the mean, clipped into the bounds (Box). An env
+    without a time limit is truncated after EVAL_STEP_LIMIT steps here, so evaluation always ends.
+    """
+    env = make_env(env_id)
+    if env.spec is None or env.spec.max_episode_steps is None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + 10_000 + i)
+        episode_return, episode_over = 0.0, False
+        while not episode_over:
+            with torch.no_grad():
+                obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
+                action = policy.deterministic_action(obs_tensor)[0].cpu().numpy()
+            if isinstance(env.action_space, gym.spaces.Box):
+                env_action = np.clip(action, env.action_space.low, env.action_space.high)
+            else:
+                env_action = int(action) + int(env.action_space.start)
+            obs, reward, terminated, truncated, _ = env.step(env_action)
+            episode_return += float(reward)
+            episode_over = terminated or truncated
+        returns.append(episode_return)
+    env.close()
+    return returns
+
+
+# -------------------------------------------------------------------------------------- training
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(
+            f"reinforce.py: --device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N."
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            f"reinforce.py: --device {name} was asked for, but torch sees no CUDA GPU on this machine; use --device cpu or auto."
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(
+            f"reinforce.py: --device {name} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)."
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"reinforce.py: --device {name} is not supported; use auto, cpu, cuda or cuda:N.")
+    return device
+
+
+def check_args(args: Args) -> None:
+    """Reject settings that cannot work, each with one sentence, before anything is written."""
+    for name in ("total_timesteps", "num_envs", "steps_per_update"):
+        if getattr(args, name) <= 0:
+            raise UsageError(
+                f"reinforce.py: --{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}."
+            )
+    checks = [
+        (args.gamma is None or 0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
+        (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
+        (args.value_learning_rate > 0, f"--value-learning-rate must be positive, got {args.value_learning_rate}"),
+        (args.value_iters >= 0, f"--value-iters must be non-negative, got {args.value_iters}"),
+        (math.isfinite(args.init_log_std), f"--init-log-std must be a finite number, got {args.init_log_std}"),
+        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
+        (args.torch_threads >= 0, f"--torch-threads must be non-negative, got {args.torch_threads}"),
+        (
+            all(width > 0 for width in args.hidden_sizes),
+            f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(f"reinforce.py: {message}.")
+
+
+def make_checked_envs(env_id: str, num_envs: int) -> list[gym.Env]:
+    try:
+        envs = [make_env(env_id) for _ in range(num_envs)]
+    except gym.error.Error as error:
+        raise UsageError(f"reinforce.py cannot make the environment {env_id!r}: {error}") from None
+    space = envs[0].action_space
+    if not isinstance(space, gym.spaces.Discrete | gym.spaces.Box) or (
+        isinstance(space, gym.spaces.Box) and len(space.shape) != 1
+    ):
+        for env in envs:
+            env.close()
+        raise UsageError(
+            f"reinforce.py needs a Discrete or a one-dimensional Box action space, but {env_id} has {space}; "
+            "wrap the env to flatten its actions first."
+        )
+    return envs
+
+
+def default_gamma(space: gym.Space) -> float:
+    """γ when --gamma is not given: 0.99 for Discrete actions; 0.9 for Box, measured on Pendulum-v1 (README.md)."""
+    return 0.9 if isinstance(space, gym.spaces.Box) else 0.99
+
+
+def make_run_dir(args: Args) -> str:
+    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
+    name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    os.makedirs(args.log_dir, exist_ok=True)
+    for attempt in range(1000):
+        run_dir = os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}")
+        try:
+            os.mkdir(run_dir)  # fails if another run took this name, so no run writes into another's
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"reinforce.py: could not create a fresh run directory under {args.log_dir}.")
+
+
+def batch_returns(
+    episodes: list[Episode], value: ValueNetwork | None, gamma: float, device: torch.device
+) -> torch.Tensor:
+    """G_t of every step of every episode, concatenated [n_steps]; truncated episodes bootstrap from V_w(S_T)."""
+    bootstraps = np.zeros(len(episodes), dtype=np.float32)
+    truncated = [i for i, episode in enumerate(episodes) if not episode.terminated]
+    if value is not None and truncated:
+        final_obs = torch.as_tensor(np.stack([episodes[i].final_obs for i in truncated]), device=device)
+        with torch.no_grad():
+            bootstraps[truncated] = value(final_obs).cpu().numpy()
+    returns = [reward_to_go(e.rewards, gamma, float(b)) for e, b in zip(episodes, bootstraps, strict=True)]
+    return torch.as_tensor(np.concatenate(returns), device=device)
+
+
+def train(args: Args) -> dict:
+    check_args(args)
+    device = resolve_device(args.device)
+    envs = make_checked_envs(args.env_id, args.num_envs)
+
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    for i, env in enumerate(envs):
+        env.reset(seed=args.seed + i)  # seeds each environment's generator; every episode then resets unseeded
+        env.action_space.seed(args.seed + i)
+
+    run_dir = make_run_dir(args)
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+
+    space = envs[0].action_space
+    obs_dim = int(np.prod(envs[0].observation_space.shape))
+    gamma = default_gamma(space) if args.gamma is None else args.gamma
+    if isinstance(space, gym.spaces.Box):
+        policy: Policy = GaussianPolicy(obs_dim, space.low, space.high, args.hidden_sizes, args.init_log_std)
+    else:
+        policy = CategoricalPolicy(obs_dim, int(space.n), args.hidden_sizes)
+    policy = policy.to(device)
+    # The fused kernel takes ~30 % less time per step on CPU for networks this small.
+    policy_optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate, fused=True)
+    value = ValueNetwork(obs_dim, args.hidden_sizes).to(device) if args.baseline else None
+    if value is not None:
+        value_optimizer = torch.optim.Adam(value.parameters(), lr=args.value_learning_rate, fused=True)
+    recorder = EpisodeRecorder(args.num_envs)
+
+    episodic_returns: list[float] = []
+    global_step, update = 0, 0
+    next_progress = progress_every = max(1, args.total_timesteps // 10)
+    start_time = time.perf_counter()
+    while global_step < args.total_timesteps:
+        episodes, statistics, steps = collect_episodes(
+            envs, policy, recorder, args.steps_per_update, args.total_timesteps - global_step, device
+        )
+        for episode_return, episode_length in statistics:
+            episodic_returns.append(episode_return)
+            global_step_of_episode = global_step + steps  # episodes are logged at the end of their batch
+            writer.add_scalar("charts/episodic_return", episode_return, global_step_of_episode)
+            writer.add_scalar("charts/episodic_length", episode_length, global_step_of_episode)
+        global_step += steps
+        if not episodes:
+            break  # training ended inside the first step of every episode: nothing whole to learn from
+
+        obs = torch.as_tensor(np.concatenate([e.obs for e in episodes]), device=device)  # [n, obs_dim]
+        actions = torch.as_tensor(np.concatenate([e.actions for e in episodes]), device=device)
+        returns = batch_returns(episodes, value, gamma, device)  # G_t, [n]
+        with torch.no_grad():
+            values = value(obs) if value is not None else None  # V_w(S_t) before this update's regression
+        advantage = advantages(returns, values, args.normalize_advantages)  # Â_t, [n]
+
+        policy_loss, entropy = policy_gradient_loss(policy, obs, actions, advantage, len(episodes))
+        policy_optimizer.zero_grad(set_to_none=True)
+        policy_loss.backward()
+        policy_optimizer.step()
+
+        value_loss = torch.zeros(())
+        if value is not None:
+            for _ in range(args.value_iters):
+                value_loss = (value(obs) - returns).pow(2).mean()
+                value_optimizer.zero_grad(set_to_none=True)
+                value_loss.backward()
+                value_optimizer.step()
+
+        # One read of the losses per update (each read waits for the device).
+        update += 1
+        policy_loss_value, value_loss_value = policy_loss.item(), value_loss.item()
+        writer.add_scalar("losses/policy_loss", policy_loss_value, global_step)
+        writer.add_scalar("losses/entropy", entropy.item(), global_step)
+        writer.add_scalar("charts/episodes_per_update", len(episodes), global_step)
+        if value is not None:
+            writer.add_scalar("losses/value_loss", value_loss_value, global_step)
+        if not (math.isfinite(policy_loss_value) and math.isfinite(value_loss_value)):
+            writer.close()
+            for env in envs:
+                env.close()
+            raise FloatingPointError(
+                f"reinforce.py: the policy loss became {policy_loss_value} and the value loss {value_loss_value} "
+                f"at step {global_step} (update {update}); try a lower --learning-rate or --value-learning-rate."
+            )
+
+        if global_step >= next_progress or global_step >= args.total_timesteps:
+            next_progress = (global_step // progress_every + 1) * progress_every
+            sps = global_step / (time.perf_counter() - start_time)
+            writer.add_scalar("charts/SPS", sps, global_step)
+            latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
+            print(f"step {global_step}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True)
+    train_time = time.perf_counter() - start_time
+    sps = global_step / train_time
+    for env in envs:
+        env.close()
+
+    eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device)
+    for i, episode_return in enumerate(eval_returns):
+        writer.add_scalar("eval/return", episode_return, i)
+    if args.save_model:
+        model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+        checkpoint = {"policy": {k: v.cpu() for k, v in policy.state_dict().items()}, "args": asdict(args)}
+        if value is not None:
+            checkpoint["value"] = {k: v.cpu() for k, v in value.state_dict().items()}
+        torch.save(checkpoint, model_path)
+        print(f"model saved to {model_path}")
+    writer.close()
+
+    summary = (
+        f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
+        if eval_returns
+        else "no evaluation"
+    )
+    print(
+        f"{args.env_id} seed {args.seed}: {summary}, {global_step} steps, {train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
+    )
+    result = {
+        "episodic_returns": episodic_returns,
+        "eval_returns": eval_returns,
+        "sps": sps,
+        "run_dir": run_dir,
+        "policy": policy,
+    }
+    if value is not None:
+        result["value"] = value
+    return result
+
+
+if __name__ == "__main__":
+    try:
+        train(tyro.cli(Args))
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        sys.exit(2)
