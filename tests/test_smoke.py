@@ -19,18 +19,16 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 
+BOTH_KINDS = ("CartPole-v1", "Pendulum-v1")  # a Discrete and a Box action space
+SHORT_ROLLOUTS = {"total_timesteps": 512, "num_envs": 2, "num_steps": 64}
 SCRIPTS = [
     # module, envs it runs on, an env it must refuse, overrides for a short run
     ("dqn", ("CartPole-v1",), "Pendulum-v1", {"total_timesteps": 600, "learning_starts": 200, "batch_size": 32}),
     ("fitted_q", ("CartPole-v1",), "Pendulum-v1", {"total_timesteps": 600, "learning_starts": 200, "batch_size": 32}),
     ("ddpg", ("Pendulum-v1",), "CartPole-v1", {"total_timesteps": 400, "learning_starts": 200, "batch_size": 32}),
-    # No registered Gymnasium env has an action space reinforce.py refuses; test_reinforce.py checks one.
-    (
-        "reinforce",
-        ("CartPole-v1", "Pendulum-v1"),
-        None,
-        {"total_timesteps": 600, "steps_per_update": 200, "num_envs": 2},
-    ),
+    # No registered Gymnasium env has an action space the policy-gradient scripts refuse; each test file checks one.
+    ("reinforce", BOTH_KINDS, None, {"total_timesteps": 600, "steps_per_update": 200, "num_envs": 2}),
+    ("trpo", BOTH_KINDS, None, SHORT_ROLLOUTS),
 ]
 RUNS = [(module, env_id, short) for module, env_ids, _, short in SCRIPTS for env_id in env_ids]
 FIRST_RUNS = [(module, env_ids[0], short) for module, env_ids, _, short in SCRIPTS]  # one env per script

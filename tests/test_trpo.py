@@ -1,0 +1,301 @@
+"""trpo.py's math against explicit matrices and hand computations, its trust region, rollouts, and learning."""
+
+import os
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from conftest import assert_logs_were_flushed
+from torch.func import functional_call
+
+import trpo
+
+LOW, HIGH = np.array([-1.0, 0.5], np.float32), np.array([3.0, 2.0], np.float32)  # tests/Box*-v0's bounds
+
+
+def short_args(log_dir: str, **overrides) -> trpo.Args:
+    """Args for a run of a second or so: two environments, 16-step rollouts, two evaluation episodes."""
+    defaults = {"total_timesteps": 256, "num_envs": 2, "num_steps": 16, "eval_episodes": 2, "value_batch_size": 16}
+    return trpo.Args(**(defaults | {"log_dir": log_dir} | overrides))
+
+
+def small_policy(kind: str) -> trpo.Policy:
+    torch.manual_seed(0)
+    if kind == "categorical":
+        policy = trpo.CategoricalPolicy(3, 4, (5,), torch.nn.Identity())
+        with torch.no_grad():  # away from the near-uniform start, so the Fisher matrix is not nearly singular
+            policy.logits[-1].weight.normal_()
+        return policy
+    policy = trpo.GaussianPolicy(3, LOW, HIGH, (5,), 0.2, torch.nn.Identity())
+    with torch.no_grad():
+        policy.mean[-1].weight.normal_()
+    return policy
+
+
+def batch_for(policy: trpo.Policy, n: int = 64, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    obs = torch.randn(n, 3, generator=generator)
+    with torch.no_grad():
+        actions = policy(obs).sample()
+    return obs, actions, torch.randn(n, generator=generator)
+
+
+def flat_params(policy: torch.nn.Module) -> torch.Tensor:
+    return torch.nn.utils.parameters_to_vector(policy.parameters()).detach().clone()
+
+
+# ------------------------------------------------------------------------------- linear algebra
+@pytest.mark.parametrize("n", [2, 7, 20])
+def test_conjugate_gradient_solves_random_symmetric_positive_definite_systems(n):
+    generator = torch.Generator().manual_seed(n)
+    m = torch.randn(n, n, generator=generator, dtype=torch.float64)
+    a = m @ m.T + 0.5 * torch.eye(n, dtype=torch.float64)
+    b = torch.randn(n, generator=generator, dtype=torch.float64)
+    x = trpo.conjugate_gradient(lambda v: a @ v, b, iters=3 * n)
+    torch.testing.assert_close(x, torch.linalg.solve(a, b))
+
+
+def test_conjugate_gradient_of_a_zero_right_hand_side_is_zero_without_nan():
+    x = trpo.conjugate_gradient(lambda v: 2.0 * v, torch.zeros(5), iters=10)
+    assert torch.equal(x, torch.zeros(5))
+
+
+def explicit_kl_hessian(policy: trpo.Policy, obs: torch.Tensor) -> torch.Tensor:
+    """∇²_θ' mean KL(π_θ ‖ π_θ') at θ' = θ, by torch.autograd.functional on the flattened parameters."""
+    names = [name for name, _ in policy.named_parameters()]
+    shapes = [p.shape for p in policy.parameters()]
+    theta = flat_params(policy)
+    with torch.no_grad():
+        old = policy(obs)
+
+    def mean_kl(flat: torch.Tensor) -> torch.Tensor:
+        pieces = torch.split(flat, [s.numel() for s in shapes])
+        params = {name: piece.reshape(shape) for name, piece, shape in zip(names, pieces, shapes, strict=True)}
+        return torch.distributions.kl_divergence(old, functional_call(policy, params, (obs,))).mean()
+
+    return torch.autograd.functional.hessian(mean_kl, theta)
+
+
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+def test_fisher_vector_product_is_the_explicit_kl_hessian_plus_damping(kind):
+    policy = small_policy(kind)
+    obs, _, _ = batch_for(policy)
+    hessian = explicit_kl_hessian(policy, obs)
+    with torch.no_grad():
+        old = policy(obs)
+    product = trpo.fisher_vector_product(policy, obs, old, damping=0.1)
+    for seed in range(3):
+        v = torch.randn(len(hessian), generator=torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(product(v), hessian @ v + 0.1 * v, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+def test_the_trust_region_step_has_a_quadratic_kl_model_of_exactly_max_kl(kind):
+    policy = small_policy(kind)
+    obs, _, _ = batch_for(policy)
+    fisher = explicit_kl_hessian(policy, obs) + 0.1 * torch.eye(len(flat_params(policy)))
+    x = torch.randn(len(fisher), generator=torch.Generator().manual_seed(3))
+    step = trpo.trust_region_step(x, fisher @ x, max_kl=0.01)
+    assert float(0.5 * step @ fisher @ step) == pytest.approx(0.01, rel=1e-5)
+    assert torch.equal(trpo.trust_region_step(torch.zeros(4), torch.zeros(4), 0.01), torch.zeros(4))
+
+
+# ------------------------------------------------------------------------------- the TRPO update
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+def test_an_update_keeps_the_measured_kl_within_max_kl_and_does_not_lower_the_surrogate(kind):
+    policy = small_policy(kind)
+    obs, actions, advantages = batch_for(policy)
+    with torch.no_grad():
+        old = policy(obs)
+        old_log_prob = old.log_prob(actions)
+    before = flat_params(policy)
+    args = trpo.Args(max_kl=0.01)
+    logged = trpo.trpo_update(policy, obs, actions, advantages, args)
+    with torch.no_grad():
+        new = policy(obs)
+        kl = torch.distributions.kl_divergence(old, new).mean()
+        surrogate = (torch.exp(new.log_prob(actions) - old_log_prob) * advantages).mean()
+    assert not torch.equal(flat_params(policy), before), "a random batch has a direction that improves"
+    assert 0 < float(kl) <= 0.01 and float(kl) == pytest.approx(logged["policy/kl"], rel=1e-5)
+    assert float(surrogate) > float(advantages.mean())  # L(θ) = mean Â at the old parameters
+    assert logged["policy/surrogate_improvement"] == pytest.approx(float(surrogate - advantages.mean()), rel=1e-4)
+
+
+def test_a_line_search_with_no_qualifying_step_keeps_the_old_parameters():
+    policy = small_policy("categorical")
+    obs, actions, advantages = batch_for(policy)
+    with torch.no_grad():
+        old = policy(obs)
+        old_log_prob = old.log_prob(actions)
+
+    def evaluate():
+        return trpo.surrogate_and_kl(policy, obs, actions, advantages, old, old_log_prob)
+
+    surrogate, _ = evaluate()
+    gradient = torch.nn.utils.parameters_to_vector(torch.autograd.grad(surrogate, list(policy.parameters())))
+    before = flat_params(policy)
+    # Downhill: every fraction of −g lowers the surrogate, so no step qualifies.
+    fraction, improvement, kl = trpo.line_search(policy, -0.1 * gradient, evaluate, 0.05, 10, 0.8)
+    assert (fraction, improvement, kl) == (0.0, 0.0, 0.0)
+    assert torch.equal(flat_params(policy), before)
+
+
+def test_zero_advantages_take_no_step_and_leave_no_nan():
+    policy = small_policy("gaussian")
+    obs, actions, _ = batch_for(policy)
+    before = flat_params(policy)
+    logged = trpo.trpo_update(policy, obs, actions, torch.zeros(len(obs)), trpo.Args())
+    assert torch.equal(flat_params(policy), before)
+    assert logged["policy/step_rejected"] == 1.0 and all(np.isfinite(list(logged.values())))
+
+
+# ---------------------------------------------------------------------------------------- GAE
+def test_gae_matches_a_hand_computation_with_a_terminated_and_a_truncated_episode_in_one_batch():
+    # One environment, 6 steps: an episode terminates at t = 1, the next is truncated at t = 3, and the
+    # rollout ends mid-episode at t = 5. next_values are V of the real next observations.
+    gamma, lam = 0.9, 0.8
+    rewards = torch.tensor([1.0, 2.0, 0.5, 1.5, -1.0, 3.0]).unsqueeze(1)
+    values = torch.tensor([0.3, 0.6, -0.2, 0.4, 1.0, 0.7]).unsqueeze(1)
+    next_values = torch.tensor([0.6, 9.0, 0.4, 5.0, 0.7, 2.0]).unsqueeze(1)  # 9.0: terminal, must be ignored
+    terminated = torch.tensor([0.0, 1.0, 0.0, 0.0, 0.0, 0.0]).unsqueeze(1)
+    dones = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0, 0.0]).unsqueeze(1)
+    advantages = trpo.generalized_advantages(rewards, values, next_values, terminated, dones, gamma, lam)
+
+    d = [
+        1.0 + 0.9 * 0.6 - 0.3,
+        2.0 - 0.6,  # terminated: no bootstrap
+        0.5 + 0.9 * 0.4 + 0.2,
+        1.5 + 0.9 * 5.0 - 0.4,  # truncated: bootstraps from V(final observation) = 5
+        -1.0 + 0.9 * 0.7 - 1.0,
+        3.0 + 0.9 * 2.0 - 0.7,  # the rollout's end: bootstraps from where it stopped
+    ]
+    by_hand = [d[0] + 0.72 * d[1], d[1], d[2] + 0.72 * d[3], d[3], d[4] + 0.72 * d[5], d[5]]
+    assert advantages.squeeze(1).tolist() == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_gae_with_lambda_one_and_no_episode_end_is_the_discounted_return_minus_v():
+    generator = torch.Generator().manual_seed(0)
+    rewards, values = torch.randn(5, 1, generator=generator), torch.randn(5, 1, generator=generator)
+    last_value = 2.0
+    next_values = torch.cat([values[1:], torch.tensor([[last_value]])])
+    zeros = torch.zeros(5, 1)
+    advantages = trpo.generalized_advantages(rewards, values, next_values, zeros, zeros, 0.9, 1.0)
+    returns = [
+        sum(0.9**k * float(rewards[t + k]) for k in range(5 - t)) + 0.9 ** (5 - t) * last_value for t in range(5)
+    ]
+    assert advantages.squeeze(1).tolist() == pytest.approx([g - float(v) for g, v in zip(returns, values, strict=True)])
+
+
+# ------------------------------------------------------------------------------------- rollouts
+def rollout(env_id: str, num_steps: int, policy: trpo.Policy, action_shape: tuple[int, ...]) -> trpo.RolloutStorage:
+    envs = trpo.make_checked_envs(env_id, 2)
+    obs, _ = envs.reset(seed=0)
+    storage = trpo.RolloutStorage(num_steps, 2, 2, action_shape, torch.device("cpu"))
+    trpo.collect_rollout(envs, policy, storage, obs, num_steps, torch.device("cpu"))
+    envs.close()
+    return storage
+
+
+@pytest.mark.parametrize(
+    "env_id, length, terminates", [("tests/Terminating-v0", 3, True), ("tests/Truncated-v0", 4, False)]
+)
+def test_stored_transitions_end_on_the_real_final_observation_and_never_cross_a_reset(env_id, length, terminates):
+    torch.manual_seed(0)
+    storage = rollout(env_id, 11, trpo.CategoricalPolicy(2, 2, (4,), torch.nn.Identity()), ())
+    for t in range(11):
+        for i in range(2):
+            step, episode = storage.obs[t, i].tolist()
+            assert storage.next_obs[t, i].tolist() == [step + 1, episode], (
+                "S_{t+1} is the next step of the same episode"
+            )
+            ended = step + 1 == length
+            assert storage.dones[t, i] == float(ended) and storage.terminated[t, i] == float(ended and terminates)
+            if ended and t + 1 < 11:
+                assert storage.obs[t + 1, i].tolist() == [0, episode + 1], "the next step starts from the reset"
+
+
+def test_gaussian_actions_reach_the_env_clipped_while_the_batch_keeps_the_unclipped_samples():
+    # tests/BoxTruncated-v0 raises on any action outside [-1, 3] × [0.5, 2]; σ = e · half-width forces clipping.
+    torch.manual_seed(0)
+    storage = rollout(
+        "tests/BoxTruncated-v0", 40, trpo.GaussianPolicy(2, LOW, HIGH, (4,), 1.0, torch.nn.Identity()), (2,)
+    )
+    actions = storage.actions.reshape(-1, 2).numpy()
+    assert np.any(actions < LOW) and np.any(actions > HIGH)
+
+
+def test_observation_normalizer_tracks_the_moments_of_everything_seen():
+    generator = torch.Generator().manual_seed(0)
+    batches = [torch.randn(n, 3, generator=generator) * 4 + 7 for n in (5, 50, 17)]
+    normalizer = trpo.ObservationNormalizer(3)
+    for batch in batches:
+        normalizer.update(batch)
+    everything = torch.cat(batches)
+    torch.testing.assert_close(normalizer.mean, everything.mean(0), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(normalizer.var, everything.var(0, unbiased=False), rtol=1e-4, atol=1e-4)
+    normalised = normalizer(everything)
+    torch.testing.assert_close(normalised.mean(0), torch.zeros(3), atol=1e-3, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------- runs
+def test_shifted_discrete_actions_reach_the_env_in_its_own_range(log_dir):
+    result = trpo.train(short_args(log_dir, env_id="tests/ShiftedActions-v0"))
+    assert len(result["episodic_returns"]) > 0 and result["eval_returns"] == [20.0, 20.0]
+
+
+def test_an_env_without_a_time_limit_trains_and_evaluates(log_dir):
+    result = trpo.train(short_args(log_dir, env_id="tests/Endless-v0", eval_episodes=1))
+    assert result["episodic_returns"] == [] and result["eval_returns"] == [float(trpo.EVAL_STEP_LIMIT)]
+
+
+def test_observation_normalisation_travels_with_the_saved_policy(log_dir):
+    result = trpo.train(short_args(log_dir, normalize_observations=True, save_model=True, eval_episodes=0))
+    checkpoint = torch.load(os.path.join(result["run_dir"], "trpo.pt"), weights_only=True)
+    assert checkpoint["policy"]["normalizer.count"] > 256
+    torch.testing.assert_close(checkpoint["policy"]["normalizer.mean"], checkpoint["value"]["normalizer.mean"])
+
+
+def test_the_last_rollout_is_shortened_to_the_steps_left(log_dir):
+    result = trpo.train(short_args(log_dir, total_timesteps=100, eval_episodes=0))  # 3 updates of 32, then 4
+    assert result["sps"] > 0
+    (run,) = os.listdir(log_dir)
+    assert "trpo" in run
+
+
+def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir):
+    args = short_args(log_dir, env_id="tests/NaNReward-v0", eval_episodes=0, normalize_advantages=False)
+    with pytest.raises(FloatingPointError, match=r"trpo\.py: a loss became non-finite at step 32 "):
+        trpo.train(args)
+    assert_logs_were_flushed(log_dir)
+
+
+@pytest.mark.parametrize(
+    "overrides, phrase",
+    [
+        ({"env_id": "tests/MultiDiscrete-v0"}, "needs a Discrete or a one-dimensional Box action space"),
+        ({"num_steps": 0}, "--num-steps must be a positive integer"),
+        ({"cg_iters": 0}, "--cg-iters must be a positive integer"),
+        ({"max_kl": 0.0}, "--max-kl must be positive"),
+        ({"backtrack_coeff": 1.0}, "--backtrack-coeff must lie in (0, 1)"),
+        ({"gae_lambda": 1.5}, "--gae-lambda must lie in [0, 1]"),
+        ({"device": "cuda:7"} if not torch.cuda.is_available() else {"device": "tpu"}, "--device"),
+    ],
+)
+def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):
+    with pytest.raises(trpo.UsageError) as error:
+        trpo.train(trpo.Args(log_dir=log_dir, **overrides))
+    assert phrase in str(error.value) and str(error.value).startswith("trpo.py")
+    assert not os.path.exists(log_dir)
+
+
+def test_gamma_defaults_to_0_99_for_discrete_and_0_9_for_box_actions():
+    assert trpo.Args().gamma is None
+    assert trpo.default_gamma(gym.spaces.Discrete(2)) == 0.99
+    assert trpo.default_gamma(gym.spaces.Box(-1, 1, (1,))) == 0.9
+
+
+@pytest.mark.slow
+def test_default_settings_solve_cartpole(log_dir):
+    result = trpo.train(trpo.Args(log_dir=log_dir))
+    assert np.mean(result["eval_returns"]) >= 475
