@@ -5,6 +5,8 @@ import os
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
+from torch.func import functional_call
 
 
 class CountingEnv(gym.Env):
@@ -82,6 +84,48 @@ def assert_logs_were_flushed(log_dir: str) -> None:
     (run_dir,) = os.listdir(log_dir)
     events = [f for f in os.listdir(os.path.join(log_dir, run_dir)) if f.startswith("events")]
     assert events and os.path.getsize(os.path.join(log_dir, run_dir, events[0])) > 0
+
+
+def small_policy(module, kind: str, hidden_sizes: tuple[int, ...] = (5,)) -> torch.nn.Module:
+    """A script's CategoricalPolicy (3 → 4 actions) or GaussianPolicy (3 → BOX_ACTIONS), seeded, away from uniform."""
+    torch.manual_seed(0)
+    if kind == "categorical":
+        policy = module.CategoricalPolicy(3, 4, hidden_sizes, torch.nn.Identity())
+        last = policy.logits[-1]
+    else:
+        policy = module.GaussianPolicy(3, BOX_ACTIONS.low, BOX_ACTIONS.high, hidden_sizes, 0.2, torch.nn.Identity())
+        last = policy.mean[-1]
+    with torch.no_grad():  # the near-uniform start would make the Fisher matrix nearly singular
+        last.weight.normal_()
+    return policy
+
+
+def batch_for(policy: torch.nn.Module, n: int = 64, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Observations [n, 3], actions sampled from the policy, and random advantages [n]."""
+    generator = torch.Generator().manual_seed(seed)
+    obs = torch.randn(n, 3, generator=generator)
+    with torch.no_grad():
+        actions = policy(obs).sample()
+    return obs, actions, torch.randn(n, generator=generator)
+
+
+def flat_params(module: torch.nn.Module) -> torch.Tensor:
+    return torch.nn.utils.parameters_to_vector(module.parameters()).detach().clone()
+
+
+def explicit_kl_hessian(policy: torch.nn.Module, obs: torch.Tensor) -> torch.Tensor:
+    """∇²_θ' mean KL(π_θ ‖ π_θ') at θ' = θ, by torch.autograd.functional on the flattened parameters."""
+    names = [name for name, _ in policy.named_parameters()]
+    shapes = [p.shape for p in policy.parameters()]
+    with torch.no_grad():
+        old = policy(obs)
+
+    def mean_kl(flat: torch.Tensor) -> torch.Tensor:
+        pieces = torch.split(flat, [s.numel() for s in shapes])
+        params = {name: piece.reshape(shape) for name, piece, shape in zip(names, pieces, shapes, strict=True)}
+        return torch.distributions.kl_divergence(old, functional_call(policy, params, (obs,))).mean()
+
+    return torch.autograd.functional.hessian(mean_kl, flat_params(policy))
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ SCRIPTS = [
     # No registered Gymnasium env has an action space the policy-gradient scripts refuse; each test file checks one.
     ("reinforce", BOTH_KINDS, None, {"total_timesteps": 600, "steps_per_update": 200, "num_envs": 2}),
     ("trpo", BOTH_KINDS, None, SHORT_ROLLOUTS),
+    ("natural_gradient", BOTH_KINDS, None, SHORT_ROLLOUTS),
 ]
 RUNS = [(module, env_id, short) for module, env_ids, _, short in SCRIPTS for env_id in env_ids]
 FIRST_RUNS = [(module, env_ids[0], short) for module, env_ids, _, short in SCRIPTS]  # one env per script

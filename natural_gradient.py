@@ -1,0 +1,760 @@
+"""Natural policy gradient (NPG): the policy gradient measured in the geometry of the policy's distributions.
+
+Ascend the importance-sampled surrogate along F⁻¹∇J instead of ∇J: the steepest-ascent direction when
+distance is the KL divergence between the old and the new action distributions rather than the
+Euclidean distance between parameter vectors, so the step does not depend on how the policy is
+parameterised (Amari 1998, "Natural gradient works efficiently in learning"; Kakade 2001, "A Natural
+Policy Gradient"; the step normalised to a KL budget as in Rajeswaran et al. 2017, "Towards
+Generalization and Simplicity in Continuous Control"). TRPO (trpo.py) is this step plus a line search.
+
+The update, in the lecture's notation, for a batch of n = num_envs · num_steps transitions collected with π_θ:
+
+    Â_t = δ_t + γλ (1 − done_t) Â_{t+1},  δ_t = R_{t+1} + γ (1 − terminated_t) V_w(S_{t+1}) − V_w(S_t)   (GAE(λ))
+    L(θ') = 1/n Σ_t π_θ'(A_t | S_t) / π_θ(A_t | S_t) Â_t             (surrogate; ∇L at θ is the policy gradient)
+    g = ∇_θ' L at θ = 1/n Σ_t ∇_θ log π_θ(A_t | S_t) Â_t
+    F = ∇²_θ' D̄ at θ, D̄(θ') = 1/n Σ_t D_KL(π_θ(· | S_t) ‖ π_θ'(· | S_t))   (`--fisher kl-hessian`, the default)
+    F = 1/n Σ_t ∇_θ log π_θ(A_t | S_t) ∇_θ log π_θ(A_t | S_t)ᵀ          (`--fisher empirical`: the score vectors)
+    x ≈ F⁻¹ g  by conjugate gradient on Fisher-vector products (F + damping · I)
+    θ ← θ + sqrt(2δ / (xᵀ F x)) x                                    (½ sᵀ F s = δ = `max_kl`; no line search)
+    w ← w − α ∇_w 1/n Σ_t (V_w(S_t) − (Â_t + V_w_old(S_t)))²           (Adam, `vf_iters` passes)
+
+`--vanilla` takes the plain gradient direction x = g through the same code (the conjugate gradient
+then solves with F replaced by the identity), with its length still set by the real F, so that both
+steps have the same quadratic KL model δ: only the direction differs, and the two can be compared.
+
+Where each piece lives:
+    π_θ          `CategoricalPolicy` (Discrete actions) or `GaussianPolicy` (Box: diagonal Gaussian, state-
+                 independent log std), the same classes as reinforce.py's with an observation normaliser in front
+    V_w          `ValueNetwork`
+    rollout      `RolloutStorage`, filled by `collect_rollout`
+    Â_t          `generalized_advantages`
+    L, D̄         `surrogate_and_kl`
+    F v          `fisher_vector_product` (KL Hessian, double back-propagation) or
+                 `empirical_fisher_vector_product` (per-sample score vectors by torch.func)
+    F⁻¹ g        `conjugate_gradient`
+    the step     `trust_region_step`, applied by `natural_gradient_update`
+
+Shared with trpo.py, and kept identical to it: the policies, `generalized_advantages`,
+`surrogate_and_kl`, `fisher_vector_product`, `conjugate_gradient` and `trust_region_step`. One
+difference on purpose: the step length uses xᵀFx rather than the gᵀx of the textbook formula. The two
+are equal when x = F⁻¹g exactly; with a truncated conjugate gradient (and with `--vanilla`, where
+x = g) xᵀFx is the quadratic KL model of the step actually taken, which is what δ bounds.
+
+Box actions: a Gaussian sample is clipped into [low, high] before `env.step`, while its log-probability
+is that of the unclipped sample. Termination is not truncation: δ_t is cut only where the episode
+*terminated*; where it was *truncated*, S_{t+1} is the real final observation and δ_t bootstraps from
+it. Vector environments step in a `gymnasium.vector.SyncVectorEnv` with `AutoresetMode.SAME_STEP`:
+an episode's real final observation comes from `info["final_obs"]`, so no stored transition crosses a
+reset and no pseudo-step of next-step autoreset enters a batch. Observations pass through
+FlattenObservation.
+
+README.md has the measurements, natural against vanilla.
+
+Examples:
+    python natural_gradient.py                                   # CartPole-v1, the defaults
+    python natural_gradient.py --env-id Pendulum-v1 --vanilla    # the plain gradient, the same KL-sized step
+    python natural_gradient.py --fisher empirical --max-kl 0.01
+"""
+
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+import tyro
+from torch import nn
+from torch.func import functional_call, grad, vmap
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+from torch.utils.tensorboard import SummaryWriter
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__).removesuffix(".py")
+    """name of this experiment, used in the run directory's name"""
+    env_id: str = "CartPole-v1"
+    """id of a registered Gymnasium environment with a Discrete or Box action space"""
+    seed: int = 1
+    """seed of random, numpy, torch and the environments"""
+    total_timesteps: int = 100_000
+    """environment steps to train for"""
+    gamma: float | None = None
+    """discount factor γ (default: 0.99 for Discrete actions, 0.9 for Box actions)"""
+    learning_rate: float = 3e-3
+    """Adam learning rate α of the value network (the policy moves by the trust-region step, not an optimiser)"""
+    device: str = "auto"
+    """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
+    torch_deterministic: bool = True
+    """make cuDNN pick deterministic algorithms"""
+    log_dir: str = "runs"
+    """directory under which each run writes its TensorBoard logs (and model)"""
+    save_model: bool = False
+    """save the policy and the value network, with the args, to <run_dir>/<exp_name>.pt at the end"""
+    eval_episodes: int = 10
+    """deterministic evaluation episodes after training (0 turns the evaluation off)"""
+    torch_threads: int = 1
+    """torch CPU threads (small networks run fastest on one; 0 keeps torch's default)"""
+
+    num_envs: int = 16
+    """environments stepped side by side in one vector env"""
+    num_steps: int = 128
+    """steps per environment per update (the batch is num_envs · num_steps transitions)"""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """widths of the hidden layers of the policy and of the value network (empty: linear)"""
+    gae_lambda: float = 0.95
+    """λ of GAE(λ): 0 is the one-step TD error, 1 the Monte-Carlo return minus V"""
+    max_kl: float = 0.05
+    """δ: the quadratic model ½ sᵀFs of the KL divergence that every step is sized to"""
+    cg_iters: int = 10
+    """conjugate-gradient iterations for x ≈ F⁻¹ g"""
+    cg_damping: float = 0.1
+    """added to F as damping · I, so that F v stays well conditioned"""
+    fisher: Literal["kl-hessian", "empirical"] = "kl-hessian"
+    """Fisher estimate: the Hessian of the mean KL, or the mean outer product of the batch's score vectors"""
+    vanilla: bool = False
+    """step along the plain gradient g instead of F⁻¹g, with the same quadratic KL model δ"""
+    vf_iters: int = 10
+    """passes of Adam over the batch for the value network per update"""
+    value_batch_size: int = 256
+    """mini-batch size of the value network's regression"""
+    normalize_advantages: bool = True
+    """rescale each batch's advantages to mean 0 and standard deviation 1"""
+    normalize_observations: bool = False
+    """standardise observations by a running mean and variance (updated after each policy update)"""
+    init_log_std: float = -0.5
+    """Box actions: initial log std of the Gaussian, in units of the bounds' half-width"""
+
+
+class UsageError(ValueError):
+    """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
+
+
+# ----------------------------------------------------------------------------------------- networks
+class ObservationNormalizer(nn.Module):
+    """(s − mean) / sqrt(var + ε), clipped to ±10, with the running mean and variance of every observation seen."""
+
+    def __init__(self, obs_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(obs_dim))
+        self.register_buffer("var", torch.ones(obs_dim))
+        self.register_buffer("count", torch.tensor(1e-4))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return ((obs - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-10.0, 10.0)
+
+    @torch.no_grad()
+    def update(self, obs: torch.Tensor) -> None:
+        """Merge a batch [n, obs_dim] into the running moments (Chan et al.'s parallel algorithm)."""
+        batch_mean, batch_var, batch_count = obs.mean(0), obs.var(0, unbiased=False), obs.shape[0]
+        total = self.count + batch_count
+        delta = batch_mean - self.mean
+        self.mean += delta * batch_count / total
+        self.var.copy_(
+            (self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total) / total
+        )
+        self.count.copy_(total)
+
+
+def mlp(in_dim: int, out_dim: int, hidden_sizes: tuple[int, ...], out_gain: float) -> nn.Sequential:
+    """A tanh MLP; the last layer starts scaled by `out_gain` (small for a policy: near-uniform at first)."""
+    layers: list[nn.Module] = []
+    width = in_dim
+    for hidden in hidden_sizes:
+        layers += [nn.Linear(width, hidden), nn.Tanh()]
+        width = hidden
+    last = nn.Linear(width, out_dim)
+    with torch.no_grad():
+        last.weight.mul_(out_gain)
+        last.bias.zero_()
+    return nn.Sequential(*layers, last)
+
+
+class CategoricalPolicy(nn.Module):
+    """π_θ(· | s) = softmax(logits_θ(s)): observation [B, obs_dim] → Categorical over action indices."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: tuple[int, ...], normalizer: nn.Module) -> None:
+        super().__init__()
+        self.normalizer = normalizer
+        self.logits = mlp(obs_dim, n_actions, hidden_sizes, out_gain=0.01)
+
+    def forward(self, obs: torch.Tensor) -> torch.distributions.Categorical:
+        return torch.distributions.Categorical(logits=self.logits(self.normalizer(obs)), validate_args=False)
+
+    def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """The most probable action index, [B]."""
+        return self.logits(self.normalizer(obs)).argmax(dim=-1)
+
+
+class GaussianPolicy(nn.Module):
+    """π_θ(· | s) = N(μ_θ(s), diag σ²): observation [B, obs_dim] → Independent Normal over [B, act_dim].
+
+    The mean is center + scale · net(s) and σ = scale · exp(log_std), where center and scale are the
+    middle and half-width of the action bounds (0 and 1 for an unbounded dimension), so the network
+    works in units of the bounds. log_std is a learned vector that does not depend on s.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        low: np.ndarray,
+        high: np.ndarray,
+        hidden_sizes: tuple[int, ...],
+        init_log_std: float,
+        normalizer: nn.Module,
+    ) -> None:
+        super().__init__()
+        bounded = np.isfinite(low) & np.isfinite(high)
+        center = np.where(bounded, (high + low) / 2, 0.0)
+        scale = np.where(bounded, (high - low) / 2, 1.0)
+        self.register_buffer("center", torch.as_tensor(center, dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+        self.normalizer = normalizer
+        self.mean = mlp(obs_dim, len(low), hidden_sizes, out_gain=0.01)
+        self.log_std = nn.Parameter(torch.full((len(low),), float(init_log_std)))
+
+    def forward(self, obs: torch.Tensor) -> torch.distributions.Independent:
+        mean = self.center + self.scale * self.mean(self.normalizer(obs))  # [B, act_dim]
+        std = self.scale * self.log_std.exp()  # [act_dim], broadcast over the batch
+        return torch.distributions.Independent(torch.distributions.Normal(mean, std, validate_args=False), 1)
+
+    def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """The mean action μ_θ(s), [B, act_dim] (unclipped)."""
+        return self.center + self.scale * self.mean(self.normalizer(obs))
+
+
+class ValueNetwork(nn.Module):
+    """V_w: observation [B, obs_dim] → state value [B]."""
+
+    def __init__(self, obs_dim: int, hidden_sizes: tuple[int, ...], normalizer: nn.Module) -> None:
+        super().__init__()
+        self.normalizer = normalizer
+        self.net = mlp(obs_dim, 1, hidden_sizes, out_gain=1.0)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalizer(obs)).squeeze(-1)
+
+
+Policy = CategoricalPolicy | GaussianPolicy
+
+
+# ------------------------------------------------------------------------------ rollout storage
+class RolloutStorage:
+    """One update's transitions, preallocated as [num_steps, num_envs, ...] tensors."""
+
+    def __init__(
+        self, num_steps: int, num_envs: int, obs_dim: int, action_shape: tuple[int, ...], device: torch.device
+    ):
+        self.obs = torch.zeros(num_steps, num_envs, obs_dim, device=device)  # S_t
+        self.next_obs = torch.zeros(num_steps, num_envs, obs_dim, device=device)  # S_{t+1}, never a reset one
+        action_dtype = torch.float32 if action_shape else torch.int64
+        self.actions = torch.zeros(num_steps, num_envs, *action_shape, dtype=action_dtype, device=device)  # A_t
+        self.rewards = torch.zeros(num_steps, num_envs, device=device)  # R_{t+1}
+        self.terminated = torch.zeros(num_steps, num_envs, device=device)  # 1: S_{t+1} is terminal
+        self.dones = torch.zeros(num_steps, num_envs, device=device)  # 1: the episode ended (terminated or truncated)
+
+
+def collect_rollout(
+    envs: gym.vector.VectorEnv,
+    policy: Policy,
+    storage: RolloutStorage,
+    obs: np.ndarray,
+    num_steps: int,
+    device: torch.device,
+) -> tuple[np.ndarray, list[tuple[float, int]]]:
+    """Step all environments `num_steps` times under π_θ, filling `storage[:num_steps]`.
+
+    Returns the observation to continue from and (return, length) of every episode that ended.
+    """
+    space = envs.single_action_space
+    statistics: list[tuple[float, int]] = []
+    for t in range(num_steps):
+        obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)
+        with torch.no_grad():
+            actions = policy(obs_tensor).sample()
+        actions_np = actions.cpu().numpy()
+        if isinstance(space, gym.spaces.Box):
+            env_actions = np.clip(actions_np, space.low, space.high)
+        else:
+            env_actions = actions_np + int(space.start)
+        next_obs, rewards, terminated, truncated, info = envs.step(env_actions)
+        real_next_obs = next_obs.copy()
+        if "_final_obs" in info:  # same-step autoreset: next_obs holds reset observations where an episode ended
+            for i in np.flatnonzero(info["_final_obs"]):
+                real_next_obs[i] = info["final_obs"][i]
+        if "_episode" in info:
+            for i in np.flatnonzero(info["_episode"]):
+                statistics.append((float(info["episode"]["r"][i]), int(info["episode"]["l"][i])))
+        storage.obs[t] = obs_tensor
+        storage.actions[t] = actions
+        storage.next_obs[t] = torch.as_tensor(real_next_obs, dtype=torch.float32, device=device)
+        storage.rewards[t] = torch.as_tensor(rewards, dtype=torch.float32, device=device)
+        storage.terminated[t] = torch.as_tensor(terminated, dtype=torch.float32, device=device)
+        storage.dones[t] = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=device)
+        obs = next_obs
+    return obs, statistics
+
+
+# --------------------------------------------------------------------------------- the algorithm
+def generalized_advantages(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    next_values: torch.Tensor,
+    terminated: torch.Tensor,
+    dones: torch.Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> torch.Tensor:
+    """Â_t = δ_t + γλ (1 − done_t) Â_{t+1}, δ_t = R_{t+1} + γ (1 − terminated_t) V(S_{t+1}) − V(S_t).
+
+    All inputs are [T, N] (time, environment); `next_values` is V of the real next observation, so a
+    truncated step bootstraps from its final observation. The rollout's last step bootstraps too
+    (Â_T = 0 beyond it). Returns [T, N].
+    """
+    deltas = rewards + gamma * (1.0 - terminated) * next_values - values
+    result = torch.zeros_like(deltas)
+    running = torch.zeros_like(deltas[0])
+    for t in reversed(range(len(deltas))):
+        running = deltas[t] + gamma * gae_lambda * (1.0 - dones[t]) * running
+        result[t] = running
+    return result
+
+
+def surrogate_and_kl(
+    policy: Policy,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    advantages: torch.Tensor,
+    old_distribution: torch.distributions.Distribution,
+    old_log_prob: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """L(θ') = mean π_θ'(A|S)/π_θ(A|S) Â and D̄(θ') = mean KL(π_θ ‖ π_θ') at the policy's current parameters θ'."""
+    distribution = policy(obs)
+    ratio = torch.exp(distribution.log_prob(actions) - old_log_prob)
+    surrogate = (ratio * advantages).mean()
+    kl = torch.distributions.kl_divergence(old_distribution, distribution).mean()
+    return surrogate, kl
+
+
+def fisher_vector_product(
+    policy: Policy, obs: torch.Tensor, old_distribution: torch.distributions.Distribution, damping: float
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """v ↦ (F + damping · I) v, F = ∇²_θ D̄ at the current θ, by double back-propagation.
+
+    The first derivative ∇_θ D̄ is built once with a graph; each product is then one backward pass of
+    (∇_θ D̄)ᵀ v. At θ = θ_old, D̄ and its gradient are 0, and its Hessian is the Fisher information matrix.
+    """
+    params = [p for p in policy.parameters() if p.requires_grad]  # θ: what the step moves
+    kl = torch.distributions.kl_divergence(old_distribution, policy(obs)).mean()
+    kl_gradient = parameters_to_vector(torch.autograd.grad(kl, params, create_graph=True))
+
+    def product(v: torch.Tensor) -> torch.Tensor:
+        hessian_v = torch.autograd.grad(kl_gradient @ v, params, retain_graph=True)
+        return parameters_to_vector(hessian_v) + damping * v
+
+    return product
+
+
+def conjugate_gradient(
+    matrix_vector_product: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, iters: int, tolerance: float = 1e-10
+) -> torch.Tensor:
+    """x ≈ A⁻¹ b for a symmetric positive-definite A given only as v ↦ A v, after at most `iters` steps.
+
+    Stops early when the squared residual ‖b − A x‖² falls below `tolerance` (b = 0 gives x = 0).
+    """
+    x = torch.zeros_like(b)
+    residual = b.clone()
+    direction = b.clone()
+    residual_norm = residual @ residual
+    for _ in range(iters):
+        if residual_norm < tolerance:
+            break
+        a_direction = matrix_vector_product(direction)
+        alpha = residual_norm / (direction @ a_direction)
+        x += alpha * direction
+        residual -= alpha * a_direction
+        new_residual_norm = residual @ residual
+        direction = residual + (new_residual_norm / residual_norm) * direction
+        residual_norm = new_residual_norm
+    return x
+
+
+def trust_region_step(x: torch.Tensor, fisher_x: torch.Tensor, max_kl: float) -> torch.Tensor:
+    """s = sqrt(2δ / (xᵀ F x)) x, whose quadratic KL model ½ sᵀ F s equals δ; zero if xᵀ F x is not positive."""
+    curvature = x @ fisher_x
+    if not curvature > 0:  # x = 0 (a zero gradient) or a degenerate batch: take no step
+        return torch.zeros_like(x)
+    return torch.sqrt(2.0 * max_kl / curvature) * x
+
+
+def empirical_fisher_vector_product(
+    policy: Policy, obs: torch.Tensor, actions: torch.Tensor, damping: float
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """v ↦ (F + damping · I) v with F = 1/n Σ_t s_t s_tᵀ, s_t = ∇_θ log π_θ(A_t | S_t), the batch's score vectors.
+
+    The scores [n, n_params] come once from torch.func (vmap of grad over the batch); each product is
+    then Sᵀ(S v) / n. In expectation over actions drawn from π_θ this is the same Fisher matrix as the
+    KL Hessian; on a batch it is a different estimate.
+    """
+    params = {name: p.detach() for name, p in policy.named_parameters() if p.requires_grad}
+
+    def log_prob(parameters: dict[str, torch.Tensor], state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        distribution = functional_call(policy, parameters, (state.unsqueeze(0),))
+        return distribution.log_prob(action.unsqueeze(0)).squeeze(0)
+
+    per_sample = vmap(grad(log_prob), in_dims=(None, 0, 0))(params, obs, actions)
+    scores = torch.cat([per_sample[name].flatten(1) for name in params], dim=1)  # [n, n_params]
+
+    def product(v: torch.Tensor) -> torch.Tensor:
+        return scores.T @ (scores @ v) / len(scores) + damping * v
+
+    return product
+
+
+def natural_gradient_update(
+    policy: Policy,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    advantages: torch.Tensor,
+    max_kl: float,
+    cg_iters: int,
+    cg_damping: float,
+    fisher: str = "kl-hessian",
+    vanilla: bool = False,
+) -> dict[str, float]:
+    """One natural (or, with `vanilla`, plain) gradient step of π_θ on a batch; returns what is logged about it."""
+    with torch.no_grad():
+        old_distribution = policy(obs)
+        old_log_prob = old_distribution.log_prob(actions)
+        entropy = old_distribution.entropy().mean()
+    params = [p for p in policy.parameters() if p.requires_grad]  # θ: what the step moves
+    surrogate, _ = surrogate_and_kl(policy, obs, actions, advantages, old_distribution, old_log_prob)
+    gradient = parameters_to_vector(torch.autograd.grad(surrogate, params))  # g = ∇_θ L at θ
+    if fisher == "empirical":
+        fisher_product = empirical_fisher_vector_product(policy, obs, actions, cg_damping)
+    else:
+        fisher_product = fisher_vector_product(policy, obs, old_distribution, cg_damping)
+    # The same solve either way: with --vanilla, F is replaced by the identity, so x = g.
+    x = conjugate_gradient((lambda v: v) if vanilla else fisher_product, gradient, cg_iters)
+    fisher_x = fisher_product(x)
+    step = trust_region_step(x, fisher_x, max_kl)  # sized by the real F, so ½ sᵀ F s = δ in both cases
+    quadratic_kl = 0.5 * step @ fisher_product(step)  # before θ moves: F is the Fisher matrix at the old θ
+    with torch.no_grad():
+        vector_to_parameters(parameters_to_vector(params) + step, params)
+        surrogate_after, kl = surrogate_and_kl(policy, obs, actions, advantages, old_distribution, old_log_prob)
+    return {
+        "policy/quadratic_kl": float(quadratic_kl),
+        "policy/kl": float(kl),
+        "policy/g_F_inverse_g": float(gradient @ x),  # gᵀx, x ≈ F⁻¹g (with --vanilla, x = g: ‖g‖²)
+        "policy/surrogate_improvement": float(surrogate_after - surrogate.detach()),
+        "policy/entropy": float(entropy),
+        "policy/gradient_norm": float(gradient.norm()),
+    }
+
+
+# ----------------------------------------------------------------------------------- evaluation
+def make_env(env_id: str) -> gym.Env:
+    """The env with flattened observations (Discrete observations become one-hot vectors)."""
+    return gym.wrappers.FlattenObservation(gym.make(env_id))
+
+
+EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one in evaluation
+
+
+def evaluate(policy: Policy, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
+    """Undiscounted returns of deterministic episodes; episode i is reset with seed + 10_000 + i.
+
+    The action is the most probable one (Discrete) or the mean, clipped into the bounds (Box). An env
+    without a time limit is truncated after EVAL_STEP_LIMIT steps here, so evaluation always ends.
+    """
+    env = make_env(env_id)
+    if env.spec is None or env.spec.max_episode_steps is None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + 10_000 + i)
+        episode_return, episode_over = 0.0, False
+        while not episode_over:
+            with torch.no_grad():
+                obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
+                action = policy.deterministic_action(obs_tensor)[0].cpu().numpy()
+            if isinstance(env.action_space, gym.spaces.Box):
+                env_action = np.clip(action, env.action_space.low, env.action_space.high)
+            else:
+                env_action = int(action) + int(env.action_space.start)
+            obs, reward, terminated, truncated, _ = env.step(env_action)
+            episode_return += float(reward)
+            episode_over = terminated or truncated
+        returns.append(episode_return)
+    env.close()
+    return returns
+
+
+# -------------------------------------------------------------------------------------- training
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(
+            f"natural_gradient.py: --device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N."
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            f"natural_gradient.py: --device {name} was asked for, but torch sees no CUDA GPU on this machine; use --device cpu or auto."
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(
+            f"natural_gradient.py: --device {name} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)."
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"natural_gradient.py: --device {name} is not supported; use auto, cpu, cuda or cuda:N.")
+    return device
+
+
+def check_args(args: Args) -> None:
+    """Reject settings that cannot work, each with one sentence, before anything is written."""
+    for name in ("total_timesteps", "num_envs", "num_steps", "cg_iters", "value_batch_size"):
+        if getattr(args, name) <= 0:
+            raise UsageError(
+                f"natural_gradient.py: --{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}."
+            )
+    checks = [
+        (args.gamma is None or 0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
+        (0.0 <= args.gae_lambda <= 1.0, f"--gae-lambda must lie in [0, 1], got {args.gae_lambda}"),
+        (args.max_kl > 0, f"--max-kl must be positive, got {args.max_kl}"),
+        (args.fisher in ("kl-hessian", "empirical"), f"--fisher must be kl-hessian or empirical, got {args.fisher!r}"),
+        (args.cg_damping >= 0, f"--cg-damping must be non-negative, got {args.cg_damping}"),
+        (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
+        (args.vf_iters >= 0, f"--vf-iters must be non-negative, got {args.vf_iters}"),
+        (math.isfinite(args.init_log_std), f"--init-log-std must be a finite number, got {args.init_log_std}"),
+        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
+        (args.torch_threads >= 0, f"--torch-threads must be non-negative, got {args.torch_threads}"),
+        (
+            all(width > 0 for width in args.hidden_sizes),
+            f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(f"natural_gradient.py: {message}.")
+
+
+def make_checked_envs(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
+    try:
+        probe = make_env(env_id)
+    except gym.error.Error as error:
+        raise UsageError(f"natural_gradient.py cannot make the environment {env_id!r}: {error}") from None
+    space = probe.action_space
+    probe.close()
+    if not isinstance(space, gym.spaces.Discrete | gym.spaces.Box) or (
+        isinstance(space, gym.spaces.Box) and len(space.shape) != 1
+    ):
+        raise UsageError(
+            f"natural_gradient.py needs a Discrete or a one-dimensional Box action space, but {env_id} has {space}; "
+            "wrap the env to flatten its actions first."
+        )
+    envs = gym.vector.SyncVectorEnv(
+        [lambda: make_env(env_id) for _ in range(num_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+    )
+    return gym.wrappers.vector.RecordEpisodeStatistics(envs)
+
+
+def default_gamma(space: gym.Space) -> float:
+    """γ when --gamma is not given: 0.99 for Discrete actions; 0.9 for Box (Pendulum-v1, README.md)."""
+    return 0.9 if isinstance(space, gym.spaces.Box) else 0.99
+
+
+def make_run_dir(args: Args) -> str:
+    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
+    name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    os.makedirs(args.log_dir, exist_ok=True)
+    for attempt in range(1000):
+        run_dir = os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}")
+        try:
+            os.mkdir(run_dir)  # fails if another run took this name, so no run writes into another's
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"natural_gradient.py: could not create a fresh run directory under {args.log_dir}.")
+
+
+def fit_value(
+    value: ValueNetwork,
+    optimizer: torch.optim.Optimizer,
+    obs: torch.Tensor,
+    targets: torch.Tensor,
+    passes: int,
+    batch_size: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Regress V_w onto the targets with `passes` shuffled passes of mini-batches; returns the last loss."""
+    loss = torch.zeros((), device=obs.device)
+    for _ in range(passes):
+        order = torch.randperm(len(obs), generator=generator).to(obs.device)
+        for start in range(0, len(obs), batch_size):
+            index = order[start : start + batch_size]
+            loss = (value(obs[index]) - targets[index]).pow(2).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return loss
+
+
+def train(args: Args) -> dict:
+    check_args(args)
+    device = resolve_device(args.device)
+    envs = make_checked_envs(args.env_id, args.num_envs)
+
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    generator = torch.Generator().manual_seed(args.seed)  # the value regression's shuffling
+    envs.action_space.seed(args.seed)
+    obs, _ = envs.reset(seed=args.seed)  # environment i is seeded with seed + i
+
+    run_dir = make_run_dir(args)
+    writer = SummaryWriter(run_dir)
+    writer.add_text(
+        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+    )
+
+    space = envs.single_action_space
+    obs_dim = int(np.prod(envs.single_observation_space.shape))
+    gamma = default_gamma(space) if args.gamma is None else args.gamma
+    normalizer = ObservationNormalizer(obs_dim) if args.normalize_observations else nn.Identity()
+    if isinstance(space, gym.spaces.Box):
+        policy: Policy = GaussianPolicy(
+            obs_dim, space.low, space.high, args.hidden_sizes, args.init_log_std, normalizer
+        )
+    else:
+        policy = CategoricalPolicy(obs_dim, int(space.n), args.hidden_sizes, normalizer)
+    policy = policy.to(device)
+    value = ValueNetwork(obs_dim, args.hidden_sizes, normalizer).to(device)  # shares the one normaliser
+    value_optimizer = torch.optim.Adam(value.net.parameters(), lr=args.learning_rate, fused=True)
+    storage = RolloutStorage(args.num_steps, args.num_envs, obs_dim, space.shape, device)
+
+    episodic_returns: list[float] = []
+    global_step, update = 0, 0
+    next_progress = progress_every = max(1, args.total_timesteps // 10)
+    start_time = time.perf_counter()
+    while global_step < args.total_timesteps:
+        # The last rollout is shortened to the steps left (rounded up to whole steps of all environments).
+        num_steps = min(args.num_steps, math.ceil((args.total_timesteps - global_step) / args.num_envs))
+        obs, statistics = collect_rollout(envs, policy, storage, obs, num_steps, device)
+        global_step += num_steps * args.num_envs
+        update += 1
+        for episode_return, episode_length in statistics:
+            episodic_returns.append(episode_return)
+            writer.add_scalar("charts/episodic_return", episode_return, global_step)
+            writer.add_scalar("charts/episodic_length", episode_length, global_step)
+
+        batch_obs = storage.obs[:num_steps].reshape(-1, obs_dim)  # [n, obs_dim]
+        batch_actions = storage.actions[:num_steps].flatten(0, 1)
+        with torch.no_grad():
+            values = value(storage.obs[:num_steps])  # V_w(S_t), [T, N]
+            next_values = value(storage.next_obs[:num_steps])  # V_w(S_{t+1}) of the real next observation
+        advantages = generalized_advantages(
+            storage.rewards[:num_steps],
+            values,
+            next_values,
+            storage.terminated[:num_steps],
+            storage.dones[:num_steps],
+            gamma,
+            args.gae_lambda,
+        )
+        value_targets = (advantages + values).flatten()  # the λ-return
+        advantages = advantages.flatten()
+        if args.normalize_advantages and len(advantages) > 1:
+            # A batch whose advantages are all equal carries no signal: it becomes zeros, not 0/0.
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+        logged = natural_gradient_update(
+            policy,
+            batch_obs,
+            batch_actions,
+            advantages,
+            args.max_kl,
+            args.cg_iters,
+            args.cg_damping,
+            args.fisher,
+            args.vanilla,
+        )
+        value_loss = fit_value(
+            value, value_optimizer, batch_obs, value_targets, args.vf_iters, args.value_batch_size, generator
+        )
+        if args.normalize_observations:
+            normalizer.update(batch_obs)  # after the update: the batch was collected and learned with one normaliser
+
+        logged["losses/value_loss"] = value_loss.item()
+        for tag, number in logged.items():
+            writer.add_scalar(tag, number, global_step)
+        if not all(math.isfinite(number) for number in logged.values()):
+            writer.close()
+            envs.close()
+            raise FloatingPointError(
+                f"natural_gradient.py: a loss became non-finite at step {global_step} (update {update}): "
+                f"value loss {logged['losses/value_loss']}, KL {logged['policy/kl']}; "
+                "try a lower --learning-rate or --max-kl, or --normalize-observations."
+            )
+
+        if global_step >= next_progress or global_step >= args.total_timesteps:
+            next_progress = (global_step // progress_every + 1) * progress_every
+            sps = global_step / (time.perf_counter() - start_time)
+            writer.add_scalar("charts/SPS", sps, global_step)
+            latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
+            print(f"step {global_step}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True)
+    train_time = time.perf_counter() - start_time
+    sps = global_step / train_time
+    envs.close()
+
+    eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device)
+    for i, episode_return in enumerate(eval_returns):
+        writer.add_scalar("eval/return", episode_return, i)
+    if args.save_model:
+        model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+        torch.save(
+            {
+                "policy": {k: v.cpu() for k, v in policy.state_dict().items()},
+                "value": {k: v.cpu() for k, v in value.state_dict().items()},
+                "args": asdict(args),
+            },
+            model_path,
+        )
+        print(f"model saved to {model_path}")
+    writer.close()
+
+    summary = (
+        f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
+        if eval_returns
+        else "no evaluation"
+    )
+    print(
+        f"{args.env_id} seed {args.seed}: {summary}, {global_step} steps, {train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
+    )
+    return {
+        "episodic_returns": episodic_returns,
+        "eval_returns": eval_returns,
+        "sps": sps,
+        "run_dir": run_dir,
+        "policy": policy,
+        "value": value,
+    }
+
+
+if __name__ == "__main__":
+    try:
+        train(tyro.cli(Args))
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        sys.exit(2)

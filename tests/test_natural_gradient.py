@@ -1,0 +1,184 @@
+"""natural_gradient.py's Fisher estimates and step against explicit matrices, its invariance, and learning."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_logs_were_flushed, batch_for, explicit_kl_hessian, flat_params, small_policy
+from torch.func import functional_call
+
+import natural_gradient as npg
+
+
+def short_args(log_dir: str, **overrides) -> npg.Args:
+    """Args for a run of a second or so: two environments, 16-step rollouts, two evaluation episodes."""
+    defaults = {"total_timesteps": 256, "num_envs": 2, "num_steps": 16, "eval_episodes": 2, "value_batch_size": 16}
+    return npg.Args(**(defaults | {"log_dir": log_dir} | overrides))
+
+
+def explicit_empirical_fisher(policy: npg.Policy, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """1/n Σ s sᵀ with each score vector s from its own backward pass (no torch.func)."""
+    scores = []
+    for state, action in zip(obs, actions, strict=True):
+        log_prob = policy(state.unsqueeze(0)).log_prob(action.unsqueeze(0)).sum()
+        scores.append(torch.cat([g.flatten() for g in torch.autograd.grad(log_prob, list(policy.parameters()))]))
+    scores = torch.stack(scores)
+    return scores.T @ scores / len(scores)
+
+
+def policy_gradient(policy: npg.Policy, obs: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor):
+    """g = 1/n Σ ∇ log π(a|s) Â: the surrogate's gradient at θ, written the REINFORCE way."""
+    loss = (policy(obs).log_prob(actions) * advantages).mean()
+    return torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(policy.parameters()))])
+
+
+# --------------------------------------------------------------------------------- F⁻¹ g
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+@pytest.mark.parametrize("fisher", ["kl-hessian", "empirical"])
+def test_conjugate_gradient_on_fisher_vector_products_matches_the_explicit_solve(kind, fisher):
+    policy = small_policy(npg, kind)
+    obs, actions, advantages = batch_for(policy)
+    with torch.no_grad():
+        old = policy(obs)
+    if fisher == "kl-hessian":
+        matrix = explicit_kl_hessian(policy, obs)
+        product = npg.fisher_vector_product(policy, obs, old, damping=0.1)
+    else:
+        matrix = explicit_empirical_fisher(policy, obs, actions)
+        product = npg.empirical_fisher_vector_product(policy, obs, actions, damping=0.1)
+    g = policy_gradient(policy, obs, actions, advantages)
+    x = npg.conjugate_gradient(product, g, iters=200)
+    expected = torch.linalg.solve(matrix + 0.1 * torch.eye(len(g)), g)
+    torch.testing.assert_close(x, expected, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+def test_kl_hessian_and_empirical_fisher_agree_in_expectation(kind):
+    # Actions drawn from π_θ: E[s sᵀ] is the Fisher matrix, which is also the KL Hessian. With 20k samples the
+    # Monte-Carlo error of each entry is ~1/√20000 ≈ 0.7 % of its scale; 5 % of the matrix norm leaves margin.
+    policy = small_policy(npg, kind)
+    states = torch.randn(8, 3, generator=torch.Generator().manual_seed(2))
+    obs = states.repeat(2500, 1)  # 20k rows over 8 states, so the KL Hessian is the same 8 states' average
+    torch.manual_seed(3)
+    with torch.no_grad():
+        actions = policy(obs).sample()
+    kl_hessian = explicit_kl_hessian(policy, states)
+    product = npg.empirical_fisher_vector_product(policy, obs, actions, damping=0.0)
+    empirical = torch.stack([product(e) for e in torch.eye(len(kl_hessian))], dim=1)
+    assert torch.linalg.norm(empirical - kl_hessian) <= 0.05 * torch.linalg.norm(kl_hessian)
+
+
+# ----------------------------------------------------------------------------------- the step
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+@pytest.mark.parametrize("vanilla", [False, True])
+def test_the_step_has_a_quadratic_kl_model_of_max_kl_and_a_small_one_a_measured_kl_close_to_it(kind, vanilla):
+    policy = small_policy(npg, kind)
+    obs, actions, advantages = batch_for(policy, n=256)
+    fisher = explicit_kl_hessian(policy, obs)
+    damped = fisher + 1e-3 * torch.eye(len(fisher))  # the model the step is sized by includes the damping
+    with torch.no_grad():
+        old = policy(obs)
+    before = flat_params(policy)
+    logged = npg.natural_gradient_update(policy, obs, actions, advantages, 1e-4, 50, 1e-3, vanilla=vanilla)
+    step = flat_params(policy) - before
+    assert float(0.5 * step @ damped @ step) == pytest.approx(1e-4, rel=1e-3)
+    assert logged["policy/quadratic_kl"] == pytest.approx(1e-4, rel=1e-3)
+    with torch.no_grad():
+        kl = float(torch.distributions.kl_divergence(old, policy(obs)).mean())
+    # For a small step the real KL is its undamped quadratic model, up to third-order terms.
+    undamped_model = float(0.5 * step @ fisher @ step)
+    assert undamped_model <= 1e-4 and kl == pytest.approx(undamped_model, rel=0.02)
+    assert logged["policy/kl"] == pytest.approx(kl, rel=1e-5)
+    g = policy_gradient(small_policy(npg, kind), obs, actions, advantages)  # at the parameters before the step
+    if vanilla:
+        torch.testing.assert_close(step / step.norm(), g / g.norm(), rtol=1e-4, atol=1e-5)  # only the length differs
+
+
+def test_zero_advantages_take_no_step_and_leave_no_nan():
+    policy = small_policy(npg, "gaussian")
+    obs, actions, _ = batch_for(policy)
+    before = flat_params(policy)
+    logged = npg.natural_gradient_update(policy, obs, actions, torch.zeros(len(obs)), 0.01, 10, 0.1)
+    assert torch.equal(flat_params(policy), before) and all(np.isfinite(list(logged.values())))
+
+
+class Reparameterised(torch.nn.Module):
+    """The same policy with θ = A φ: φ is the only parameter, A a fixed invertible matrix."""
+
+    def __init__(self, policy: npg.Policy, a: torch.Tensor) -> None:
+        super().__init__()
+        self.policy, self.a = policy, a
+        self.names = [name for name, _ in policy.named_parameters()]
+        self.shapes = [p.shape for p in policy.parameters()]
+        for p in policy.parameters():
+            p.requires_grad_(False)  # only φ is a parameter of this module
+        self.phi = torch.nn.Parameter(torch.linalg.solve(a, flat_params(policy)))
+
+    def theta(self) -> torch.Tensor:
+        return self.a @ self.phi
+
+    def forward(self, obs: torch.Tensor) -> torch.distributions.Distribution:
+        pieces = torch.split(self.theta(), [s.numel() for s in self.shapes])
+        params = {n: piece.reshape(s) for n, piece, s in zip(self.names, pieces, self.shapes, strict=True)}
+        return functional_call(self.policy, params, (obs,))
+
+
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+def test_the_natural_step_does_not_depend_on_the_parameterisation_and_the_vanilla_step_does(kind):
+    obs, actions, advantages = batch_for(small_policy(npg, kind, hidden_sizes=()), n=256)
+    n_params = len(flat_params(small_policy(npg, kind, hidden_sizes=())))
+    a = torch.eye(n_params) + 0.5 * torch.randn(n_params, n_params, generator=torch.Generator().manual_seed(4))
+
+    def change_of_distribution(vanilla: bool, reparameterise: bool) -> torch.Tensor:
+        policy = small_policy(npg, kind, hidden_sizes=())
+        module = Reparameterised(policy, a) if reparameterise else policy
+        with torch.no_grad():
+            before = module(obs).log_prob(actions)
+        npg.natural_gradient_update(module, obs, actions, advantages, 1e-4, 200, 1e-6, vanilla=vanilla)
+        with torch.no_grad():
+            return module(obs).log_prob(actions) - before  # how the step moved each log π(a|s)
+
+    natural_theta, natural_phi = change_of_distribution(False, False), change_of_distribution(False, True)
+    vanilla_theta, vanilla_phi = change_of_distribution(True, False), change_of_distribution(True, True)
+    assert torch.linalg.norm(natural_phi - natural_theta) <= 0.05 * torch.linalg.norm(natural_theta)
+    assert torch.linalg.norm(vanilla_phi - vanilla_theta) >= 0.3 * torch.linalg.norm(vanilla_theta)
+
+
+# ---------------------------------------------------------------------------------------- runs
+@pytest.mark.parametrize("fisher", ["kl-hessian", "empirical"])
+@pytest.mark.parametrize("env_id", ["tests/ShiftedActions-v0", "tests/BoxTruncated-v0"])
+def test_both_fisher_estimates_train_on_discrete_and_asymmetric_box_actions(fisher, env_id, log_dir):
+    result = npg.train(short_args(log_dir, env_id=env_id, fisher=fisher, init_log_std=1.0))
+    assert len(result["episodic_returns"]) > 0 and len(result["eval_returns"]) == 2
+
+
+def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir):
+    args = short_args(log_dir, env_id="tests/NaNReward-v0", eval_episodes=0, normalize_advantages=False)
+    with pytest.raises(FloatingPointError, match=r"natural_gradient\.py: a loss became non-finite at step 32 "):
+        npg.train(args)
+    assert_logs_were_flushed(log_dir)
+
+
+@pytest.mark.parametrize(
+    "overrides, phrase",
+    [
+        ({"env_id": "tests/MultiDiscrete-v0"}, "needs a Discrete or a one-dimensional Box action space"),
+        ({"fisher": "diagonal"}, "--fisher must be kl-hessian or empirical"),
+        ({"num_envs": 0}, "--num-envs must be a positive integer"),
+        ({"max_kl": -1.0}, "--max-kl must be positive"),
+        ({"cg_damping": -0.1}, "--cg-damping must be non-negative"),
+        ({"device": "cuda:7"} if not torch.cuda.is_available() else {"device": "tpu"}, "--device"),
+    ],
+)
+def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):
+    with pytest.raises(npg.UsageError) as error:
+        npg.train(npg.Args(log_dir=log_dir, **overrides))
+    assert phrase in str(error.value) and str(error.value).startswith("natural_gradient.py")
+    assert not os.path.exists(log_dir)
+
+
+@pytest.mark.slow
+def test_default_settings_solve_cartpole(log_dir):
+    result = npg.train(npg.Args(log_dir=log_dir))
+    assert np.mean(result["eval_returns"]) >= 475
