@@ -8,7 +8,7 @@ advantage under the current policy π_θ, subject to the new policy staying with
 The update, in the lecture's notation, for a batch of n = num_envs · num_steps transitions collected with π_θ:
 
     δ_t = R_{t+1} + γ (1 − terminated_t) V_w(S_{t+1}) − V_w(S_t)      (TD error; S_{t+1} the real next state)
-    Â_t = δ_t + γλ (1 − done_t) Â_{t+1}                              (GAE(λ); the sum stops at an episode's end)
+    Â_t = δ_t + γλ (1 − terminated_t)(1 − truncated_t) Â_{t+1}        (GAE(λ): the sum of δs stays in one episode)
     L(θ') = 1/n Σ_t π_θ'(A_t | S_t) / π_θ(A_t | S_t) Â_t             (surrogate; L(θ) = mean Â)
     D̄(θ') = 1/n Σ_t D_KL(π_θ(· | S_t) ‖ π_θ'(· | S_t))               (mean KL)
     g = ∇_θ' L at θ,   F = ∇²_θ' D̄ at θ  (the Fisher matrix),   x ≈ F⁻¹ g  by conjugate gradient
@@ -33,7 +33,8 @@ Box actions: a Gaussian sample is clipped into [low, high] before `env.step`, wh
 
 Termination is not truncation. The TD error δ_t is cut (no V_w(S_{t+1})) only where the episode
 *terminated*; where it was *truncated* by a time limit, S_{t+1} is the real final observation and δ_t
-bootstraps from it. Either way the GAE sum stops there, since the next stored step belongs to a new episode.
+bootstraps from it. Either way the λ-sum of later δs stops there, since the next stored step belongs to a new
+episode; after a truncation the future beyond the time limit is carried by δ_t's bootstrap instead.
 Where the rollout ends mid-episode, the last δ_t bootstraps from the observation the rollout stopped at.
 
 Vector environments: `num_envs` copies step together in a `gymnasium.vector.SyncVectorEnv` with
@@ -250,7 +251,7 @@ class RolloutStorage:
         self.actions = torch.zeros(num_steps, num_envs, *action_shape, dtype=action_dtype, device=device)  # A_t
         self.rewards = torch.zeros(num_steps, num_envs, device=device)  # R_{t+1}
         self.terminated = torch.zeros(num_steps, num_envs, device=device)  # 1: S_{t+1} is terminal
-        self.dones = torch.zeros(num_steps, num_envs, device=device)  # 1: the episode ended (terminated or truncated)
+        self.truncated = torch.zeros(num_steps, num_envs, device=device)  # 1: a time limit ended the episode here
 
 
 def collect_rollout(
@@ -289,7 +290,7 @@ def collect_rollout(
         storage.next_obs[t] = torch.as_tensor(real_next_obs, dtype=torch.float32, device=device)
         storage.rewards[t] = torch.as_tensor(rewards, dtype=torch.float32, device=device)
         storage.terminated[t] = torch.as_tensor(terminated, dtype=torch.float32, device=device)
-        storage.dones[t] = torch.as_tensor(terminated | truncated, dtype=torch.float32, device=device)
+        storage.truncated[t] = torch.as_tensor(truncated, dtype=torch.float32, device=device)
         obs = next_obs
     return obs, statistics
 
@@ -300,21 +301,24 @@ def generalized_advantages(
     values: torch.Tensor,
     next_values: torch.Tensor,
     terminated: torch.Tensor,
-    dones: torch.Tensor,
+    truncated: torch.Tensor,
     gamma: float,
     gae_lambda: float,
 ) -> torch.Tensor:
-    """Â_t = δ_t + γλ (1 − done_t) Â_{t+1}, δ_t = R_{t+1} + γ (1 − terminated_t) V(S_{t+1}) − V(S_t).
+    """Â_t = δ_t + γλ (1 − terminated_t)(1 − truncated_t) Â_{t+1}, δ_t = R_{t+1} + γ (1 − terminated_t) V(S_{t+1}) − V(S_t).
 
-    All inputs are [T, N] (time, environment); `next_values` is V of the real next observation, so a
-    truncated step bootstraps from its final observation. The rollout's last step bootstraps too
-    (Â_T = 0 beyond it). Returns [T, N].
+    All inputs are [T, N] (time, environment). `next_values` is V of the real next observation, so only
+    termination removes the bootstrap from δ_t; a truncated step keeps γ V(S_{t+1}) of its final
+    observation. The λ-weighted sum of later δs stops at either end, because the next stored step belongs
+    to a new episode: the future beyond a time limit is already in δ_t's bootstrap. The rollout's last
+    step bootstraps too (Â_T = 0 beyond it). Returns [T, N].
     """
     deltas = rewards + gamma * (1.0 - terminated) * next_values - values
+    same_episode_next = (1.0 - terminated) * (1.0 - truncated)  # 0 where the next stored step is a reset
     result = torch.zeros_like(deltas)
     running = torch.zeros_like(deltas[0])
     for t in reversed(range(len(deltas))):
-        running = deltas[t] + gamma * gae_lambda * (1.0 - dones[t]) * running
+        running = deltas[t] + gamma * gae_lambda * same_episode_next[t] * running
         result[t] = running
     return result
 
@@ -654,7 +658,7 @@ def train(args: Args) -> dict:
             values,
             next_values,
             storage.terminated[:num_steps],
-            storage.dones[:num_steps],
+            storage.truncated[:num_steps],
             gamma,
             args.gae_lambda,
         )

@@ -1,5 +1,6 @@
 """natural_gradient.py's Fisher estimates and step against explicit matrices, its invariance, and learning."""
 
+import inspect
 import os
 
 import numpy as np
@@ -9,6 +10,7 @@ from conftest import assert_logs_were_flushed, batch_for, explicit_kl_hessian, f
 from torch.func import functional_call
 
 import natural_gradient as npg
+import trpo
 
 
 def short_args(log_dir: str, **overrides) -> npg.Args:
@@ -31,6 +33,19 @@ def policy_gradient(policy: npg.Policy, obs: torch.Tensor, actions: torch.Tensor
     """g = 1/n Σ ∇ log π(a|s) Â: the surrogate's gradient at θ, written the REINFORCE way."""
     loss = (policy(obs).log_prob(actions) * advantages).mean()
     return torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(policy.parameters()))])
+
+
+# What natural_gradient.py shares with trpo.py, letter for letter (the issue: the two must not drift).
+SHARED_WITH_TRPO = (
+    "ObservationNormalizer mlp CategoricalPolicy GaussianPolicy ValueNetwork RolloutStorage collect_rollout "
+    "generalized_advantages surrogate_and_kl fisher_vector_product conjugate_gradient trust_region_step "
+    "make_env evaluate default_gamma fit_value"
+).split()
+
+
+@pytest.mark.parametrize("name", SHARED_WITH_TRPO)
+def test_the_pieces_shared_with_trpo_have_not_drifted(name):
+    assert inspect.getsource(getattr(npg, name)) == inspect.getsource(getattr(trpo, name))
 
 
 # --------------------------------------------------------------------------------- F⁻¹ g

@@ -2,7 +2,6 @@
 
 import os
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -211,18 +210,6 @@ def test_collection_stops_at_the_end_of_training_and_drops_unfinished_episodes()
     assert recorder.steps == [[], [], []]
 
 
-def test_shifted_discrete_actions_reach_the_env_in_its_own_range(log_dir):
-    # Discrete(3, start=-1) raises on anything but -1, 0, 1.
-    result = reinforce.train(short_args(log_dir, env_id="tests/ShiftedActions-v0"))
-    assert len(result["episodic_returns"]) > 0 and result["eval_returns"] == [20.0, 20.0]
-
-
-def test_an_env_without_a_time_limit_ends_training_at_its_budget(log_dir):
-    result = reinforce.train(short_args(log_dir, env_id="tests/Endless-v0", eval_episodes=1))
-    assert result["episodic_returns"] == []  # no episode ever ended, so none was learned from
-    assert result["eval_returns"] == [float(reinforce.EVAL_STEP_LIMIT)]
-
-
 def test_without_a_baseline_the_result_has_no_value_network(log_dir):
     result = reinforce.train(short_args(log_dir, baseline=False, save_model=True, eval_episodes=0))
     assert "value" not in result
@@ -261,9 +248,3 @@ def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):
 def test_default_settings_solve_cartpole(log_dir):
     result = reinforce.train(reinforce.Args(log_dir=log_dir))
     assert np.mean(result["eval_returns"]) >= 475
-
-
-def test_gamma_defaults_to_0_99_for_discrete_and_0_9_for_box_actions():
-    assert reinforce.Args().gamma is None
-    assert reinforce.default_gamma(gym.spaces.Discrete(2)) == 0.99
-    assert reinforce.default_gamma(gym.spaces.Box(-1, 1, (1,))) == 0.9

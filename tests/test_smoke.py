@@ -31,6 +31,7 @@ SCRIPTS = [
     ("trpo", BOTH_KINDS, None, SHORT_ROLLOUTS),
     ("natural_gradient", BOTH_KINDS, None, SHORT_ROLLOUTS),
 ]
+POLICY_GRADIENT_RUNS = [(module, short) for module, env_ids, _, short in SCRIPTS if env_ids == BOTH_KINDS]
 RUNS = [(module, env_id, short) for module, env_ids, _, short in SCRIPTS for env_id in env_ids]
 FIRST_RUNS = [(module, env_ids[0], short) for module, env_ids, _, short in SCRIPTS]  # one env per script
 SHARED_FIELDS = (
@@ -217,3 +218,27 @@ def test_bad_input_raises_value_error_in_process(module_name, flags, log_dir):
     with pytest.raises(ValueError, match=rf"^{module_name}\.py"):
         module.train(module.Args(log_dir=log_dir, **overrides))
     assert not os.path.exists(log_dir)
+
+
+@pytest.mark.parametrize("module_name, short", POLICY_GRADIENT_RUNS)
+def test_gamma_defaults_to_0_99_for_discrete_and_0_9_for_box_actions(module_name, short):
+    module = importlib.import_module(module_name)
+    assert module.Args().gamma is None
+    assert module.default_gamma(gym.spaces.Discrete(2)) == 0.99
+    assert module.default_gamma(gym.spaces.Box(-1, 1, (1,))) == 0.9
+
+
+@pytest.mark.parametrize("module_name, short", POLICY_GRADIENT_RUNS)
+def test_shifted_discrete_actions_reach_the_env_in_its_own_range(module_name, short, log_dir):
+    # tests/ShiftedActions-v0 is Discrete(3, start=-1) and raises on anything but -1, 0, 1.
+    module, args = short_args(module_name, "tests/ShiftedActions-v0", short, log_dir)
+    result = module.train(args)
+    assert len(result["episodic_returns"]) > 0 and result["eval_returns"] == [20.0, 20.0]
+
+
+@pytest.mark.parametrize("module_name, short", POLICY_GRADIENT_RUNS)
+def test_an_env_without_a_time_limit_trains_to_its_budget_and_evaluates_capped(module_name, short, log_dir):
+    module, args = short_args(module_name, "tests/Endless-v0", short, log_dir, eval_episodes=1)
+    result = module.train(args)
+    assert result["episodic_returns"] == []  # no episode ever ended
+    assert result["eval_returns"] == [float(module.EVAL_STEP_LIMIT)]
