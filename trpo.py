@@ -419,7 +419,7 @@ def line_search(
 
 
 def trpo_update(
-    policy: Policy, obs: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor, args: "Args"
+    policy: Policy, obs: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor, args: Args
 ) -> dict[str, float]:
     """One TRPO step of π_θ on a batch; returns what is logged about it."""
     with torch.no_grad():
