@@ -404,6 +404,7 @@ def train(args: Args) -> dict:
     replay_buffer = ReplayBuffer(args.buffer_size, obs_dim, rng)
 
     episodic_returns: list[float] = []
+    episode_end_steps: list[int] = []  # the global step each of them is logged at
     exploration_steps = args.exploration_fraction * args.total_timesteps
     progress_every = max(1, args.total_timesteps // 10)
     last_logged_step = -LOG_INTERVAL
@@ -419,6 +420,7 @@ def train(args: Args) -> dict:
         replay_buffer.add(obs, action, float(reward), next_obs, terminated)
         if terminated or truncated:
             episodic_returns.append(float(info["episode"]["r"]))
+            episode_end_steps.append(global_step)
             writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
             writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
             obs, _ = env.reset()
@@ -482,6 +484,7 @@ def train(args: Args) -> dict:
     )
     return {
         "episodic_returns": episodic_returns,
+        "episode_end_steps": episode_end_steps,
         "eval_returns": eval_returns,
         "sps": sps,
         "run_dir": run_dir,

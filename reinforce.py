@@ -468,6 +468,7 @@ def train(args: Args) -> dict:
     recorder = EpisodeRecorder(args.num_envs)
 
     episodic_returns: list[float] = []
+    episode_end_steps: list[int] = []  # the global step each of them is logged at
     global_step, update = 0, 0
     next_progress = progress_every = max(1, args.total_timesteps // 10)
     start_time = time.perf_counter()
@@ -475,9 +476,10 @@ def train(args: Args) -> dict:
         episodes, statistics, steps = collect_episodes(
             envs, policy, recorder, args.steps_per_update, args.total_timesteps - global_step, device
         )
+        global_step_of_episode = global_step + steps  # episodes are logged at the end of their batch
         for episode_return, episode_length in statistics:
             episodic_returns.append(episode_return)
-            global_step_of_episode = global_step + steps  # episodes are logged at the end of their batch
+            episode_end_steps.append(global_step_of_episode)
             writer.add_scalar("charts/episodic_return", episode_return, global_step_of_episode)
             writer.add_scalar("charts/episodic_length", episode_length, global_step_of_episode)
         global_step += steps
@@ -554,6 +556,7 @@ def train(args: Args) -> dict:
     )
     result = {
         "episodic_returns": episodic_returns,
+        "episode_end_steps": episode_end_steps,
         "eval_returns": eval_returns,
         "sps": sps,
         "run_dir": run_dir,

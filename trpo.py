@@ -634,6 +634,7 @@ def train(args: Args) -> dict:
     storage = RolloutStorage(args.num_steps, args.num_envs, obs_dim, space.shape, device)
 
     episodic_returns: list[float] = []
+    episode_end_steps: list[int] = []  # the global step each of them is logged at
     global_step, update = 0, 0
     next_progress = progress_every = max(1, args.total_timesteps // 10)
     start_time = time.perf_counter()
@@ -645,6 +646,7 @@ def train(args: Args) -> dict:
         update += 1
         for episode_return, episode_length in statistics:
             episodic_returns.append(episode_return)
+            episode_end_steps.append(global_step)
             writer.add_scalar("charts/episodic_return", episode_return, global_step)
             writer.add_scalar("charts/episodic_length", episode_length, global_step)
 
@@ -727,6 +729,7 @@ def train(args: Args) -> dict:
     )
     return {
         "episodic_returns": episodic_returns,
+        "episode_end_steps": episode_end_steps,
         "eval_returns": eval_returns,
         "sps": sps,
         "run_dir": run_dir,

@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,6 +81,14 @@ def test_train_returns_the_contract_dict(module_name, env_id, short, log_dir):
     assert run_dir.parent == Path(log_dir)
     assert run_dir.name.startswith(f"{env_id}__{module_name}__{args.seed}__")
     assert any(p.name.startswith("events.out.tfevents") for p in run_dir.iterdir())
+    # episode_end_steps is the x of every charts/episodic_return point, episodic_returns its y
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    logged = events.Scalars("charts/episodic_return")
+    assert result["episode_end_steps"] == [point.step for point in logged]
+    assert result["episodic_returns"] == pytest.approx([point.value for point in logged], rel=1e-6)
+    assert all(isinstance(step, int) and 0 <= step <= args.total_timesteps for step in result["episode_end_steps"])
+    assert result["episode_end_steps"] == sorted(result["episode_end_steps"])
     check_modules(result, env_id)
 
 
