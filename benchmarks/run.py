@@ -1,0 +1,383 @@
+"""Run a grid of scripts × env ids × seeds, each run one `train()` in its own process, one JSON file per run.
+
+A run's file, `<results-dir>/<script>__<env>__seed<seed>__<hash>.json`, holds the run's Args, every training
+episode's return and the step it ended at, the evaluation returns, the wall time of the whole `train()` call
+(construction, training and evaluation), the training loop's steps per second, and the host. The hash is of
+the run's full Args (log_dir aside), so a run whose file exists is skipped when the grid is run again, and
+a changed setting or default makes a new run. A run that raises is written under `<results-dir>/failed/`
+with its error and traceback, reported at the end, and tried again on the next invocation; the other runs
+go on. The driver writes every file, so a Ray cluster's workers need no shared disk.
+
+Presets (each script at its own default budget unless the preset says otherwise):
+- classic: every script on the classic-control envs it supports (CartPole-v1, Pendulum-v1);
+- race: ours beside Stable-Baselines3 / sb3-contrib with rl-baselines3-zoo settings, same budgets and seeds,
+  ordered so that one worker runs them interleaved (seed by seed, ours then theirs);
+- mujoco: ddpg.py, trpo.py and natural_gradient.py on HalfCheetah-v5 and Hopper-v5 (pip install mujoco).
+
+    python benchmarks/run.py                                   # classic, seeds 1-5, one worker per core
+    python benchmarks/run.py --preset race                     # the side-by-side race, one run at a time
+    python benchmarks/run.py --preset mujoco --seeds 1 --total-timesteps 100000
+    python benchmarks/run.py --scripts dqn trpo --env-ids Acrobot-v1 --seeds 1 2 3 --set dqn.learning_starts=500
+    python benchmarks/run.py --backend ray --ray-address auto  # the same grid on a running Ray cluster
+"""
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import hashlib
+import importlib.util
+import io
+import json
+import multiprocessing
+import os
+import platform
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import tyro
+
+ROOT = Path(__file__).resolve().parent.parent
+OURS = ("dqn", "fitted_q", "ddpg", "reinforce", "trpo", "natural_gradient")
+SB3 = ("sb3_dqn", "sb3_ddpg", "sb3_trpo", "sb3_a2c")
+# The action spaces each script takes; a pair outside them is left out of a grid, not run to fail.
+SPACES: dict[str, tuple[type, ...]] = {
+    "dqn": (gym.spaces.Discrete,),
+    "fitted_q": (gym.spaces.Discrete,),
+    "ddpg": (gym.spaces.Box,),
+    "reinforce": (gym.spaces.Discrete, gym.spaces.Box),
+    "trpo": (gym.spaces.Discrete, gym.spaces.Box),
+    "natural_gradient": (gym.spaces.Discrete, gym.spaces.Box),
+}
+CLASSIC = ("CartPole-v1", "Pendulum-v1")
+CLASSIC_MISFITS = {("dqn", "Pendulum-v1"), ("fitted_q", "Pendulum-v1"), ("ddpg", "CartPole-v1")}
+MUJOCO_SETTINGS = {  # the budgets and settings of the papers' locomotion runs, not those of Pendulum-v1
+    "ddpg": {
+        "total_timesteps": 1_000_000,
+        "gamma": 0.99,
+        "hidden_sizes": (256, 256),
+        "batch_size": 256,
+        "buffer_size": 1_000_000,
+        "learning_starts": 10_000,
+    },
+    "trpo": {"total_timesteps": 1_000_000, "gamma": 0.99, "max_kl": 0.01, "normalize_observations": True},
+    "natural_gradient": {"total_timesteps": 1_000_000, "gamma": 0.99, "max_kl": 0.01, "normalize_observations": True},
+}
+# (ours, theirs, env id, budget): the issue's pairs; A2C is the policy-gradient reference for two scripts.
+RACE = (
+    ("dqn", "sb3_dqn", "CartPole-v1", 50_000),
+    ("ddpg", "sb3_ddpg", "Pendulum-v1", 20_000),
+    ("trpo", "sb3_trpo", "CartPole-v1", 100_000),
+    ("trpo", "sb3_trpo", "Pendulum-v1", 100_000),
+    ("reinforce", "sb3_a2c", "CartPole-v1", 100_000),
+    ("natural_gradient", "sb3_a2c", "CartPole-v1", 100_000),
+)
+
+
+@dataclass
+class Args:
+    preset: Literal["classic", "race", "mujoco"] = "classic"
+    """the grid to run: classic (every script, classic control), race (ours beside SB3), mujoco"""
+    scripts: tuple[str, ...] = ()
+    """only these scripts of the grid (ours: dqn ... natural_gradient; SB3: sb3_dqn, sb3_ddpg, sb3_trpo, sb3_a2c)"""
+    env_ids: tuple[str, ...] = ()
+    """a grid of these env ids instead of the preset's: every chosen script that takes the env's action space"""
+    seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
+    """the seeds; every (script, env) pair runs each of them"""
+    total_timesteps: int | None = None
+    """one budget for every run (None: each script's or preset's own)"""
+    set: tuple[str, ...] = ()
+    """Args overrides, FIELD=VALUE for every script that has FIELD or SCRIPT.FIELD=VALUE for one (JSON values)"""
+    results_dir: str | None = None
+    """where the JSON files go (None: benchmarks/results/<preset>)"""
+    log_dir: str = "runs"
+    """the scripts' TensorBoard log directory"""
+    workers: int = 0
+    """runs at once (0: one per CPU core, or 1 for the race); 1 runs the grid in order; a Ray cluster uses its CPUs"""
+    backend: Literal["local", "ray"] = "local"
+    """local: a process pool on this machine; ray: one Ray task per run"""
+    ray_address: str | None = None
+    """the Ray cluster to submit to ("auto", "ray://host:10001"); None starts a local Ray instance"""
+
+
+class UsageError(ValueError):
+    """A grid that cannot be run as asked; the message says what to change."""
+
+
+@dataclass
+class Run:
+    """One cell of the grid: which file's train() to call with which Args fields."""
+
+    script: str
+    env_id: str
+    seed: int
+    fields: dict[str, Any]  # the Args fields passed explicitly (env_id, seed and overrides)
+
+    @property
+    def name(self) -> str:
+        settings = {key: value for key, value in self.fields.items() if key != "log_dir"}
+        digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        return f"{self.script}__{self.env_id.replace('/', '-')}__seed{self.seed}__{digest}"
+
+
+def script_path(script: str, root: Path) -> Path:
+    return root / "benchmarks" / "sb3_baselines.py" if script in SB3 else root / f"{script}.py"
+
+
+def load_script(script: str, root: Path):
+    """The script's module, imported from its file (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(script, script_path(script, root))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def plain(value: Any) -> Any:
+    """Args values as JSON types (tuples become lists)."""
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+def settings_of(script: str) -> set[str]:
+    return {field.name for field in dataclasses.fields(load_script(script, ROOT).Args)}
+
+
+def parse_overrides(assignments: tuple[str, ...], scripts: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """`--set` assignments as {script: {field: value}}; an unscoped FIELD=VALUE goes to every script with FIELD."""
+    overrides: dict[str, dict[str, Any]] = {script: {} for script in scripts}
+    settings = {script: settings_of(script) for script in scripts}
+    for assignment in assignments:
+        target, separator, text = assignment.partition("=")
+        if not separator or not target:
+            raise UsageError(f"--set takes FIELD=VALUE or SCRIPT.FIELD=VALUE, got {assignment!r}.")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text  # a bare word: a string such as ou or empirical
+        value = tuple(value) if isinstance(value, list) else value
+        script, _, field = target.rpartition(".")
+        if script and script not in overrides:
+            raise UsageError(
+                f"--set {assignment!r} names {script!r}, which is not in this grid ({', '.join(scripts)})."
+            )
+        targets = [script] if script else [name for name in scripts if field in settings[name]]
+        for name in targets:
+            if field not in settings[name]:
+                raise UsageError(
+                    f"{name} has no setting {field!r} (its settings: {', '.join(sorted(settings[name]))})."
+                )
+            overrides[name][field] = value
+        if not targets:
+            raise UsageError(f"--set {assignment!r}: no script of this grid has a setting {field!r}.")
+    return overrides
+
+
+def action_space_kind(env_id: str) -> type | None:
+    """The env's action space class, or None when it cannot be made here (its runs then fail with the reason)."""
+    try:
+        env = gym.make(env_id)
+    except Exception:
+        return None
+    kind = type(env.action_space)
+    env.close()
+    return kind
+
+
+def takes(script: str, env_id: str, kind: type | None) -> bool:
+    if script in SB3:
+        return (script.removeprefix("sb3_"), env_id) in load_script(script, ROOT).ZOO
+    return kind is None or issubclass(kind, SPACES[script])
+
+
+def build_grid(args: Args) -> list[Run]:
+    """The runs, seed by seed, so that one worker interleaves the pairs of the race."""
+    if args.preset == "race":
+        pairs = [(script, env_id, budget) for ours, theirs, env_id, budget in RACE for script in (ours, theirs)]
+        pairs = list(dict.fromkeys(pairs))  # sb3_a2c is the reference of two scripts; run it once
+    elif args.preset == "mujoco":
+        pairs = [(s, e, None) for s in MUJOCO_SETTINGS for e in ("HalfCheetah-v5", "Hopper-v5")]
+    else:
+        pairs = [(s, e, None) for s in OURS for e in CLASSIC if (s, e) not in CLASSIC_MISFITS]
+    chosen = args.scripts or tuple(dict.fromkeys(script for script, _, _ in pairs))
+    unknown = [script for script in chosen if script not in OURS + SB3]
+    if unknown:
+        raise UsageError(f"Unknown script {unknown[0]!r}; the scripts are {', '.join(OURS + SB3)}.")
+    if args.env_ids:
+        pairs = [(script, env_id, None) for script in chosen for env_id in args.env_ids]
+    pairs = [pair for pair in pairs if pair[0] in chosen]
+    kinds = {env_id: action_space_kind(env_id) for env_id in dict.fromkeys(env_id for _, env_id, _ in pairs)}
+    left_out = [f"{s} on {e}" for s, e, _ in pairs if not takes(s, e, kinds[e])]
+    if left_out:
+        print(f"left out (the script does not take the env's action space): {', '.join(left_out)}")
+    pairs = [(s, e, budget) for s, e, budget in pairs if takes(s, e, kinds[e])]
+    if not pairs:
+        raise UsageError("The grid is empty: no chosen script takes the action space of a chosen env.")
+    if not args.seeds:
+        raise UsageError("--seeds needs at least one seed.")
+    if args.total_timesteps is not None and args.total_timesteps <= 0:
+        raise UsageError(f"--total-timesteps must be positive, got {args.total_timesteps}.")
+    overrides = parse_overrides(args.set, tuple(dict.fromkeys(s for s, _, _ in pairs)))
+
+    runs = []
+    for seed in args.seeds:
+        for script, env_id, budget in pairs:
+            fields: dict[str, Any] = {"algo": script.removeprefix("sb3_")} if script in SB3 else {}
+            if args.preset == "mujoco" and script in MUJOCO_SETTINGS:
+                fields.update(MUJOCO_SETTINGS[script])
+            if budget is not None:
+                fields["total_timesteps"] = budget
+            if args.total_timesteps is not None:
+                fields["total_timesteps"] = args.total_timesteps
+            fields.update(overrides[script], env_id=env_id, seed=seed)
+            runs.append(Run(script, env_id, seed, fields))
+    return runs
+
+
+def resolve(runs: list[Run], log_dir: str) -> list[Run]:
+    """Each run with its full Args as fields, so that the file name's hash covers the defaults too."""
+    resolved, modules = [], {}
+    for run in runs:
+        module = modules.setdefault(run.script, load_script(run.script, ROOT))
+        fields = dataclasses.asdict(module.Args(**run.fields))
+        if "log_dir" in fields:
+            fields["log_dir"] = log_dir
+        resolved.append(Run(run.script, run.env_id, run.seed, plain(fields)))
+    return resolved
+
+
+def execute(run: Run, root: str) -> dict:
+    """Call the script's train() with the run's Args and return the run's record. Runs in a fresh process
+    (a pool worker or a Ray task); never raises, a failure is a record with its error."""
+    record: dict[str, Any] = {"script": run.script, "env_id": run.env_id, "seed": run.seed, "args": run.fields}
+    record["host"] = {"node": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    output = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            module = load_script(run.script, Path(root))
+            args = module.Args(**{key: tuple(v) if isinstance(v, list) else v for key, v in run.fields.items()})
+            start = time.perf_counter()
+            result = module.train(args)
+            wall_time = time.perf_counter() - start
+        steps = args.total_timesteps or max(result["episode_end_steps"], default=0)
+        record.update(
+            status="ok",
+            episodic_returns=[float(r) for r in result["episodic_returns"]],
+            episode_end_steps=[int(s) for s in result["episode_end_steps"]],
+            eval_returns=[float(r) for r in result["eval_returns"]],
+            sps=float(result["sps"]),
+            train_time=steps / float(result["sps"]),  # the training loop alone, evaluation excluded
+            wall_time=wall_time,
+        )
+    except Exception as error:
+        record.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+    record["output"] = output.getvalue()[-20_000:]
+    return record
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write through a temporary file, so an interrupted write never leaves a half file that looks finished."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(data, indent=1))
+    os.replace(temporary, path)
+
+
+def finished(path: Path) -> bool:
+    try:
+        return json.loads(path.read_text()).get("status") == "ok"
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def record_result(record: dict, run: Run, results_dir: Path) -> str:
+    """Write a finished run's JSON (or its failure under failed/) and return one line about it."""
+    failed_path = results_dir / "failed" / f"{run.name}.json"
+    if record["status"] == "ok":
+        write_json(results_dir / f"{run.name}.json", record)
+        failed_path.unlink(missing_ok=True)
+        evaluation = record["eval_returns"]
+        score = f"eval {sum(evaluation) / len(evaluation):.1f}" if evaluation else "no evaluation"
+        return f"{run.script} {run.env_id} seed {run.seed}: {score}, {record['wall_time']:.1f} s"
+    write_json(failed_path, record)
+    return f"{run.script} {run.env_id} seed {run.seed}: FAILED, {record['error']}"
+
+
+def run_local(runs: list[Run], workers: int):
+    """Yield (run, record) as runs finish, each in a new process of a pool of `workers`."""
+    context = multiprocessing.get_context("spawn")  # a clean interpreter per run: no torch state inherited
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
+        futures = {pool.submit(execute, run, str(ROOT)): run for run in runs}
+        for future in concurrent.futures.as_completed(futures):
+            run = futures[future]
+            try:
+                yield run, future.result()
+            except Exception as error:  # the worker process itself died (killed, out of memory)
+                yield run, {"status": "failed", "error": f"{type(error).__name__}: {error}", "traceback": ""}
+
+
+def run_ray(runs: list[Run], address: str | None, workers: int):
+    """Yield (run, record) as runs finish, each a Ray task in a fresh worker process (max_calls=1)."""
+    import ray
+    import ray.cloudpickle
+
+    if address is None:  # a local instance sees this checkout where it is
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        root = str(ROOT)
+    else:  # a cluster gets a copy of the checkout as each worker's working directory
+        ray.init(address=address, log_to_driver=False, runtime_env={"working_dir": str(ROOT)})
+        root = "."
+    ray.cloudpickle.register_pickle_by_value(sys.modules[execute.__module__])  # workers need not import this file
+    task = ray.remote(num_cpus=1, max_calls=1)(execute)
+    try:
+        pending = {task.remote(run, root): run for run in runs}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            run = pending.pop(done[0])
+            try:
+                yield run, ray.get(done[0])
+            except Exception as error:  # the task's worker died
+                yield run, {"status": "failed", "error": f"{type(error).__name__}: {error}", "traceback": ""}
+    finally:
+        ray.shutdown()
+
+
+def main(args: Args) -> dict[str, list[str]]:
+    """Run the grid's unfinished runs; return the names of the runs done, skipped and failed."""
+    if args.workers < 0:
+        raise UsageError(f"--workers must be 0 (one per core) or more, got {args.workers}.")
+    results_dir = Path(args.results_dir or ROOT / "benchmarks" / "results" / args.preset)
+    runs = resolve(build_grid(args), args.log_dir)
+    todo = [run for run in runs if not finished(results_dir / f"{run.name}.json")]
+    skipped = [run.name for run in runs if run not in todo]
+    print(f"{len(runs)} runs, {len(skipped)} already in {results_dir}, {len(todo)} to do")
+    summary: dict[str, list[str]] = {"done": [], "skipped": skipped, "failed": []}
+    if todo:
+        # The race times runs against each other: one at a time unless asked otherwise.
+        workers = args.workers or (1 if args.preset == "race" else os.cpu_count() or 1)
+        results = run_ray(todo, args.ray_address, workers) if args.backend == "ray" else run_local(todo, workers)
+        for count, (run, record) in enumerate(results, 1):
+            (results_dir / "logs").mkdir(parents=True, exist_ok=True)
+            (results_dir / "logs" / f"{run.name}.log").write_text(record.pop("output", ""))
+            print(f"[{count}/{len(todo)}] {record_result(record, run, results_dir)}", flush=True)
+            summary["done" if record["status"] == "ok" else "failed"].append(run.name)
+    if summary["failed"]:
+        print(f"{len(summary['failed'])} runs failed (errors and tracebacks in {results_dir / 'failed'}):")
+        for name in summary["failed"]:
+            print(f"  {name}: {json.loads((results_dir / 'failed' / f'{name}.json').read_text())['error']}")
+    return summary
+
+
+if __name__ == "__main__":
+    try:
+        outcome = main(tyro.cli(Args))
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        sys.exit(2)
+    sys.exit(1 if outcome["failed"] else 0)
