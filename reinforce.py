@@ -140,6 +140,13 @@ class CategoricalPolicy(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.distributions.Categorical:
         return torch.distributions.Categorical(logits=self.logits(obs), validate_args=False)
 
+    def sample(self, obs: torch.Tensor) -> torch.Tensor:
+        """An action index per row drawn from π_θ(· | s), [B], by the Gumbel-max trick:
+        argmax_a (logits_a − log E_a) with E_a ~ Exp(1) is distributed as softmax(logits). The same law
+        as forward(obs).sample() at about a tenth of its cost on CPU (no Distribution built each step)."""
+        logits = self.logits(obs)
+        return (logits - torch.empty_like(logits).exponential_().log()).argmax(dim=-1)
+
     def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
         """The most probable action index, [B]."""
         return self.logits(obs).argmax(dim=-1)
@@ -169,6 +176,10 @@ class GaussianPolicy(nn.Module):
         mean = self.center + self.scale * self.mean(obs)  # [B, act_dim]
         std = self.scale * self.log_std.exp()  # [act_dim], broadcast over the batch
         return torch.distributions.Independent(torch.distributions.Normal(mean, std, validate_args=False), 1)
+
+    def sample(self, obs: torch.Tensor) -> torch.Tensor:
+        """An action drawn from π_θ(· | s), [B, act_dim] (unclipped)."""
+        return self(obs).sample()
 
     def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
         """The mean action μ_θ(s), [B, act_dim] (unclipped)."""
@@ -240,7 +251,7 @@ def collect_episodes(
     while active.any() and steps < max_steps:
         indices = np.flatnonzero(active)[: max_steps - steps]  # the last step of training may take fewer
         with torch.no_grad():
-            actions = policy(torch.as_tensor(obs[indices], device=device)).sample().cpu().numpy()
+            actions = policy.sample(torch.as_tensor(obs[indices], device=device)).cpu().numpy()
         for j, i in enumerate(indices):
             env = envs[i]
             if is_box:

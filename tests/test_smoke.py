@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import BOX_ACTIONS
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -251,3 +252,29 @@ def test_an_env_without_a_time_limit_trains_to_its_budget_and_evaluates_capped(m
     result = module.train(args)
     assert result["episodic_returns"] == []  # no episode ever ended
     assert result["eval_returns"] == [float(module.EVAL_STEP_LIMIT)]
+
+
+@pytest.mark.parametrize(
+    "module_name", [row[0] for row in SCRIPTS if hasattr(importlib.import_module(row[0]), "CategoricalPolicy")]
+)
+def test_policy_sample_draws_actions_with_the_policys_probabilities(module_name):
+    """The rollouts' fast sampler (Gumbel-max for Categorical) against softmax(logits), 4.5 standard errors."""
+    module = importlib.import_module(module_name)
+    normalizer = () if module_name == "reinforce" else (torch.nn.Identity(),)
+    torch.manual_seed(0)
+    policy = module.CategoricalPolicy(3, 4, (5,), *normalizer)
+    with torch.no_grad():
+        policy.logits[-1].weight.normal_(std=2.0)  # far from uniform
+        obs = torch.randn(2, 3)
+        probabilities = torch.softmax(policy.logits(obs), dim=-1)  # [2, 4]
+        draws = 40_000
+        actions = policy.sample(obs.repeat(draws, 1)).view(draws, 2)
+    for row in range(2):
+        frequencies = torch.bincount(actions[:, row], minlength=4) / draws
+        standard_error = (probabilities[row] * (1 - probabilities[row]) / draws).sqrt()
+        assert ((frequencies - probabilities[row]).abs() <= 4.5 * standard_error + 1e-6).all()
+    gaussian = module.GaussianPolicy(3, BOX_ACTIONS.low, BOX_ACTIONS.high, (5,), -0.5, *normalizer)
+    with torch.no_grad():
+        distribution, samples = gaussian(obs), gaussian.sample(obs.repeat(draws, 1)).view(draws, 2, 2)
+    standard_error = distribution.stddev / draws**0.5
+    assert ((samples.mean(0) - distribution.mean).abs() <= 4.5 * standard_error).all()
