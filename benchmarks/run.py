@@ -3,8 +3,8 @@
 A run's file, `<results-dir>/<script>__<env>__seed<seed>__<hash>.json`, holds the run's Args, every training
 episode's return and the step it ended at, the evaluation returns, the wall time of the whole `train()` call
 (construction, training and evaluation), the training loop's steps per second, and the host. The hash is of
-the run's full Args (log_dir aside), so a run whose file exists is skipped when the grid is run again, and
-a changed setting or default makes a new run. A run that raises is written under `<results-dir>/failed/`
+the run's full Args (log_dir aside) and of the script file, so a run whose file exists is skipped when the
+grid is run again, and a changed setting, default or line of the script makes a new run. A run that raises is written under `<results-dir>/failed/`
 with its error and traceback, reported at the end, and tried again on the next invocation; the other runs
 go on. The driver writes every file, so a Ray cluster's workers need no shared disk.
 
@@ -28,10 +28,11 @@ import hashlib
 import importlib.util
 import io
 import json
-import multiprocessing
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -83,7 +84,7 @@ class Args:
     preset: Literal["classic", "race", "mujoco"] = "classic"
     """the grid to run: classic (every script, classic control), race (ours beside SB3), mujoco"""
     scripts: tuple[str, ...] = ()
-    """only these scripts of the grid (ours: dqn ... natural_gradient; SB3: sb3_dqn, sb3_ddpg, sb3_trpo, sb3_a2c)"""
+    """only these scripts (empty: the preset's; ours: dqn ... natural_gradient; SB3: sb3_dqn, sb3_ddpg, sb3_trpo, sb3_a2c)"""
     env_ids: tuple[str, ...] = ()
     """a grid of these env ids instead of the preset's: every chosen script that takes the env's action space"""
     seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
@@ -116,11 +117,13 @@ class Run:
     env_id: str
     seed: int
     fields: dict[str, Any]  # the Args fields passed explicitly (env_id, seed and overrides)
+    code: str = ""  # a digest of the script file: an edited script is a new run
 
     @property
     def name(self) -> str:
         settings = {key: value for key, value in self.fields.items() if key != "log_dir"}
-        digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        key = json.dumps([settings, self.code], sort_keys=True, default=str)
+        digest = hashlib.sha1(key.encode()).hexdigest()[:8]
         return f"{self.script}__{self.env_id.replace('/', '-')}__seed{self.seed}__{digest}"
 
 
@@ -241,14 +244,16 @@ def build_grid(args: Args) -> list[Run]:
 
 
 def resolve(runs: list[Run], log_dir: str) -> list[Run]:
-    """Each run with its full Args as fields, so that the file name's hash covers the defaults too."""
+    """Each run with its full Args as fields and its script's digest, so that the file name's hash covers
+    the defaults and the code too."""
     resolved, modules = [], {}
     for run in runs:
         module = modules.setdefault(run.script, load_script(run.script, ROOT))
         fields = dataclasses.asdict(module.Args(**run.fields))
         if "log_dir" in fields:
             fields["log_dir"] = log_dir
-        resolved.append(Run(run.script, run.env_id, run.seed, plain(fields)))
+        code = hashlib.sha1(script_path(run.script, ROOT).read_bytes()).hexdigest()[:12]
+        resolved.append(Run(run.script, run.env_id, run.seed, plain(fields), code))
     return resolved
 
 
@@ -256,6 +261,7 @@ def execute(run: Run, root: str) -> dict:
     """Call the script's train() with the run's Args and return the run's record. Runs in a fresh process
     (a pool worker or a Ray task); never raises, a failure is a record with its error."""
     record: dict[str, Any] = {"script": run.script, "env_id": run.env_id, "seed": run.seed, "args": run.fields}
+    record["code"] = run.code
     record["host"] = {"node": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version()}
     output = io.StringIO()
     try:
@@ -309,17 +315,34 @@ def record_result(record: dict, run: Run, results_dir: Path) -> str:
     return f"{run.script} {run.env_id} seed {run.seed}: FAILED, {record['error']}"
 
 
+def execute_in_subprocess(run: Run) -> dict:
+    """execute(run) in a new Python process; a process that dies (killed, out of memory) fails this run alone."""
+    with tempfile.TemporaryDirectory() as folder:
+        spec, out = Path(folder) / "run.json", Path(folder) / "record.json"
+        spec.write_text(json.dumps(dataclasses.asdict(run)))
+        code = "import sys, run; run.execute_from_files(sys.argv[1], sys.argv[2])"
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent), *sys.path])}
+        process = subprocess.run(
+            [sys.executable, "-c", code, spec, out], env=environment, capture_output=True, text=True, check=False
+        )
+        if out.exists():
+            return json.loads(out.read_text())
+    error = f"the run's process exited with status {process.returncode} before it finished"
+    return {"status": "failed", "error": error, "traceback": process.stderr[-5000:], "output": process.stdout}
+
+
+def execute_from_files(spec_path: str, record_path: str) -> None:
+    """The subprocess's side of execute_in_subprocess: read the Run, write its record."""
+    run = Run(**json.loads(Path(spec_path).read_text()))
+    write_json(Path(record_path), execute(run, str(ROOT)))
+
+
 def run_local(runs: list[Run], workers: int):
-    """Yield (run, record) as runs finish, each in a new process of a pool of `workers`."""
-    context = multiprocessing.get_context("spawn")  # a clean interpreter per run: no torch state inherited
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
-        futures = {pool.submit(execute, run, str(ROOT)): run for run in runs}
+    """Yield (run, record) as runs finish: `workers` threads, each starting one process per run."""
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        futures = {pool.submit(execute_in_subprocess, run): run for run in runs}
         for future in concurrent.futures.as_completed(futures):
-            run = futures[future]
-            try:
-                yield run, future.result()
-            except Exception as error:  # the worker process itself died (killed, out of memory)
-                yield run, {"status": "failed", "error": f"{type(error).__name__}: {error}", "traceback": ""}
+            yield futures[future], future.result()
 
 
 def run_ray(runs: list[Run], address: str | None, workers: int):

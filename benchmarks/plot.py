@@ -1,0 +1,168 @@
+"""Learning curves, a results table and the race table from benchmarks/run.py's JSON files.
+
+One PNG per env: for every script, the mean ± std across seeds of the episodic return against environment
+steps, where a seed's return at step x is the mean of its last `window` training episodes that ended by x
+(a seed counts from its first finished episode on). The table gives, per env and script, the final
+evaluation return (each seed's mean over its evaluation episodes, then mean ± std over seeds) and the
+medians over seeds of wall time (the whole train() call) and training steps per second. When the results
+hold both sides of a race pair (run.py's RACE), a second table sets ours beside Stable-Baselines3: both
+returns and the median over seeds of the per-seed ratio of wall times, ours / theirs.
+
+    python benchmarks/plot.py                                   # benchmarks/results/classic -> benchmarks/figures/classic
+    python benchmarks/plot.py --results-dir benchmarks/results/race
+"""
+
+import json
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt
+import numpy as np
+import tyro
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import RACE, ROOT  # the race's pairs are defined once, where they are run
+
+
+@dataclass
+class Args:
+    results_dir: str = str(ROOT / "benchmarks" / "results" / "classic")
+    """a directory of run.py's JSON files"""
+    out_dir: str | None = None
+    """where the PNGs and table.md go (None: benchmarks/figures/<name of results-dir>)"""
+    window: int = 10
+    """training episodes averaged into one seed's curve"""
+    points: int = 200
+    """points along the step axis"""
+
+
+def load_results(results_dir: Path) -> list[dict]:
+    """The finished runs (failed ones live under failed/ and are not read)."""
+    records = [json.loads(path.read_text()) for path in sorted(results_dir.glob("*.json"))]
+    return [record for record in records if record.get("status") == "ok"]
+
+
+def seed_curve(end_steps: list[int], returns: list[float], grid: np.ndarray, window: int) -> np.ndarray:
+    """At each grid step x, the mean return of the last `window` episodes that ended at or before x (NaN before
+    the first)."""
+    returns_array = np.asarray(returns, dtype=float)
+    cumulative = np.concatenate([[0.0], np.cumsum(returns_array)])
+    ended = np.searchsorted(np.asarray(end_steps), grid, side="right")  # episodes finished by each x
+    first = np.maximum(ended - window, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        curve = (cumulative[ended] - cumulative[first]) / (ended - first)
+    return np.where(ended > 0, curve, np.nan)
+
+
+def group_runs(records: list[dict]) -> dict[tuple[str, str, int], list[dict]]:
+    """Runs by (env, script, budget): the seeds of one curve and one table row."""
+    groups: dict[tuple[str, str, int], list[dict]] = defaultdict(list)
+    for record in records:
+        budget = record["args"].get("total_timesteps") or max(record["episode_end_steps"], default=0)
+        groups[(record["env_id"], record["script"], budget)].append(record)
+    return dict(sorted(groups.items()))
+
+
+def label(script: str, budget: int, budgets_of_script: int) -> str:
+    return f"{script} ({budget:,} steps)" if budgets_of_script > 1 else script
+
+
+def plot_env(env_id: str, groups: dict[tuple[str, str, int], list[dict]], path: Path, args: Args) -> None:
+    """One figure: every (script, budget) of this env, mean ± std across seeds."""
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    mine = {key: runs for key, runs in groups.items() if key[0] == env_id}
+    for (_, script, budget), runs in mine.items():
+        grid = np.linspace(0, budget, args.points)
+        curves = np.array([seed_curve(r["episode_end_steps"], r["episodic_returns"], grid, args.window) for r in runs])
+        shown = ~np.isnan(curves).all(axis=0)  # from the first episode any seed finished
+        mean, std = np.nanmean(curves[:, shown], axis=0), np.nanstd(curves[:, shown], axis=0)
+        budgets_of_script = sum(1 for key in mine if key[1] == script)
+        line = axes.plot(grid[shown], mean, label=f"{label(script, budget, budgets_of_script)}, {len(runs)} seeds")
+        axes.fill_between(grid[shown], mean - std, mean + std, color=line[0].get_color(), alpha=0.2)
+    axes.set_title(f"{env_id}: training episodic return, mean ± std across seeds")
+    axes.set_xlabel("environment steps")
+    axes.set_ylabel(f"return (mean of last {args.window} episodes)")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def seed_scores(runs: list[dict]) -> np.ndarray:
+    """Each seed's mean evaluation return."""
+    return np.array([np.mean(r["eval_returns"]) for r in runs if r["eval_returns"]])
+
+
+def mean_std(values: np.ndarray) -> str:
+    return f"{values.mean():.1f} ± {values.std():.1f}" if len(values) else "-"
+
+
+def results_table(groups: dict[tuple[str, str, int], list[dict]]) -> str:
+    lines = [
+        "| env | script | steps | seeds | final eval return (mean ± std over seeds) | wall time s (median) | SPS (median) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for (env_id, script, budget), runs in groups.items():
+        wall = np.median([r["wall_time"] for r in runs])
+        sps = np.median([r["sps"] for r in runs])
+        scores = mean_std(seed_scores(runs))
+        lines.append(f"| {env_id} | {script} | {budget:,} | {len(runs)} | {scores} | {wall:.1f} | {sps:,.0f} |")
+    return "\n".join(lines)
+
+
+def race_table(records: list[dict]) -> str:
+    """Ours beside SB3 per RACE pair and budget, over the seeds both sides ran; empty when no pair is complete."""
+    by_run = {(r["script"], r["env_id"], r["args"].get("total_timesteps"), r["seed"]): r for r in records}
+    lines = [
+        "| ours | theirs | env | steps | seeds | ours: eval return | theirs: eval return "
+        "| ours: wall s | theirs: wall s | wall-time ratio ours/theirs (median) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for ours, theirs, env_id in dict.fromkeys((ours, theirs, env_id) for ours, theirs, env_id, _ in RACE):
+        budgets = sorted({steps for (script, env, steps, _) in by_run if (script, env) == (ours, env_id)})
+        for budget in budgets:  # the race's own budget, or any other both sides ran
+            keys = sorted(key for key in by_run if key[:3] == (ours, env_id, budget))
+            pairs = [(by_run[key], by_run[(theirs, *key[1:])]) for key in keys if (theirs, *key[1:]) in by_run]
+            if pairs:
+                lines.append(race_row(ours, theirs, env_id, budget, pairs))
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def race_row(ours: str, theirs: str, env_id: str, budget: int, pairs: list[tuple[dict, dict]]) -> str:
+    mine, other = [p[0] for p in pairs], [p[1] for p in pairs]
+    ratio = np.median([a["wall_time"] / b["wall_time"] for a, b in pairs])  # per seed, then the median
+    return (
+        f"| {ours} | {theirs} | {env_id} | {budget:,} | {len(pairs)} | {mean_std(seed_scores(mine))} "
+        f"| {mean_std(seed_scores(other))} | {np.median([r['wall_time'] for r in mine]):.1f} "
+        f"| {np.median([r['wall_time'] for r in other]):.1f} | {ratio:.2f} |"
+    )
+
+
+def main(args: Args) -> str:
+    """Write one PNG per env and table.md; return the table's markdown."""
+    results_dir = Path(args.results_dir)
+    records = load_results(results_dir)
+    if not records:
+        raise SystemExit(f"No finished runs in {results_dir}: run benchmarks/run.py first.")
+    out_dir = Path(args.out_dir or ROOT / "benchmarks" / "figures" / results_dir.name)
+    groups = group_runs(records)
+    for env_id in dict.fromkeys(env_id for env_id, _, _ in groups):
+        plot_env(env_id, groups, out_dir / f"{env_id.replace('/', '-')}.png", args)
+    table = results_table(groups)
+    race = race_table(records)
+    if race:
+        table += "\n\nThe race (each pair on the same seeds, run one at a time, interleaved):\n\n" + race
+    (out_dir / "table.md").write_text(table + "\n")
+    print(table)
+    return table
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

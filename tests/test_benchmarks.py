@@ -1,0 +1,207 @@
+"""benchmarks/: the grid runner (local pool and Ray), its resumability and failure handling, and the plots."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import plot  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
+import run  # noqa: E402
+
+import reinforce  # noqa: E402
+
+TINY = {"total_timesteps": 300, "set": ("eval_episodes=2",), "workers": 2}
+
+
+def tiny_grid(tmp_path: Path, name: str, **changes) -> run.Args:
+    """2 scripts × 1 env × 2 seeds, a few hundred steps each."""
+    settings = {"scripts": ("reinforce", "trpo"), "env_ids": ("CartPole-v1",), "seeds": (1, 2), **TINY}
+    settings.update(changes)
+    return run.Args(results_dir=str(tmp_path / name), log_dir=str(tmp_path / "runs"), **settings)
+
+
+def result_files(results_dir: str) -> dict[str, dict]:
+    return {path.name: json.loads(path.read_text()) for path in sorted(Path(results_dir).glob("*.json"))}
+
+
+def test_tiny_grid_writes_one_json_per_run_skips_them_again_and_plots_them(tmp_path):
+    args = tiny_grid(tmp_path, "results")
+    summary = run.main(args)
+    assert len(summary["done"]) == 4 and summary["skipped"] == [] and summary["failed"] == []
+    files = result_files(args.results_dir)
+    assert sorted((r["script"], r["seed"]) for r in files.values()) == [
+        ("reinforce", 1),
+        ("reinforce", 2),
+        ("trpo", 1),
+        ("trpo", 2),
+    ]
+    for record in files.values():
+        assert record["status"] == "ok" and record["env_id"] == "CartPole-v1"
+        assert record["args"]["total_timesteps"] == 300 and record["args"]["eval_episodes"] == 2
+        assert len(record["episode_end_steps"]) == len(record["episodic_returns"]) > 0
+        assert len(record["eval_returns"]) == 2 and record["wall_time"] > 0 and record["sps"] > 0
+    # The file holds what train() returns for the same Args, called here in this process.
+    record = next(r for r in files.values() if r["script"] == "reinforce" and r["seed"] == 2)
+    fields = {key: tuple(v) if isinstance(v, list) else v for key, v in record["args"].items()}
+    direct = reinforce.train(reinforce.Args(**{**fields, "log_dir": str(tmp_path / "direct")}))
+    assert record["episodic_returns"] == direct["episodic_returns"]
+    assert record["episode_end_steps"] == direct["episode_end_steps"]
+    assert record["eval_returns"] == direct["eval_returns"]
+
+    written = {path: path.stat().st_mtime_ns for path in Path(args.results_dir).glob("*.json")}
+    again = run.main(args)
+    assert again["done"] == [] and sorted(again["skipped"]) == sorted(p.stem for p in written)
+    assert {path: path.stat().st_mtime_ns for path in written} == written  # untouched
+
+    table = plot.main(plot.Args(results_dir=args.results_dir, out_dir=str(tmp_path / "figures")))
+    assert (tmp_path / "figures" / "CartPole-v1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "figures" / "table.md").read_text().strip() == table
+    rows = [line for line in table.splitlines() if line.startswith("| CartPole-v1")]
+    assert [row.split("|")[2].strip() for row in rows] == ["reinforce", "trpo"]
+    reinforce_scores = [np.mean(r["eval_returns"]) for r in files.values() if r["script"] == "reinforce"]
+    expected = f"{np.mean(reinforce_scores):.1f} ± {np.std(reinforce_scores):.1f}"
+    assert rows[0].split("|")[3:6] == [" 300 ", " 2 ", f" {expected} "]
+
+
+def test_a_failed_run_is_reported_and_the_others_still_finish(tmp_path, capsys):
+    args = tiny_grid(tmp_path, "results", scripts=("reinforce",), env_ids=("CartPole-v1", "NoSuchEnv-v0"), seeds=(1,))
+    summary = run.main(args)
+    assert len(summary["done"]) == 1 and len(summary["failed"]) == 1
+    assert [r["env_id"] for r in result_files(args.results_dir).values()] == ["CartPole-v1"]
+    failure = json.loads((Path(args.results_dir) / "failed" / f"{summary['failed'][0]}.json").read_text())
+    assert failure["status"] == "failed" and "NoSuchEnv-v0" in failure["error"] and "Traceback" in failure["traceback"]
+    assert "NoSuchEnv-v0" in capsys.readouterr().out.split("runs failed")[1]  # named again in the final report
+    # A second invocation keeps the finished run and tries the failed one again.
+    again = run.main(args)
+    assert again["skipped"] == summary["done"] and again["failed"] == summary["failed"]
+
+
+def test_a_run_whose_process_dies_fails_alone(tmp_path):
+    """A worker killed mid-run (here it exits at its env's first reset) fails that run only."""
+    args = tiny_grid(tmp_path, "results", scripts=("reinforce",), env_ids=("dying_env:DiesOnReset-v0", "CartPole-v1"))
+    summary = run.main(dataclasses.replace(args, seeds=(1,)))
+    assert len(summary["done"]) == 1 and len(summary["failed"]) == 1
+    failure = json.loads((Path(args.results_dir) / "failed" / f"{summary['failed'][0]}.json").read_text())
+    assert failure["error"] == "the run's process exited with status 3 before it finished"
+
+
+def test_ray_backend_gives_the_local_backends_results(tmp_path):
+    local = tiny_grid(tmp_path, "local", scripts=("trpo",))
+    on_ray = dataclasses.replace(local, results_dir=str(tmp_path / "ray"), backend="ray")
+    assert len(run.main(local)["done"]) == 2 and len(run.main(on_ray)["done"]) == 2
+    local_files, ray_files = result_files(local.results_dir), result_files(on_ray.results_dir)
+    assert local_files.keys() == ray_files.keys()
+    for name, record in local_files.items():
+        for key in ("args", "episodic_returns", "episode_end_steps", "eval_returns"):
+            assert ray_files[name][key] == record[key], (name, key)
+
+
+def test_race_preset_interleaves_ours_and_theirs_seed_by_seed():
+    runs = run.build_grid(run.Args(preset="race", seeds=(1, 2)))
+    first_seed = [(r.script, r.env_id, r.fields["total_timesteps"]) for r in runs if r.seed == 1]
+    assert [r.seed for r in runs] == [1] * len(first_seed) + [2] * len(first_seed)
+    expected = []
+    for ours, theirs, env_id, budget in run.RACE:
+        for script in (ours, theirs):
+            if (script, env_id, budget) not in expected:
+                expected.append((script, env_id, budget))
+    assert first_seed == expected
+    assert all(r.fields["algo"] == r.script.removeprefix("sb3_") for r in runs if r.script in run.SB3)
+
+
+def test_grid_leaves_out_scripts_that_do_not_take_the_envs_action_space():
+    runs = run.build_grid(run.Args(scripts=("dqn", "ddpg", "trpo"), env_ids=("Acrobot-v1", "MountainCarContinuous-v0")))
+    pairs = {(r.script, r.env_id) for r in runs}
+    assert pairs == {
+        ("dqn", "Acrobot-v1"),
+        ("trpo", "Acrobot-v1"),
+        ("ddpg", "MountainCarContinuous-v0"),
+        ("trpo", "MountainCarContinuous-v0"),
+    }
+
+
+def test_run_name_follows_every_setting_and_the_code_but_not_the_log_dir():
+    (base,) = run.resolve(run.build_grid(run.Args(scripts=("trpo",), seeds=(3,), env_ids=("CartPole-v1",))), "runs")
+    (moved,) = run.resolve(run.build_grid(run.Args(scripts=("trpo",), seeds=(3,), env_ids=("CartPole-v1",))), "x")
+    (changed,) = run.resolve(
+        run.build_grid(run.Args(scripts=("trpo",), seeds=(3,), env_ids=("CartPole-v1",), set=("trpo.max_kl=0.01",))),
+        "runs",
+    )
+    assert base.name == moved.name and base.name != changed.name
+    assert base.name != dataclasses.replace(base, code="another version").name  # an edited script is a new run
+    assert base.name.startswith("trpo__CartPole-v1__seed3__") and changed.fields["max_kl"] == 0.01
+
+
+def test_set_applies_unscoped_fields_to_the_scripts_that_have_them():
+    overrides = run.parse_overrides(
+        ("gamma=0.95", "trpo.hidden_sizes=[32, 32]", "ddpg.noise_type=ou", "batch_size=128"), ("trpo", "ddpg")
+    )
+    assert overrides == {
+        "trpo": {"gamma": 0.95, "hidden_sizes": (32, 32)},
+        "ddpg": {"gamma": 0.95, "noise_type": "ou", "batch_size": 128},
+    }
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"set": ("trpo.no_such_field=1",)}, "trpo has no setting 'no_such_field'"),
+        ({"set": ("no_such_field=1",)}, "no script of this grid has a setting 'no_such_field'"),
+        ({"set": ("max_kl",)}, "--set takes FIELD=VALUE"),
+        ({"scripts": ("dqn", "nope")}, "Unknown script 'nope'"),
+        ({"scripts": ("dqn",), "env_ids": ("Pendulum-v1",)}, "The grid is empty"),
+        ({"total_timesteps": 0}, "--total-timesteps must be positive"),
+        ({"workers": -1}, "--workers must be 0"),
+        ({"seeds": ()}, "--seeds needs at least one seed"),
+    ],
+)
+def test_bad_grid_is_refused_before_any_run(tmp_path, changes, message):
+    args = run.Args(scripts=("trpo",), env_ids=("CartPole-v1",), results_dir=str(tmp_path / "r"))
+    with pytest.raises(run.UsageError, match=message.replace("[", r"\[")):
+        run.main(dataclasses.replace(args, **changes))
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_help_and_bad_input():
+    for script in ("run.py", "plot.py", "sb3_baselines.py"):
+        proc = subprocess.run([sys.executable, ROOT / "benchmarks" / script, "--help"], capture_output=True, text=True)
+        assert proc.returncode == 0 and "usage" in proc.stdout.lower(), script
+    proc = subprocess.run(
+        [sys.executable, ROOT / "benchmarks" / "run.py", "--scripts", "nope"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and proc.stderr.startswith("Unknown script 'nope'") and "Traceback" not in proc.stderr
+
+
+def test_seed_curve_is_the_mean_of_the_last_window_episodes_ended_by_each_step():
+    end_steps, returns = [10, 20, 20, 35], [1.0, 2.0, 4.0, 8.0]
+    grid = np.array([0, 9, 10, 19, 20, 34, 35, 100])
+    curve = plot.seed_curve(end_steps, returns, grid, window=2)
+    # by hand: none yet, none, [1], [1], [2, 4], [2, 4], [4, 8], [4, 8]
+    np.testing.assert_allclose(curve, [np.nan, np.nan, 1.0, 1.0, 3.0, 3.0, 6.0, 6.0])
+
+
+def test_race_table_pairs_seeds_and_takes_the_median_of_per_seed_wall_time_ratios():
+    def record(script: str, seed: int, wall_time: float, score: float) -> dict:
+        return {
+            "script": script,
+            "env_id": "CartPole-v1",
+            "seed": seed,
+            "args": {"total_timesteps": 50_000},
+            "wall_time": wall_time,
+            "eval_returns": [score, score],
+        }
+
+    records = [record("dqn", s, w, 500.0) for s, w in ((1, 10.0), (2, 30.0), (3, 10.0))]
+    records += [record("sb3_dqn", s, w, x) for s, w, x in ((1, 40.0, 500.0), (2, 40.0, 100.0), (3, 10.0, 300.0))]
+    records.append(record("sb3_dqn", 4, 99.0, 0.0))  # no dqn run of seed 4: not in the comparison
+    (row,) = plot.race_table(records).splitlines()[2:]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[:5] == ["dqn", "sb3_dqn", "CartPole-v1", "50,000", "3"]
+    assert cells[5] == "500.0 ± 0.0" and cells[6] == f"300.0 ± {np.std([500, 100, 300]):.1f}"
+    assert cells[7:] == ["10.0", "40.0", "0.75"]  # per-seed ratios 0.25, 0.75, 1.0
