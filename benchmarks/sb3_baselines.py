@@ -3,7 +3,9 @@
 The libraries our scripts race against (benchmarks/run.py --preset race). `train(Args)` returns the same
 keys as a script's `train()` (episodic_returns, episode_end_steps, eval_returns, sps), so
 benchmarks/run.py runs both the same way. Same evaluation as ours: `eval_episodes` deterministic episodes
-on a fresh env, episode i reset with seed `seed + 10_000 + i`; same one torch thread.
+on a fresh env, episode i reset with seed `seed + 10_000 + i`; same one torch thread. The libraries are
+imported when this file is, as torch and gymnasium are by ours, so that a timed `train()` call holds the
+same work on both sides: building the model and its envs, training, evaluating.
 
     pip install -r requirements.txt -r benchmarks/requirements.txt
     python benchmarks/sb3_baselines.py --algo dqn --seed 1
@@ -20,6 +22,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 import tyro
+from sb3_contrib import TRPO
+from stable_baselines3 import A2C, DDPG, DQN
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.noise import NormalActionNoise
 
 # rl-baselines3-zoo's hyperparams/<algo>.yml for each (algo, env) pair of the race; the budgets are the
 # issue's (the zoo trains A2C on CartPole-v1 for 500k steps, the race stops it at 100k with reinforce.py).
@@ -99,11 +106,6 @@ class UsageError(ValueError):
 
 def make_model(args: Args, settings: dict[str, Any]):
     """The zoo's model for (algo, env), on its own vector of `n_envs` seeded envs."""
-    from sb3_contrib import TRPO  # imported here so that --help and Args need neither library
-    from stable_baselines3 import A2C, DDPG, DQN
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.noise import NormalActionNoise
-
     settings = dict(settings)
     env = make_vec_env(args.env_id, n_envs=settings.pop("n_envs"), seed=args.seed)
     settings.pop("total_timesteps")
@@ -141,7 +143,6 @@ def train(args: Args) -> dict:
         raise UsageError(f"sb3_baselines.py needs a positive --total-timesteps, got {total_timesteps}.")
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
-    from stable_baselines3.common.callbacks import BaseCallback
 
     episodic_returns: list[float] = []
     episode_end_steps: list[int] = []

@@ -205,3 +205,14 @@ def test_race_table_pairs_seeds_and_takes_the_median_of_per_seed_wall_time_ratio
     assert cells[:5] == ["dqn", "sb3_dqn", "CartPole-v1", "50,000", "3"]
     assert cells[5] == "500.0 ± 0.0" and cells[6] == f"300.0 ± {np.std([500, 100, 300]):.1f}"
     assert cells[7:] == ["10.0", "40.0", "0.75"]  # per-seed ratios 0.25, 0.75, 1.0
+
+
+def test_sb3_side_returns_our_keys_on_its_zoo_pairs_and_refuses_the_others():
+    import sb3_baselines
+
+    result = sb3_baselines.train(sb3_baselines.Args(algo="a2c", seed=3, total_timesteps=400, eval_episodes=2))
+    assert len(result["episodic_returns"]) == len(result["episode_end_steps"]) > 0
+    assert result["episode_end_steps"] == sorted(result["episode_end_steps"]) and result["episode_end_steps"][-1] <= 400
+    assert len(result["eval_returns"]) == 2 and result["sps"] > 0
+    with pytest.raises(sb3_baselines.UsageError, match="not for dqn on Pendulum-v1"):
+        sb3_baselines.train(sb3_baselines.Args(algo="dqn", env_id="Pendulum-v1"))
