@@ -42,9 +42,18 @@ class Args:
 
 
 def load_results(results_dir: Path) -> list[dict]:
-    """The finished runs (failed ones live under failed/ and are not read)."""
-    records = [json.loads(path.read_text()) for path in sorted(results_dir.glob("*.json"))]
-    return [record for record in records if record.get("status") == "ok"]
+    """The finished runs, one per (script, env, budget, seed): where a changed script or setting left an older
+    run of the same cell beside a newer one, the newer file counts. Failed runs live under failed/, unread."""
+    newest: dict[tuple, tuple[int, dict]] = {}
+    for path in results_dir.glob("*.json"):
+        record = json.loads(path.read_text())
+        if record.get("status") != "ok":
+            continue
+        cell = (record["script"], record["env_id"], record["args"].get("total_timesteps"), record["seed"])
+        modified = path.stat().st_mtime_ns
+        if cell not in newest or modified > newest[cell][0]:
+            newest[cell] = (modified, record)
+    return [record for _, record in newest.values()]
 
 
 def seed_curve(end_steps: list[int], returns: list[float], grid: np.ndarray, window: int) -> np.ndarray:
@@ -96,8 +105,13 @@ def plot_env(env_id: str, groups: dict[tuple[str, str, int], list[dict]], path: 
 
 
 def seed_scores(runs: list[dict]) -> np.ndarray:
-    """Each seed's mean evaluation return."""
-    return np.array([np.mean(r["eval_returns"]) for r in runs if r["eval_returns"]])
+    """Each seed's mean evaluation return, in the order of the seeds."""
+    return np.array([np.mean(r["eval_returns"]) for r in sorted(runs, key=lambda r: r["seed"]) if r["eval_returns"]])
+
+
+def per_seed(runs: list[dict]) -> str:
+    """Each seed's mean evaluation return, rounded, seed by seed: where a mean ± std hides a failed seed."""
+    return " / ".join(f"{score:.0f}" for score in seed_scores(runs)) or "-"
 
 
 def mean_std(values: np.ndarray) -> str:
@@ -106,14 +120,17 @@ def mean_std(values: np.ndarray) -> str:
 
 def results_table(groups: dict[tuple[str, str, int], list[dict]]) -> str:
     lines = [
-        "| env | script | steps | seeds | final eval return (mean ± std over seeds) | wall time s (median) | SPS (median) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| env | script | steps | seeds | final eval return (mean ± std over seeds) | per seed "
+        "| wall time s (median) | SPS (median) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for (env_id, script, budget), runs in groups.items():
         wall = np.median([r["wall_time"] for r in runs])
         sps = np.median([r["sps"] for r in runs])
         scores = mean_std(seed_scores(runs))
-        lines.append(f"| {env_id} | {script} | {budget:,} | {len(runs)} | {scores} | {wall:.1f} | {sps:,.0f} |")
+        lines.append(
+            f"| {env_id} | {script} | {budget:,} | {len(runs)} | {scores} | {per_seed(runs)} | {wall:.1f} | {sps:,.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -121,9 +138,9 @@ def race_table(records: list[dict]) -> str:
     """Ours beside SB3 per RACE pair and budget, over the seeds both sides ran; empty when no pair is complete."""
     by_run = {(r["script"], r["env_id"], r["args"].get("total_timesteps"), r["seed"]): r for r in records}
     lines = [
-        "| ours | theirs | env | steps | seeds | ours: eval return | theirs: eval return "
-        "| ours: wall s | theirs: wall s | wall-time ratio ours/theirs (median) |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ours | theirs | env | steps | seeds | ours: eval return | ours: per seed | theirs: eval return "
+        "| theirs: per seed | ours: wall s | theirs: wall s | wall-time ratio (median) | training-loop ratio (median) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for ours, theirs, env_id in dict.fromkeys((ours, theirs, env_id) for ours, theirs, env_id, _ in RACE):
         budgets = sorted({steps for (script, env, steps, _) in by_run if (script, env) == (ours, env_id)})
@@ -136,12 +153,15 @@ def race_table(records: list[dict]) -> str:
 
 
 def race_row(ours: str, theirs: str, env_id: str, budget: int, pairs: list[tuple[dict, dict]]) -> str:
+    """Wall time is the whole train() call (building, training, evaluating); the training loop excludes the
+    evaluation. Each ratio is ours / theirs per seed, then the median over seeds."""
     mine, other = [p[0] for p in pairs], [p[1] for p in pairs]
-    ratio = np.median([a["wall_time"] / b["wall_time"] for a, b in pairs])  # per seed, then the median
+    wall_ratio = np.median([a["wall_time"] / b["wall_time"] for a, b in pairs])
+    train_ratio = np.median([a["train_time"] / b["train_time"] for a, b in pairs])
     return (
-        f"| {ours} | {theirs} | {env_id} | {budget:,} | {len(pairs)} | {mean_std(seed_scores(mine))} "
-        f"| {mean_std(seed_scores(other))} | {np.median([r['wall_time'] for r in mine]):.1f} "
-        f"| {np.median([r['wall_time'] for r in other]):.1f} | {ratio:.2f} |"
+        f"| {ours} | {theirs} | {env_id} | {budget:,} | {len(pairs)} | {mean_std(seed_scores(mine))} | {per_seed(mine)} "
+        f"| {mean_std(seed_scores(other))} | {per_seed(other)} | {np.median([r['wall_time'] for r in mine]):.1f} "
+        f"| {np.median([r['wall_time'] for r in other]):.1f} | {wall_ratio:.2f} | {train_ratio:.2f} |"
     )
 
 

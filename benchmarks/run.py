@@ -354,7 +354,9 @@ def run_ray(runs: list[Run], address: str | None, workers: int):
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         root = str(ROOT)
     else:  # a cluster gets a copy of the checkout as each worker's working directory
-        ray.init(address=address, log_to_driver=False, runtime_env={"working_dir": str(ROOT)})
+        # Ray leaves out what .gitignore names (the venv, runs/); the results stay with the driver.
+        excludes = [".git", "benchmarks/results", "benchmarks/figures"]
+        ray.init(address=address, log_to_driver=False, runtime_env={"working_dir": str(ROOT), "excludes": excludes})
         root = "."
     ray.cloudpickle.register_pickle_by_value(sys.modules[execute.__module__])  # workers need not import this file
     task = ray.remote(num_cpus=1, max_calls=1)(execute)
@@ -375,6 +377,8 @@ def main(args: Args) -> dict[str, list[str]]:
     """Run the grid's unfinished runs; return the names of the runs done, skipped and failed."""
     if args.workers < 0:
         raise UsageError(f"--workers must be 0 (one per core) or more, got {args.workers}.")
+    if args.backend == "ray" and importlib.util.find_spec("ray") is None:
+        raise UsageError("--backend ray needs Ray: pip install -r benchmarks/requirements.txt.")
     results_dir = Path(args.results_dir or ROOT / "benchmarks" / "results" / args.preset)
     runs = resolve(build_grid(args), args.log_dir)
     todo = [run for run in runs if not finished(results_dir / f"{run.name}.json")]

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -168,6 +169,15 @@ def test_bad_grid_is_refused_before_any_run(tmp_path, changes, message):
     assert not (tmp_path / "r").exists()
 
 
+def test_ray_backend_without_ray_installed_is_refused_before_any_run(tmp_path, monkeypatch):
+    real_find_spec = run.importlib.util.find_spec
+    monkeypatch.setattr(run.importlib.util, "find_spec", lambda name: None if name == "ray" else real_find_spec(name))
+    args = run.Args(scripts=("trpo",), env_ids=("CartPole-v1",), results_dir=str(tmp_path / "r"), backend="ray")
+    with pytest.raises(run.UsageError, match="--backend ray needs Ray"):
+        run.main(args)
+    assert not (tmp_path / "r").exists()
+
+
 def test_cli_help_and_bad_input():
     for script in ("run.py", "plot.py", "sb3_baselines.py"):
         proc = subprocess.run([sys.executable, ROOT / "benchmarks" / script, "--help"], capture_output=True, text=True)
@@ -186,33 +196,37 @@ def test_seed_curve_is_the_mean_of_the_last_window_episodes_ended_by_each_step()
     np.testing.assert_allclose(curve, [np.nan, np.nan, 1.0, 1.0, 3.0, 3.0, 6.0, 6.0])
 
 
-def test_race_table_pairs_seeds_and_takes_the_median_of_per_seed_wall_time_ratios():
-    def record(script: str, seed: int, wall_time: float, score: float) -> dict:
+def test_race_table_pairs_seeds_and_takes_the_median_of_per_seed_time_ratios():
+    def record(script: str, seed: int, wall_time: float, train_time: float, score: float) -> dict:
         return {
             "script": script,
             "env_id": "CartPole-v1",
             "seed": seed,
             "args": {"total_timesteps": 50_000},
             "wall_time": wall_time,
+            "train_time": train_time,
             "eval_returns": [score, score],
         }
 
-    records = [record("dqn", s, w, 500.0) for s, w in ((1, 10.0), (2, 30.0), (3, 10.0))]
-    records += [record("sb3_dqn", s, w, x) for s, w, x in ((1, 40.0, 500.0), (2, 40.0, 100.0), (3, 10.0, 300.0))]
-    records.append(record("sb3_dqn", 4, 99.0, 0.0))  # no dqn run of seed 4: not in the comparison
+    records = [record("dqn", s, w, w / 2, 500.0) for s, w in ((3, 10.0), (1, 10.0), (2, 30.0))]
+    theirs = ((1, 40.0, 10.0, 500.0), (2, 40.0, 60.0, 100.0), (3, 10.0, 1.0, 300.0), (4, 99.0, 1.0, 0.0))
+    records += [record("sb3_dqn", *row) for row in theirs]  # no dqn run of seed 4: not in the comparison
     (row,) = plot.race_table(records).splitlines()[2:]
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[:5] == ["dqn", "sb3_dqn", "CartPole-v1", "50,000", "3"]
-    assert cells[5] == "500.0 ± 0.0" and cells[6] == f"300.0 ± {np.std([500, 100, 300]):.1f}"
-    assert cells[7:] == ["10.0", "40.0", "0.75"]  # per-seed ratios 0.25, 0.75, 1.0
+    assert cells[5:7] == ["500.0 ± 0.0", "500 / 500 / 500"]
+    assert cells[7:9] == [f"300.0 ± {np.std([500, 100, 300]):.1f}", "500 / 100 / 300"]  # seed by seed
+    assert cells[9:11] == ["10.0", "40.0"]  # medians of each side's wall times
+    assert cells[11] == "0.75"  # wall-time ratios per seed 0.25, 0.75, 1.0
+    assert cells[12] == "0.50"  # training-loop ratios per seed 0.5, 0.25, 5.0
 
 
-def test_sb3_side_returns_our_keys_on_its_zoo_pairs_and_refuses_the_others():
-    import sb3_baselines
-
-    result = sb3_baselines.train(sb3_baselines.Args(algo="a2c", seed=3, total_timesteps=400, eval_episodes=2))
-    assert len(result["episodic_returns"]) == len(result["episode_end_steps"]) > 0
-    assert result["episode_end_steps"] == sorted(result["episode_end_steps"]) and result["episode_end_steps"][-1] <= 400
-    assert len(result["eval_returns"]) == 2 and result["sps"] > 0
-    with pytest.raises(sb3_baselines.UsageError, match="not for dqn on Pendulum-v1"):
-        sb3_baselines.train(sb3_baselines.Args(algo="dqn", env_id="Pendulum-v1"))
+def test_plot_counts_only_the_newest_run_of_a_cell(tmp_path):
+    """An edited script writes a new file beside the old one; a seed must not count twice in the table."""
+    record = {"status": "ok", "script": "dqn", "env_id": "CartPole-v1", "seed": 1, "args": {"total_timesteps": 10}}
+    older, newer = tmp_path / "dqn__old.json", tmp_path / "dqn__new.json"
+    older.write_text(json.dumps({**record, "eval_returns": [1.0]}))
+    newer.write_text(json.dumps({**record, "eval_returns": [2.0]}))
+    os.utime(older, ns=(1, 1))
+    (tmp_path / "failed.json").write_text(json.dumps({**record, "status": "failed", "seed": 2}))
+    assert [r["eval_returns"] for r in plot.load_results(tmp_path)] == [[2.0]]
