@@ -26,7 +26,7 @@ import numpy as np
 import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import RACE, ROOT  # the race's pairs are defined once, where they are run
+from run import OURS, RACE, ROOT, SB3  # the race's pairs are defined once, where they are run
 
 
 @dataclass
@@ -91,8 +91,11 @@ def plot_env(env_id: str, groups: dict[tuple[str, str, int], list[dict]], path: 
         shown = ~np.isnan(curves).all(axis=0)  # from the first episode any seed finished
         mean, std = np.nanmean(curves[:, shown], axis=0), np.nanstd(curves[:, shown], axis=0)
         budgets_of_script = sum(1 for key in mine if key[1] == script)
-        line = axes.plot(grid[shown], mean, label=f"{label(script, budget, budgets_of_script)}, {len(runs)} seeds")
-        axes.fill_between(grid[shown], mean - std, mean + std, color=line[0].get_color(), alpha=0.2)
+        color = f"C{(OURS + SB3).index(script) % 10}"  # a script has one colour in every figure
+        line_style = "--" if script in SB3 else "-"
+        text = f"{label(script, budget, budgets_of_script)}, {len(runs)} seed{'s' if len(runs) > 1 else ''}"
+        axes.plot(grid[shown], mean, line_style, color=color, label=text)
+        axes.fill_between(grid[shown], mean - std, mean + std, color=color, alpha=0.2)
     axes.set_title(f"{env_id}: training episodic return, mean ± std across seeds")
     axes.set_xlabel("environment steps")
     axes.set_ylabel(f"return (mean of last {args.window} episodes)")
