@@ -4,9 +4,10 @@ One PNG per env: for every script, the mean ± std across seeds of the episodic 
 steps, where a seed's return at step x is the mean of its last `window` training episodes that ended by x
 (a seed counts from its first finished episode on). The table gives, per env and script, the final
 evaluation return (each seed's mean over its evaluation episodes, then mean ± std over seeds) and the
-medians over seeds of wall time (the whole train() call) and training steps per second. When the results
-hold both sides of a race pair (run.py's RACE), a second table sets ours beside Stable-Baselines3: both
-returns and the median over seeds of the per-seed ratio of wall times, ours / theirs.
+medians over seeds of wall time (the whole train() call) and training steps per second, and each seed's
+score, so that a mean ± std does not hide a failed seed. When the results hold both sides of a race pair
+(run.py's RACE), a second table sets ours beside Stable-Baselines3: both returns, and the medians over seeds
+of the per-seed ratios ours / theirs of wall time and of training-loop time.
 
     python benchmarks/plot.py                                   # benchmarks/results/classic -> benchmarks/figures/classic
     python benchmarks/plot.py --results-dir benchmarks/results/race
@@ -43,16 +44,17 @@ class Args:
 
 def load_results(results_dir: Path) -> list[dict]:
     """The finished runs, one per (script, env, budget, seed): where a changed script or setting left an older
-    run of the same cell beside a newer one, the newer file counts. Failed runs live under failed/, unread."""
-    newest: dict[tuple, tuple[int, dict]] = {}
+    run of the same cell beside a newer one, the one that finished last counts (by its record's finished_at,
+    which a git checkout does not reset as it does file times). Failed runs live under failed/, unread."""
+    newest: dict[tuple, tuple[float, dict]] = {}
     for path in results_dir.glob("*.json"):
         record = json.loads(path.read_text())
         if record.get("status") != "ok":
             continue
         cell = (record["script"], record["env_id"], record["args"].get("total_timesteps"), record["seed"])
-        modified = path.stat().st_mtime_ns
-        if cell not in newest or modified > newest[cell][0]:
-            newest[cell] = (modified, record)
+        finished_at = record.get("finished_at", path.stat().st_mtime)  # files from before finished_at existed
+        if cell not in newest or finished_at > newest[cell][0]:
+            newest[cell] = (finished_at, record)
     return [record for _, record in newest.values()]
 
 

@@ -4,9 +4,9 @@ A run's file, `<results-dir>/<script>__<env>__seed<seed>__<hash>.json`, holds th
 episode's return and the step it ended at, the evaluation returns, the wall time of the whole `train()` call
 (construction, training and evaluation), the training loop's steps per second, and the host. The hash is of
 the run's full Args (log_dir aside) and of the script file, so a run whose file exists is skipped when the
-grid is run again, and a changed setting, default or line of the script makes a new run. A run that raises is written under `<results-dir>/failed/`
-with its error and traceback, reported at the end, and tried again on the next invocation; the other runs
-go on. The driver writes every file, so a Ray cluster's workers need no shared disk.
+grid is run again, and a changed setting, default or line of the script makes a new run. A run that raises,
+or whose process dies, is written under `<results-dir>/failed/` with its error and traceback, reported at
+the end, and tried again on the next invocation; the other runs go on. The driver writes every file, so a Ray cluster's workers need no shared disk.
 
 Presets (each script at its own default budget unless the preset says otherwise):
 - classic: every script on the classic-control envs it supports (CartPole-v1, Pendulum-v1);
@@ -280,6 +280,7 @@ def execute(run: Run, root: str) -> dict:
             sps=float(result["sps"]),
             train_time=steps / float(result["sps"]),  # the training loop alone, evaluation excluded
             wall_time=wall_time,
+            finished_at=time.time(),  # which of two runs of one cell is the newer (plot.py)
         )
     except Exception as error:
         record.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())

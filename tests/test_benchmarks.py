@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -107,12 +106,19 @@ def test_race_preset_interleaves_ours_and_theirs_seed_by_seed():
     runs = run.build_grid(run.Args(preset="race", seeds=(1, 2)))
     first_seed = [(r.script, r.env_id, r.fields["total_timesteps"]) for r in runs if r.seed == 1]
     assert [r.seed for r in runs] == [1] * len(first_seed) + [2] * len(first_seed)
-    expected = []
-    for ours, theirs, env_id, budget in run.RACE:
-        for script in (ours, theirs):
-            if (script, env_id, budget) not in expected:
-                expected.append((script, env_id, budget))
-    assert first_seed == expected
+    assert first_seed == [  # the issue's pairs and budgets, ours then theirs; A2C once for its two scripts
+        ("dqn", "CartPole-v1", 50_000),
+        ("sb3_dqn", "CartPole-v1", 50_000),
+        ("ddpg", "Pendulum-v1", 20_000),
+        ("sb3_ddpg", "Pendulum-v1", 20_000),
+        ("trpo", "CartPole-v1", 100_000),
+        ("sb3_trpo", "CartPole-v1", 100_000),
+        ("trpo", "Pendulum-v1", 100_000),
+        ("sb3_trpo", "Pendulum-v1", 100_000),
+        ("reinforce", "CartPole-v1", 100_000),
+        ("sb3_a2c", "CartPole-v1", 100_000),
+        ("natural_gradient", "CartPole-v1", 100_000),
+    ]
     assert all(r.fields["algo"] == r.script.removeprefix("sb3_") for r in runs if r.script in run.SB3)
 
 
@@ -224,9 +230,8 @@ def test_race_table_pairs_seeds_and_takes_the_median_of_per_seed_time_ratios():
 def test_plot_counts_only_the_newest_run_of_a_cell(tmp_path):
     """An edited script writes a new file beside the old one; a seed must not count twice in the table."""
     record = {"status": "ok", "script": "dqn", "env_id": "CartPole-v1", "seed": 1, "args": {"total_timesteps": 10}}
-    older, newer = tmp_path / "dqn__old.json", tmp_path / "dqn__new.json"
-    older.write_text(json.dumps({**record, "eval_returns": [1.0]}))
-    newer.write_text(json.dumps({**record, "eval_returns": [2.0]}))
-    os.utime(older, ns=(1, 1))
+    # Written in the other order, so neither the file's name nor its age on disk can decide.
+    (tmp_path / "dqn__b.json").write_text(json.dumps({**record, "finished_at": 200.0, "eval_returns": [2.0]}))
+    (tmp_path / "dqn__a.json").write_text(json.dumps({**record, "finished_at": 100.0, "eval_returns": [1.0]}))
     (tmp_path / "failed.json").write_text(json.dumps({**record, "status": "failed", "seed": 2}))
     assert [r["eval_returns"] for r in plot.load_results(tmp_path)] == [[2.0]]
