@@ -33,15 +33,17 @@ reset and no autoreset mode is involved. The first `learning_starts` actions are
 
 Examples:
     python ddpg.py                                   # Pendulum-v1, the defaults
-    python ddpg.py --env-id MountainCarContinuous-v0 --exploration-noise 0.5 --total-timesteps 50000
+    python ddpg.py --env-id MountainCarContinuous-v0 --noise-type ou --exploration-noise 0.5 --total-timesteps 30000
     python ddpg.py --noise-type ou --policy-frequency 2 --save-model --device cuda
 """
 
+import contextlib
 import math
 import os
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Literal, NamedTuple
 
@@ -71,7 +73,7 @@ class Args:
     device: str = "auto"
     """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
     torch_deterministic: bool = True
-    """make cuDNN pick deterministic algorithms"""
+    """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
     log_dir: str = "runs"
     """directory under which each run writes its TensorBoard logs (and model)"""
     save_model: bool = False
@@ -259,7 +261,11 @@ EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one
 
 
 def evaluate(actor: Actor, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
-    """Undiscounted returns of deterministic episodes a = μ_θ(s); episode i is reset with seed + 10_000 + i.
+    """Undiscounted returns of deterministic episodes a = μ_θ(s) on a fresh env, seeded once per run.
+
+    The first reset seeds the env with seed + 10_000; later episodes draw their start states from its own
+    random stream. So a seed meets the same start states run after run, and two seeds draw theirs
+    independently (no start state is shared between neighbouring seeds).
 
     An env without a time limit is truncated after EVAL_STEP_LIMIT steps here, so that a policy that
     never reaches a terminal state cannot hang the evaluation.
@@ -269,7 +275,7 @@ def evaluate(actor: Actor, env_id: str, seed: int, episodes: int, device: torch.
         env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
     returns = []
     for i in range(episodes):
-        obs, _ = env.reset(seed=seed + 10_000 + i)
+        obs, _ = env.reset(seed=seed + 10_000 if i == 0 else None)
         episode_return, episode_over = 0.0, False
         while not episode_over:
             with torch.no_grad():
@@ -318,6 +324,13 @@ def check_args(args: Args) -> None:
             f"(--buffer-size {args.buffer_size})."
         )
     checks = [
+        (
+            args.total_timesteps - args.learning_starts >= args.policy_frequency,
+            f"--learning-starts {args.learning_starts} leaves no actor update inside --total-timesteps "
+            f"{args.total_timesteps} (one every --policy-frequency {args.policy_frequency} steps after it), so the run "
+            "would evaluate an untrained actor; lower it or train longer",
+        ),
+        (args.noise_type in ("gaussian", "ou"), f"--noise-type must be gaussian or ou, got {args.noise_type!r}"),
         (0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
         (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
         (args.critic_learning_rate > 0, f"--critic-learning-rate must be positive, got {args.critic_learning_rate}"),
@@ -357,6 +370,33 @@ def make_checked_env(env_id: str) -> gym.Env:
     return env
 
 
+@contextlib.contextmanager
+def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
+    """Seed random, numpy and torch and set torch's threads and determinism for one run; on the way out
+    (return or raise) put back what the caller had, so that calling train() leaves its process as it was."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    warn_only, cublas = torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # torch's generators
+        try:
+            if args.torch_threads > 0:
+                torch.set_num_threads(args.torch_threads)
+            if args.torch_deterministic and device.type == "cuda" and cublas is None:
+                os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
+            torch.use_deterministic_algorithms(args.torch_deterministic)
+            random.seed(args.seed)
+            np.random.seed(args.seed)
+            torch.manual_seed(args.seed)
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+            if cublas is None:
+                os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
 def make_run_dir(args: Args) -> str:
     """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
     name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
@@ -376,134 +416,131 @@ def train(args: Args) -> dict:
     device = resolve_device(args.device)
     env = make_checked_env(args.env_id)
 
-    if args.torch_threads > 0:
-        torch.set_num_threads(args.torch_threads)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    rng = np.random.default_rng(args.seed)
-    env.action_space.seed(args.seed)
+    with seeded_run(args, device):  # seeds, threads, determinism; the caller's settings come back after
+        rng = np.random.default_rng(args.seed)
+        env.action_space.seed(args.seed)
 
-    run_dir = make_run_dir(args)
-    writer = SummaryWriter(run_dir)
-    table = "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
+        run_dir = make_run_dir(args)
+        writer = SummaryWriter(run_dir)
+        table = "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+        writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
 
-    obs_dim = int(np.prod(env.observation_space.shape))
-    low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
-    act_dim = low.shape[0]
-    actor = Actor(obs_dim, act_dim, args.hidden_sizes, low, high).to(device)
-    target_actor = Actor(obs_dim, act_dim, args.hidden_sizes, low, high).to(device)
-    target_actor.load_state_dict(actor.state_dict())
-    critic = Critic(obs_dim, act_dim, args.hidden_sizes).to(device)
-    target_critic = Critic(obs_dim, act_dim, args.hidden_sizes).to(device)
-    target_critic.load_state_dict(critic.state_dict())
-    # The fused kernels take ~30 % less time per step on CPU for networks this small.
-    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
-    critic_optimizer = torch.optim.Adam(critic.parameters(), lr=args.critic_learning_rate, fused=True)
-    replay_buffer = ReplayBuffer(args.buffer_size, obs_dim, act_dim, rng)
-    sigma = args.exploration_noise * (high - low) / 2.0
-    noise = OrnsteinUhlenbeckNoise(sigma, args.ou_theta, rng) if args.noise_type == "ou" else GaussianNoise(sigma, rng)
-
-    episodic_returns: list[float] = []
-    episode_end_steps: list[int] = []  # the global step each of them is logged at
-    progress_every = max(1, args.total_timesteps // 10)
-    last_logged_step = -LOG_INTERVAL
-    updates = 0
-    start_time = time.perf_counter()
-    obs, _ = env.reset(seed=args.seed)
-    for global_step in range(args.total_timesteps):
-        if global_step < args.learning_starts:
-            action = env.action_space.sample()
-        else:
-            with torch.no_grad():
-                mu = actor(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))[0]
-            action = np.clip(mu.cpu().numpy() + noise.sample(), low, high).astype(env.action_space.dtype)
-        next_obs, reward, terminated, truncated, info = env.step(action)
-        # next_obs is the real successor, also when the episode just ended: the reset comes after.
-        replay_buffer.add(obs, action, float(reward), next_obs, terminated)
-        if terminated or truncated:
-            episodic_returns.append(float(info["episode"]["r"]))
-            episode_end_steps.append(global_step)
-            writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
-            writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
-            obs, _ = env.reset()
-            noise.reset()
-        else:
-            obs = next_obs
-
-        if global_step >= args.learning_starts:
-            batch = replay_buffer.sample(args.batch_size, device)
-            q_loss = critic_loss(critic, target_actor, target_critic, batch, args.gamma)
-            critic_optimizer.zero_grad(set_to_none=True)
-            q_loss.backward()
-            critic_optimizer.step()
-            updates += 1
-            if updates % args.policy_frequency == 0:
-                pi_loss = actor_loss(actor, critic, batch.obs)
-                actor_optimizer.zero_grad(set_to_none=True)
-                pi_loss.backward()  # also leaves gradients on the critic: its zero_grad clears them next time
-                actor_optimizer.step()
-                update_target_network(target_actor, actor, args.tau)
-                update_target_network(target_critic, critic, args.tau)
-            # .item() waits for the device: read the losses (and check them) only every LOG_INTERVAL steps.
-            if global_step - last_logged_step >= LOG_INTERVAL and updates >= args.policy_frequency:
-                last_logged_step = global_step
-                q_value, pi_value = q_loss.item(), pi_loss.item()
-                writer.add_scalar("losses/critic_loss", q_value, global_step)
-                writer.add_scalar("losses/actor_loss", pi_value, global_step)
-                if not (math.isfinite(q_value) and math.isfinite(pi_value)):
-                    writer.close()
-                    env.close()
-                    raise FloatingPointError(
-                        f"ddpg.py: the critic loss became {q_value} and the actor loss {pi_value} at step "
-                        f"{global_step}; try lower learning rates."
-                    )
-
-        if (global_step + 1) % progress_every == 0:
-            sps = (global_step + 1) / (time.perf_counter() - start_time)
-            writer.add_scalar("charts/SPS", sps, global_step)
-            latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
-            print(f"step {global_step + 1}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True)
-    train_time = time.perf_counter() - start_time
-    sps = args.total_timesteps / train_time
-    env.close()
-
-    eval_returns = evaluate(actor, args.env_id, args.seed, args.eval_episodes, device)
-    for i, episode_return in enumerate(eval_returns):
-        writer.add_scalar("eval/return", episode_return, i)
-    if args.save_model:
-        model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
-        state = {
-            "actor": {k: v.cpu() for k, v in actor.state_dict().items()},
-            "critic": {k: v.cpu() for k, v in critic.state_dict().items()},
-            "args": asdict(args),
-        }
-        torch.save(state, model_path)
-        print(f"model saved to {model_path}")
-    writer.close()
-
-    if eval_returns:
-        summary = (
-            f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
+        obs_dim = int(np.prod(env.observation_space.shape))
+        low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
+        act_dim = low.shape[0]
+        actor = Actor(obs_dim, act_dim, args.hidden_sizes, low, high).to(device)
+        target_actor = Actor(obs_dim, act_dim, args.hidden_sizes, low, high).to(device)
+        target_actor.load_state_dict(actor.state_dict())
+        critic = Critic(obs_dim, act_dim, args.hidden_sizes).to(device)
+        target_critic = Critic(obs_dim, act_dim, args.hidden_sizes).to(device)
+        target_critic.load_state_dict(critic.state_dict())
+        # The fused kernels take ~30 % less time per step on CPU for networks this small.
+        actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
+        critic_optimizer = torch.optim.Adam(critic.parameters(), lr=args.critic_learning_rate, fused=True)
+        replay_buffer = ReplayBuffer(args.buffer_size, obs_dim, act_dim, rng)
+        sigma = args.exploration_noise * (high - low) / 2.0
+        noise = (
+            OrnsteinUhlenbeckNoise(sigma, args.ou_theta, rng) if args.noise_type == "ou" else GaussianNoise(sigma, rng)
         )
-    else:
-        summary = "no evaluation"
-    print(
-        f"{args.env_id} seed {args.seed}: {summary}, {args.total_timesteps} steps, "
-        f"{train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
-    )
-    return {
-        "episodic_returns": episodic_returns,
-        "episode_end_steps": episode_end_steps,
-        "eval_returns": eval_returns,
-        "sps": sps,
-        "run_dir": run_dir,
-        "actor": actor,
-        "critic": critic,
-        "replay_buffer": replay_buffer,
-    }
+
+        episodic_returns: list[float] = []
+        episode_end_steps: list[int] = []  # the global step each of them is logged at
+        progress_every = max(1, args.total_timesteps // 10)
+        last_logged_step = -LOG_INTERVAL
+        updates = 0
+        start_time = time.perf_counter()
+        obs, _ = env.reset(seed=args.seed)
+        for global_step in range(args.total_timesteps):
+            if global_step < args.learning_starts:
+                action = env.action_space.sample()
+            else:
+                with torch.no_grad():
+                    mu = actor(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))[0]
+                action = np.clip(mu.cpu().numpy() + noise.sample(), low, high).astype(env.action_space.dtype)
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            # next_obs is the real successor, also when the episode just ended: the reset comes after.
+            replay_buffer.add(obs, action, float(reward), next_obs, terminated)
+            if terminated or truncated:
+                episodic_returns.append(float(info["episode"]["r"]))
+                episode_end_steps.append(global_step)
+                writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
+                writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
+                obs, _ = env.reset()
+                noise.reset()
+            else:
+                obs = next_obs
+
+            if global_step >= args.learning_starts:
+                batch = replay_buffer.sample(args.batch_size, device)
+                q_loss = critic_loss(critic, target_actor, target_critic, batch, args.gamma)
+                critic_optimizer.zero_grad(set_to_none=True)
+                q_loss.backward()
+                critic_optimizer.step()
+                updates += 1
+                if updates % args.policy_frequency == 0:
+                    pi_loss = actor_loss(actor, critic, batch.obs)
+                    actor_optimizer.zero_grad(set_to_none=True)
+                    pi_loss.backward()  # also leaves gradients on the critic: its zero_grad clears them next time
+                    actor_optimizer.step()
+                    update_target_network(target_actor, actor, args.tau)
+                    update_target_network(target_critic, critic, args.tau)
+                # .item() waits for the device: read the losses (and check them) only every LOG_INTERVAL steps.
+                if global_step - last_logged_step >= LOG_INTERVAL and updates >= args.policy_frequency:
+                    last_logged_step = global_step
+                    q_value, pi_value = q_loss.item(), pi_loss.item()
+                    writer.add_scalar("losses/critic_loss", q_value, global_step)
+                    writer.add_scalar("losses/actor_loss", pi_value, global_step)
+                    if not (math.isfinite(q_value) and math.isfinite(pi_value)):
+                        writer.close()
+                        env.close()
+                        raise FloatingPointError(
+                            f"ddpg.py: the critic loss became {q_value} and the actor loss {pi_value} at step "
+                            f"{global_step}; try lower learning rates."
+                        )
+
+            if (global_step + 1) % progress_every == 0:
+                sps = (global_step + 1) / (time.perf_counter() - start_time)
+                writer.add_scalar("charts/SPS", sps, global_step)
+                latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
+                print(
+                    f"step {global_step + 1}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True
+                )
+        train_time = time.perf_counter() - start_time
+        sps = args.total_timesteps / train_time
+        env.close()
+
+        eval_returns = evaluate(actor, args.env_id, args.seed, args.eval_episodes, device)
+        for i, episode_return in enumerate(eval_returns):
+            writer.add_scalar("eval/return", episode_return, i)
+        if args.save_model:
+            model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+            state = {
+                "actor": {k: v.cpu() for k, v in actor.state_dict().items()},
+                "critic": {k: v.cpu() for k, v in critic.state_dict().items()},
+                "args": asdict(args),
+            }
+            torch.save(state, model_path)
+            print(f"model saved to {model_path}")
+        writer.close()
+
+        if eval_returns:
+            summary = f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
+        else:
+            summary = "no evaluation"
+        print(
+            f"{args.env_id} seed {args.seed}: {summary}, {args.total_timesteps} steps, "
+            f"{train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
+        )
+        return {
+            "episodic_returns": episodic_returns,
+            "episode_end_steps": episode_end_steps,
+            "eval_returns": eval_returns,
+            "sps": sps,
+            "run_dir": run_dir,
+            "actor": actor,
+            "critic": critic,
+            "replay_buffer": replay_buffer,
+        }
 
 
 if __name__ == "__main__":

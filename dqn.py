@@ -41,11 +41,13 @@ Examples:
     python dqn.py --double-q --loss huber --save-model --device cuda
 """
 
+import contextlib
 import math
 import os
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Literal, NamedTuple
 
@@ -75,7 +77,7 @@ class Args:
     device: str = "auto"
     """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
     torch_deterministic: bool = True
-    """make cuDNN pick deterministic algorithms"""
+    """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
     log_dir: str = "runs"
     """directory under which each run writes its TensorBoard logs (and model)"""
     save_model: bool = False
@@ -253,7 +255,11 @@ EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one
 
 
 def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
-    """Undiscounted returns of greedy episodes; episode i starts from reset(seed=seed + 10_000 + i).
+    """Undiscounted returns of greedy episodes on a fresh env, seeded once per run.
+
+    The first reset seeds the env with seed + 10_000; later episodes draw their start states from its own
+    random stream. So a seed meets the same start states run after run, and two seeds draw theirs
+    independently (no start state is shared between neighbouring seeds).
 
     A greedy policy can loop forever in an env without a time limit (CliffWalking-v1), so such an env
     is truncated after EVAL_STEP_LIMIT steps here.
@@ -264,7 +270,7 @@ def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device:
     start = int(env.action_space.start)
     returns = []
     for i in range(episodes):
-        obs, _ = env.reset(seed=seed + 10_000 + i)
+        obs, _ = env.reset(seed=seed + 10_000 if i == 0 else None)
         episode_return, episode_over = 0.0, False
         while not episode_over:
             with torch.no_grad():
@@ -320,7 +326,14 @@ def check_args(args: Args) -> None:
         raise UsageError(
             f"dqn.py: --batch-size {args.batch_size} is larger than the replay buffer can ever hold (--buffer-size {args.buffer_size})."
         )
+    first_update = -(-args.learning_starts // args.train_frequency) * args.train_frequency  # steps with t % F == 0
     checks = [
+        (
+            first_update < args.total_timesteps,
+            f"--learning-starts {args.learning_starts} leaves no gradient step inside --total-timesteps "
+            f"{args.total_timesteps}, so the run would evaluate an untrained network; lower it or train longer",
+        ),
+        (args.loss in ("mse", "huber"), f"--loss must be mse or huber, got {args.loss!r}"),
         (0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
         (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
         (0.0 < args.tau <= 1.0, f"--tau must lie in (0, 1], got {args.tau}"),
@@ -360,6 +373,33 @@ def make_checked_env(env_id: str) -> gym.Env:
     return env
 
 
+@contextlib.contextmanager
+def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
+    """Seed random, numpy and torch and set torch's threads and determinism for one run; on the way out
+    (return or raise) put back what the caller had, so that calling train() leaves its process as it was."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    warn_only, cublas = torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # torch's generators
+        try:
+            if args.torch_threads > 0:
+                torch.set_num_threads(args.torch_threads)
+            if args.torch_deterministic and device.type == "cuda" and cublas is None:
+                os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
+            torch.use_deterministic_algorithms(args.torch_deterministic)
+            random.seed(args.seed)
+            np.random.seed(args.seed)
+            torch.manual_seed(args.seed)
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+            if cublas is None:
+                os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
 def make_run_dir(args: Args) -> str:
     """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
     name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
@@ -379,118 +419,115 @@ def train(args: Args) -> dict:
     device = resolve_device(args.device)
     env = make_checked_env(args.env_id)
 
-    if args.torch_threads > 0:
-        torch.set_num_threads(args.torch_threads)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    rng = np.random.default_rng(args.seed)
-    env.action_space.seed(args.seed)
+    with seeded_run(args, device):  # seeds, threads, determinism; the caller's settings come back after
+        rng = np.random.default_rng(args.seed)
+        env.action_space.seed(args.seed)
 
-    run_dir = make_run_dir(args)
-    writer = SummaryWriter(run_dir)
-    writer.add_text(
-        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    )
+        run_dir = make_run_dir(args)
+        writer = SummaryWriter(run_dir)
+        writer.add_text(
+            "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+        )
 
-    obs_dim = int(np.prod(env.observation_space.shape))
-    n_actions = int(env.action_space.n)
-    q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
-    target_q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
-    target_q_network.load_state_dict(q_network.state_dict())
-    # The fused kernel takes ~30 % less time per step on CPU for networks this small.
-    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
-    replay_buffer = ReplayBuffer(args.buffer_size, obs_dim, rng)
+        obs_dim = int(np.prod(env.observation_space.shape))
+        n_actions = int(env.action_space.n)
+        q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
+        target_q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
+        target_q_network.load_state_dict(q_network.state_dict())
+        # The fused kernel takes ~30 % less time per step on CPU for networks this small.
+        optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
+        replay_buffer = ReplayBuffer(args.buffer_size, obs_dim, rng)
 
-    episodic_returns: list[float] = []
-    episode_end_steps: list[int] = []  # the global step each of them is logged at
-    exploration_steps = args.exploration_fraction * args.total_timesteps
-    progress_every = max(1, args.total_timesteps // 10)
-    last_logged_step = -LOG_INTERVAL
-    start_time = time.perf_counter()
-    obs, _ = env.reset(seed=args.seed)
-    for global_step in range(args.total_timesteps):
-        epsilon = linear_schedule(args.start_e, args.end_e, exploration_steps, global_step)
-        action = epsilon_greedy_action(q_network, obs, epsilon, env, rng, device)
-        next_obs, reward, terminated, truncated, info = env.step(action + int(env.action_space.start))
-        if args.clip_reward:
-            reward = float(np.clip(reward, -1.0, 1.0))
-        # next_obs is the real successor, also when the episode just ended: the reset comes after.
-        replay_buffer.add(obs, action, float(reward), next_obs, terminated)
-        if terminated or truncated:
-            episodic_returns.append(float(info["episode"]["r"]))
-            episode_end_steps.append(global_step)
-            writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
-            writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
-            obs, _ = env.reset()
-        else:
-            obs = next_obs
+        episodic_returns: list[float] = []
+        episode_end_steps: list[int] = []  # the global step each of them is logged at
+        exploration_steps = args.exploration_fraction * args.total_timesteps
+        progress_every = max(1, args.total_timesteps // 10)
+        last_logged_step = -LOG_INTERVAL
+        start_time = time.perf_counter()
+        obs, _ = env.reset(seed=args.seed)
+        for global_step in range(args.total_timesteps):
+            epsilon = linear_schedule(args.start_e, args.end_e, exploration_steps, global_step)
+            action = epsilon_greedy_action(q_network, obs, epsilon, env, rng, device)
+            next_obs, reward, terminated, truncated, info = env.step(action + int(env.action_space.start))
+            if args.clip_reward:
+                reward = float(np.clip(reward, -1.0, 1.0))
+            # next_obs is the real successor, also when the episode just ended: the reset comes after.
+            replay_buffer.add(obs, action, float(reward), next_obs, terminated)
+            if terminated or truncated:
+                episodic_returns.append(float(info["episode"]["r"]))
+                episode_end_steps.append(global_step)
+                writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
+                writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
+                obs, _ = env.reset()
+            else:
+                obs = next_obs
 
-        if global_step >= args.learning_starts and global_step % args.train_frequency == 0:
-            for _ in range(args.gradient_steps):
-                batch = replay_buffer.sample(args.batch_size, device)
-                td_loss, q_taken = q_learning_loss(
-                    q_network, target_q_network, batch, args.gamma, args.double_q, args.loss
-                )
-                optimizer.zero_grad(set_to_none=True)
-                td_loss.backward()
-                if args.max_grad_norm > 0:
-                    nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
-                optimizer.step()
-            # .item() waits for the device: read the loss (and check it) only every LOG_INTERVAL steps.
-            if global_step - last_logged_step >= LOG_INTERVAL:
-                last_logged_step = global_step
-                loss_value = td_loss.item()
-                writer.add_scalar("losses/td_loss", loss_value, global_step)
-                writer.add_scalar("losses/q_values", q_taken.mean().item(), global_step)
-                if not math.isfinite(loss_value):
-                    writer.close()
-                    env.close()
-                    raise FloatingPointError(
-                        f"dqn.py: the TD loss became {loss_value} at step {global_step}; "
-                        "try a lower --learning-rate, --loss huber or --clip-reward."
+            if global_step >= args.learning_starts and global_step % args.train_frequency == 0:
+                for _ in range(args.gradient_steps):
+                    batch = replay_buffer.sample(args.batch_size, device)
+                    td_loss, q_taken = q_learning_loss(
+                        q_network, target_q_network, batch, args.gamma, args.double_q, args.loss
                     )
-        if global_step >= args.learning_starts and global_step % args.target_network_frequency == 0:
-            update_target_network(target_q_network, q_network, args.tau)
+                    optimizer.zero_grad(set_to_none=True)
+                    td_loss.backward()
+                    if args.max_grad_norm > 0:
+                        nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
+                    optimizer.step()
+                # .item() waits for the device: read the loss (and check it) only every LOG_INTERVAL steps.
+                if global_step - last_logged_step >= LOG_INTERVAL:
+                    last_logged_step = global_step
+                    loss_value = td_loss.item()
+                    writer.add_scalar("losses/td_loss", loss_value, global_step)
+                    writer.add_scalar("losses/q_values", q_taken.mean().item(), global_step)
+                    if not math.isfinite(loss_value):
+                        writer.close()
+                        env.close()
+                        raise FloatingPointError(
+                            f"dqn.py: the TD loss became {loss_value} at step {global_step}; "
+                            "try a lower --learning-rate, --loss huber or --clip-reward."
+                        )
+            if global_step >= args.learning_starts and global_step % args.target_network_frequency == 0:
+                update_target_network(target_q_network, q_network, args.tau)
 
-        if (global_step + 1) % progress_every == 0:
-            sps = (global_step + 1) / (time.perf_counter() - start_time)
-            writer.add_scalar("charts/SPS", sps, global_step)
-            writer.add_scalar("charts/epsilon", epsilon, global_step)
-            latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
-            print(f"step {global_step + 1}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True)
-    train_time = time.perf_counter() - start_time
-    sps = args.total_timesteps / train_time
-    env.close()
+            if (global_step + 1) % progress_every == 0:
+                sps = (global_step + 1) / (time.perf_counter() - start_time)
+                writer.add_scalar("charts/SPS", sps, global_step)
+                writer.add_scalar("charts/epsilon", epsilon, global_step)
+                latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
+                print(
+                    f"step {global_step + 1}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True
+                )
+        train_time = time.perf_counter() - start_time
+        sps = args.total_timesteps / train_time
+        env.close()
 
-    eval_returns = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, device)
-    for i, episode_return in enumerate(eval_returns):
-        writer.add_scalar("eval/return", episode_return, i)
-    if args.save_model:
-        model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
-        state = {k: v.cpu() for k, v in q_network.state_dict().items()}
-        torch.save({"q_network": state, "args": asdict(args)}, model_path)
-        print(f"model saved to {model_path}")
-    writer.close()
+        eval_returns = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, device)
+        for i, episode_return in enumerate(eval_returns):
+            writer.add_scalar("eval/return", episode_return, i)
+        if args.save_model:
+            model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+            state = {k: v.cpu() for k, v in q_network.state_dict().items()}
+            torch.save({"q_network": state, "args": asdict(args)}, model_path)
+            print(f"model saved to {model_path}")
+        writer.close()
 
-    summary = (
-        f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
-        if eval_returns
-        else "no evaluation"
-    )
-    print(
-        f"{args.env_id} seed {args.seed}: {summary}, {args.total_timesteps} steps, {train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
-    )
-    return {
-        "episodic_returns": episodic_returns,
-        "episode_end_steps": episode_end_steps,
-        "eval_returns": eval_returns,
-        "sps": sps,
-        "run_dir": run_dir,
-        "q_network": q_network,
-        "replay_buffer": replay_buffer,
-    }
+        summary = (
+            f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
+            if eval_returns
+            else "no evaluation"
+        )
+        print(
+            f"{args.env_id} seed {args.seed}: {summary}, {args.total_timesteps} steps, {train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
+        )
+        return {
+            "episodic_returns": episodic_returns,
+            "episode_end_steps": episode_end_steps,
+            "eval_returns": eval_returns,
+            "sps": sps,
+            "run_dir": run_dir,
+            "q_network": q_network,
+            "replay_buffer": replay_buffer,
+        }
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Neural fitted Q-iteration: collect, freeze a target, regress; DQN is its special case N = 1, K = 1.
+"""Neural fitted Q-iteration: collect N transitions, freeze a target, regress K steps; DQN is close to N = C, K = C/F.
 
 Q-learning with function approximation runs three processes (the lecture's "more general view"):
 (1) collecting transitions into a buffer D, (2) saving target parameters w' ← w, and (3) regressing
@@ -14,15 +14,20 @@ Each iteration of the outer loop:
         y_i = R_i + γ (1 − terminated_i) max_a' q̂_w'(S_{i+1}, a')      `td_target`
         w ← w − α ∇_w 1/B Σ_i (y_i − q̂_w(S_i, A_i))²                   `regression_loss`, `fit`
 
-on mini-batches of D (Adam) or on all of D at once (Rprop, NFQ's full-batch optimiser). With N = 1,
-K = 1 this is DQN with the target copied every step; large N and K are NFQ. `--refit-from-scratch`
+on mini-batches of D (Adam) or on all of D at once (Rprop, NFQ's full-batch optimiser). With N = 1 and
+K = 1 the target is refreshed before every gradient step: online Q-learning, with no frozen target at all.
+DQN, which copies its target every C steps and takes a gradient step every F steps, corresponds to N = C,
+K = C/F (dqn.py's defaults, C = 100 and F = 4: N = 100, K = 25), except that DQN interleaves its K steps
+with the collection instead of taking them after it. Large N and K are NFQ. `--refit-from-scratch`
 re-initialises q̂_w before each regression, as NFQ does, so each iteration is one approximate
 application of the Bellman optimality operator to q̂_w'.
 
-Offline (batch) mode: `--save-dataset FILE.npz` writes the transitions a run collected (obs, action,
-reward, next_obs, terminated, truncated); `--dataset FILE.npz` trains on such a file with no
-environment interaction at all (the evaluation episodes excepted): the same iterations, with the
-collecting step (1) skipped.
+Offline (batch) mode: `--save-dataset FILE.npz` writes every transition a run collected (obs, action,
+reward, next_obs, terminated, truncated), oldest first; `--dataset FILE.npz` trains on such a file with
+no environment interaction at all (the evaluation episodes excepted): the same iterations, with the
+collecting step (1) skipped, total_timesteps / N of them. Offline, the flags of collection (buffer size,
+learning_starts, the ε schedule) would do nothing and are refused; the reported SPS is 0 (no environment
+steps) and losses are logged against iteration · N, where an online run would be.
 
 Termination is not truncation: the target is cut only where the episode *terminated*; a truncated
 transition bootstraps from its real final observation. The script steps a single environment and
@@ -35,11 +40,13 @@ Examples:
     python fitted_q.py --optimizer rprop --refit-from-scratch --transitions-per-iteration 1000
 """
 
+import contextlib
 import math
 import os
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Literal, NamedTuple
 
@@ -69,7 +76,7 @@ class Args:
     device: str = "auto"
     """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
     torch_deterministic: bool = True
-    """make cuDNN pick deterministic algorithms"""
+    """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
     log_dir: str = "runs"
     """directory under which each run writes its TensorBoard logs (and model)"""
     save_model: bool = False
@@ -90,25 +97,25 @@ class Args:
     hidden_sizes: tuple[int, ...] = (64, 64)
     """widths of the Q-network's hidden layers"""
     buffer_size: int = 50_000
-    """capacity of the replay buffer D, in transitions"""
+    """capacity of the replay buffer D, in transitions (online only; offline, D is the dataset)"""
     batch_size: int = 256
     """transitions per Adam step"""
     learning_starts: int = 1_000
-    """transitions collected (ε-greedy, so mostly random) before the first regression"""
+    """transitions collected (ε-greedy, so mostly random) before the first regression (online only)"""
     tau: float = 1.0
     """target update coefficient τ at each iteration: 1 saves w' ← w as on the slide, < 1 Polyak-averages"""
     start_e: float = 1.0
-    """ε at the start of the schedule"""
+    """ε at the start of the schedule (online only)"""
     end_e: float = 0.05
-    """ε at the end of the schedule, kept from then on"""
+    """ε at the end of the schedule, kept from then on (online only)"""
     exploration_fraction: float = 0.25
-    """fraction of total_timesteps over which ε decays linearly from start_e to end_e"""
+    """fraction of total_timesteps over which ε decays linearly from start_e to end_e (online only)"""
     max_grad_norm: float = 10.0
     """clip the gradient's global norm to this in Adam steps (0 turns clipping off)"""
     dataset: str | None = None
     """train offline from this .npz file (written by --save-dataset) instead of the environment"""
     save_dataset: str | None = None
-    """write the collected transitions to this .npz file at the end"""
+    """write every collected transition to this .npz file at the end (needs buffer_size ≥ total_timesteps)"""
 
 
 class UsageError(ValueError):
@@ -184,36 +191,44 @@ class ReplayBuffer:
         return Batch(*(torch.from_numpy(a[idx]).to(device) for a in arrays))
 
     def as_dataset(self) -> dict[str, np.ndarray]:
-        """D in the order the transitions were collected (oldest first), as the dataset file stores it."""
-        order = np.arange(self.size) if self.size < self.capacity else np.roll(np.arange(self.capacity), -self.position)
+        """D in the order the transitions were collected, as the dataset file stores it (--save-dataset makes sure
+        the buffer never wrapped, so slot i holds the i-th transition)."""
         arrays = (self.obs, self.actions, self.rewards, self.next_obs, self.terminated, self.truncated)
-        return {name: a[order] for name, a in zip(DATASET_FIELDS, arrays, strict=True)}
+        return {name: a[: self.size] for name, a in zip(DATASET_FIELDS, arrays, strict=True)}
 
 
 def load_dataset(path: str, obs_dim: int, n_actions: int) -> dict[str, np.ndarray]:
-    """Read and check a dataset file; any missing or mis-shaped array is a UsageError naming it."""
-    try:
-        with np.load(path) as file:
+    """Read a dataset file and check every array; anything malformed is one UsageError naming the file and the fault."""
+
+    def refuse(problem: str) -> UsageError:
+        return UsageError(f"fitted_q.py: the dataset {path!r} {problem}.")
+
+    try:  # an empty file, one that is no zip archive, a lone .npy, arrays of pickled objects
+        with np.load(path, allow_pickle=False) as file:
             data = {name: file[name] for name in file.files}
-    except (OSError, ValueError) as error:
-        raise UsageError(f"fitted_q.py cannot read the dataset {path!r}: {error}.") from None
+    except Exception:
+        raise refuse("is not an .npz archive of numeric arrays (as --save-dataset writes)") from None
     missing = [name for name in DATASET_FIELDS if name not in data]
     if missing:
-        raise UsageError(f"fitted_q.py: the dataset {path!r} lacks the array(s) {', '.join(missing)}.")
+        raise refuse(f"lacks the array(s) {', '.join(missing)}")
+    if data["action"].ndim != 1 or len(data["action"]) == 0:
+        raise refuse(f"has action of shape {data['action'].shape}; expected (m,) for m ≥ 1 transitions")
     m = len(data["action"])
-    expected = {"obs": (m, obs_dim), "next_obs": (m, obs_dim)} | {
-        k: (m,) for k in DATASET_FIELDS[1:] if k != "next_obs"
-    }
-    for name, shape in expected.items():
-        if data[name].shape != shape:
-            raise UsageError(
-                f"fitted_q.py: the dataset {path!r} has {name} of shape {data[name].shape}, expected {shape} "
-                f"for {m} transitions of this env."
-            )
-    if m == 0 or data["action"].min() < 0 or data["action"].max() >= n_actions:
-        raise UsageError(
-            f"fitted_q.py: the dataset {path!r} needs at least one transition, with actions in 0..{n_actions - 1}."
-        )
+    for name in DATASET_FIELDS:
+        array, shape = data[name], (m, obs_dim) if name in ("obs", "next_obs") else (m,)
+        if array.shape != shape:
+            raise refuse(f"has {name} of shape {array.shape}; expected {shape} for {m} transitions of this env")
+        if not (
+            np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating) or array.dtype == bool
+        ):
+            raise refuse(f"has {name} of dtype {array.dtype}; expected integers, floats or booleans")
+        if not np.all(np.isfinite(array)):
+            raise refuse(f"has NaN or infinite values in {name}")
+    if not np.all((data["action"] == np.round(data["action"])) & (data["action"] >= 0) & (data["action"] < n_actions)):
+        raise refuse(f"has actions that are not whole numbers in 0..{n_actions - 1}")
+    for name in ("terminated", "truncated"):
+        if not np.all((data[name] == 0) | (data[name] == 1)):
+            raise refuse(f"has {name} values other than 0 and 1")
     return data
 
 
@@ -287,7 +302,11 @@ EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one
 
 
 def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
-    """Undiscounted returns of greedy episodes; episode i starts from reset(seed=seed + 10_000 + i).
+    """Undiscounted returns of greedy episodes on a fresh env, seeded once per run.
+
+    The first reset seeds the env with seed + 10_000; later episodes draw their start states from its own
+    random stream. So a seed meets the same start states run after run, and two seeds draw theirs
+    independently (no start state is shared between neighbouring seeds).
 
     A greedy policy can loop forever in an env without a time limit (CliffWalking-v1), so such an env
     is truncated after EVAL_STEP_LIMIT steps here.
@@ -298,7 +317,7 @@ def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device:
     start = int(env.action_space.start)
     returns = []
     for i in range(episodes):
-        obs, _ = env.reset(seed=seed + 10_000 + i)
+        obs, _ = env.reset(seed=seed + 10_000 if i == 0 else None)
         episode_return, episode_over = 0.0, False
         while not episode_over:
             with torch.no_grad():
@@ -342,7 +361,15 @@ def check_args(args: Args) -> None:
         if getattr(args, name) <= 0:
             flag = name.replace("_", "-")
             raise UsageError(f"fitted_q.py: --{flag} must be a positive integer, got {getattr(args, name)}.")
-    if args.batch_size > args.buffer_size:
+    if args.dataset is not None:
+        collection_only = ("buffer_size", "learning_starts", "start_e", "end_e", "exploration_fraction")
+        changed = [name for name in collection_only if getattr(args, name) != getattr(Args, name)]
+        if changed:
+            flags = ", ".join("--" + name.replace("_", "-") for name in changed)
+            raise UsageError(
+                f"fitted_q.py: --dataset trains offline and collects nothing, so {flags} would have no effect."
+            )
+    elif args.batch_size > args.buffer_size:
         raise UsageError(
             f"fitted_q.py: --batch-size {args.batch_size} is larger than the replay buffer can ever hold "
             f"(--buffer-size {args.buffer_size})."
@@ -354,6 +381,11 @@ def check_args(args: Args) -> None:
             "fitted_q.py: --dataset trains offline and collects nothing, so --save-dataset has nothing to write."
         )
     if args.save_dataset is not None:
+        if args.total_timesteps > args.buffer_size:
+            raise UsageError(
+                f"fitted_q.py: --save-dataset keeps every transition, but --buffer-size {args.buffer_size} holds fewer "
+                f"than --total-timesteps {args.total_timesteps}; raise --buffer-size to at least {args.total_timesteps}."
+            )
         if not args.save_dataset.endswith(".npz"):
             raise UsageError(f"fitted_q.py: --save-dataset {args.save_dataset!r} must end in .npz.")
         if os.path.exists(args.save_dataset):
@@ -361,6 +393,12 @@ def check_args(args: Args) -> None:
         if not os.path.isdir(os.path.dirname(os.path.abspath(args.save_dataset))):
             raise UsageError(f"fitted_q.py: the directory of --save-dataset {args.save_dataset!r} does not exist.")
     checks = [
+        (
+            args.dataset is not None or args.learning_starts < args.total_timesteps,
+            f"--learning-starts {args.learning_starts} leaves no regression inside --total-timesteps "
+            f"{args.total_timesteps}, so the run would evaluate an untrained network; lower it or train longer",
+        ),
+        (args.optimizer in ("adam", "rprop"), f"--optimizer must be adam or rprop, got {args.optimizer!r}"),
         (0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
         (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
         (0.0 < args.tau <= 1.0, f"--tau must lie in (0, 1], got {args.tau}"),
@@ -400,6 +438,33 @@ def make_checked_env(env_id: str) -> gym.Env:
     return env
 
 
+@contextlib.contextmanager
+def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
+    """Seed random, numpy and torch and set torch's threads and determinism for one run; on the way out
+    (return or raise) put back what the caller had, so that calling train() leaves its process as it was."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    warn_only, cublas = torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # torch's generators
+        try:
+            if args.torch_threads > 0:
+                torch.set_num_threads(args.torch_threads)
+            if args.torch_deterministic and device.type == "cuda" and cublas is None:
+                os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
+            torch.use_deterministic_algorithms(args.torch_deterministic)
+            random.seed(args.seed)
+            np.random.seed(args.seed)
+            torch.manual_seed(args.seed)
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+            if cublas is None:
+                os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
 def make_run_dir(args: Args) -> str:
     """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
     name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
@@ -422,126 +487,123 @@ def train(args: Args) -> dict:
     n_actions = int(env.action_space.n)
     dataset = load_dataset(args.dataset, obs_dim, n_actions) if args.dataset is not None else None
 
-    if args.torch_threads > 0:
-        torch.set_num_threads(args.torch_threads)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    rng = np.random.default_rng(args.seed)
-    env.action_space.seed(args.seed)
+    with seeded_run(args, device):  # seeds, threads, determinism; the caller's settings come back after
+        rng = np.random.default_rng(args.seed)
+        env.action_space.seed(args.seed)
 
-    run_dir = make_run_dir(args)
-    writer = SummaryWriter(run_dir)
-    table = "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
+        run_dir = make_run_dir(args)
+        writer = SummaryWriter(run_dir)
+        table = "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
+        writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
 
-    q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
-    target_q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
-    target_q_network.load_state_dict(q_network.state_dict())
-    optimizer = make_optimizer(q_network, args)
-    if dataset is None:
-        replay_buffer = ReplayBuffer(args.buffer_size, obs_dim, rng)
-    else:
-        replay_buffer = ReplayBuffer(len(dataset["action"]), obs_dim, rng)
-        for i in range(len(dataset["action"])):
-            replay_buffer.add(*(dataset[name][i] for name in DATASET_FIELDS))
-
-    episodic_returns: list[float] = []
-    episode_end_steps: list[int] = []  # the global step each of them is logged at
-    exploration_steps = args.exploration_fraction * args.total_timesteps
-    iterations = math.ceil(args.total_timesteps / args.transitions_per_iteration)
-    progress_every = max(1, iterations // 10)
-    global_step = 0
-    start_time = time.perf_counter()
-    obs, _ = env.reset(seed=args.seed)
-    for iteration in range(iterations):
-        update_target_network(target_q_network, q_network, args.tau)  # (2) w' ← w
-
-        if dataset is None:  # (1) collect N transitions with ε-greedy(q̂_w)
-            for _ in range(min(args.transitions_per_iteration, args.total_timesteps - global_step)):
-                epsilon = linear_schedule(args.start_e, args.end_e, exploration_steps, global_step)
-                if rng.random() < epsilon:
-                    action = int(env.action_space.sample()) - int(env.action_space.start)
-                else:
-                    with torch.no_grad():
-                        q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))
-                    action = int(q_values.argmax())
-                next_obs, reward, terminated, truncated, info = env.step(action + int(env.action_space.start))
-                # next_obs is the real successor, also when the episode just ended: the reset comes after.
-                replay_buffer.add(obs, action, float(reward), next_obs, terminated, truncated)
-                if terminated or truncated:
-                    episodic_returns.append(float(info["episode"]["r"]))
-                    episode_end_steps.append(global_step)
-                    writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
-                    writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
-                    obs, _ = env.reset()
-                else:
-                    obs = next_obs
-                global_step += 1
-            if global_step < args.learning_starts:
-                continue
+        q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
+        target_q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
+        target_q_network.load_state_dict(q_network.state_dict())
+        optimizer = make_optimizer(q_network, args)
+        if dataset is None:
+            replay_buffer = ReplayBuffer(args.buffer_size, obs_dim, rng)
         else:
-            global_step += args.transitions_per_iteration  # offline: the budget counts iterations
+            replay_buffer = ReplayBuffer(len(dataset["action"]), obs_dim, rng)
+            for i in range(len(dataset["action"])):
+                replay_buffer.add(*(dataset[name][i] for name in DATASET_FIELDS))
 
-        if args.refit_from_scratch:
-            q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
-            optimizer = make_optimizer(q_network, args)
-        loss = fit(q_network, target_q_network, optimizer, replay_buffer, args, device)  # (3) K steps
+        episodic_returns: list[float] = []
+        episode_end_steps: list[int] = []  # the global step each of them is logged at
+        exploration_steps = args.exploration_fraction * args.total_timesteps
+        iterations = math.ceil(args.total_timesteps / args.transitions_per_iteration)
+        progress_every = max(1, iterations // 10)
+        global_step = 0
+        start_time = time.perf_counter()
+        obs, _ = env.reset(seed=args.seed)
+        for iteration in range(iterations):
+            update_target_network(target_q_network, q_network, args.tau)  # (2) w' ← w
 
-        if iteration % progress_every == 0 or iteration == iterations - 1:
-            loss_value = loss.item()  # waits for the device: once per logged iteration
-            writer.add_scalar("losses/td_loss", loss_value, global_step)
-            if not math.isfinite(loss_value):
-                writer.close()
-                env.close()
-                raise FloatingPointError(
-                    f"fitted_q.py: the regression loss became {loss_value} at step {global_step} "
-                    f"(iteration {iteration}); try a lower --learning-rate."
-                )
-            sps = global_step / (time.perf_counter() - start_time)
-            writer.add_scalar("charts/SPS", sps, global_step)
-            latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
-            print(
-                f"iteration {iteration + 1}/{iterations}  step {global_step}  latest return {latest}  SPS {sps:.0f}",
-                flush=True,
-            )
-    train_time = time.perf_counter() - start_time
-    sps = global_step / train_time
-    env.close()
+            if dataset is None:  # (1) collect N transitions with ε-greedy(q̂_w)
+                for _ in range(min(args.transitions_per_iteration, args.total_timesteps - global_step)):
+                    epsilon = linear_schedule(args.start_e, args.end_e, exploration_steps, global_step)
+                    if rng.random() < epsilon:
+                        action = int(env.action_space.sample()) - int(env.action_space.start)
+                    else:
+                        with torch.no_grad():
+                            q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))
+                        action = int(q_values.argmax())
+                    next_obs, reward, terminated, truncated, info = env.step(action + int(env.action_space.start))
+                    # next_obs is the real successor, also when the episode just ended: the reset comes after.
+                    replay_buffer.add(obs, action, float(reward), next_obs, terminated, truncated)
+                    if terminated or truncated:
+                        episodic_returns.append(float(info["episode"]["r"]))
+                        episode_end_steps.append(global_step)
+                        writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
+                        writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
+                        obs, _ = env.reset()
+                    else:
+                        obs = next_obs
+                    global_step += 1
+                if global_step < args.learning_starts:
+                    continue
+            else:
+                global_step += args.transitions_per_iteration  # offline: the budget counts iterations
 
-    eval_returns = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, device)
-    for i, episode_return in enumerate(eval_returns):
-        writer.add_scalar("eval/return", episode_return, i)
-    if args.save_model:
-        model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
-        state = {k: v.cpu() for k, v in q_network.state_dict().items()}
-        torch.save({"q_network": state, "args": asdict(args)}, model_path)
-        print(f"model saved to {model_path}")
-    if args.save_dataset is not None:
-        np.savez(args.save_dataset, **replay_buffer.as_dataset())
-        print(f"{replay_buffer.size} transitions saved to {args.save_dataset}")
-    writer.close()
+            if args.refit_from_scratch:
+                q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
+                optimizer = make_optimizer(q_network, args)
+            loss = fit(q_network, target_q_network, optimizer, replay_buffer, args, device)  # (3) K steps
 
-    if eval_returns:
-        summary = (
-            f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
+            if iteration % progress_every == 0 or iteration == iterations - 1:
+                loss_value = loss.item()  # waits for the device: once per logged iteration
+                writer.add_scalar("losses/td_loss", loss_value, global_step)
+                if not math.isfinite(loss_value):
+                    writer.close()
+                    env.close()
+                    raise FloatingPointError(
+                        f"fitted_q.py: the regression loss became {loss_value} at step {global_step} "
+                        f"(iteration {iteration}); try a lower --learning-rate."
+                    )
+                elapsed = time.perf_counter() - start_time
+                if dataset is None:
+                    writer.add_scalar("charts/SPS", global_step / elapsed, global_step)
+                    speed = f"step {global_step}  SPS {global_step / elapsed:.0f}"
+                else:  # offline there are no environment steps to count
+                    speed = f"{(iteration + 1) * args.fit_steps / elapsed:.0f} regression steps/s"
+                latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
+                print(f"iteration {iteration + 1}/{iterations}  latest return {latest}  {speed}", flush=True)
+        train_time = time.perf_counter() - start_time
+        sps = global_step / train_time if dataset is None else 0.0
+        steps = (
+            f"{global_step} steps" if dataset is None else f"offline, {iterations * args.fit_steps} regression steps"
         )
-    else:
-        summary = "no evaluation"
-    print(
-        f"{args.env_id} seed {args.seed}: {summary}, {global_step} steps, "
-        f"{train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
-    )
-    return {
-        "episodic_returns": episodic_returns,
-        "episode_end_steps": episode_end_steps,
-        "eval_returns": eval_returns,
-        "sps": sps,
-        "run_dir": run_dir,
-        "q_network": q_network,
-        "replay_buffer": replay_buffer,
-    }
+        env.close()
+
+        eval_returns = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, device)
+        for i, episode_return in enumerate(eval_returns):
+            writer.add_scalar("eval/return", episode_return, i)
+        if args.save_model:
+            model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+            state = {k: v.cpu() for k, v in q_network.state_dict().items()}
+            torch.save({"q_network": state, "args": asdict(args)}, model_path)
+            print(f"model saved to {model_path}")
+        if args.save_dataset is not None:
+            np.savez(args.save_dataset, **replay_buffer.as_dataset())
+            print(f"{replay_buffer.size} transitions saved to {args.save_dataset}")
+        writer.close()
+
+        if eval_returns:
+            summary = f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
+        else:
+            summary = "no evaluation"
+        print(
+            f"{args.env_id} seed {args.seed}: {summary}, {steps}, "
+            f"{train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
+        )
+        return {
+            "episodic_returns": episodic_returns,
+            "episode_end_steps": episode_end_steps,
+            "eval_returns": eval_returns,
+            "sps": sps,
+            "run_dir": run_dir,
+            "q_network": q_network,
+            "replay_buffer": replay_buffer,
+        }
 
 
 if __name__ == "__main__":

@@ -14,13 +14,15 @@ The update, in the lecture's notation, for a batch of n = num_envs · num_steps 
     g = ∇_θ' L at θ = 1/n Σ_t ∇_θ log π_θ(A_t | S_t) Â_t
     F = ∇²_θ' D̄ at θ, D̄(θ') = 1/n Σ_t D_KL(π_θ(· | S_t) ‖ π_θ'(· | S_t))   (`--fisher kl-hessian`, the default)
     F = 1/n Σ_t ∇_θ log π_θ(A_t | S_t) ∇_θ log π_θ(A_t | S_t)ᵀ          (`--fisher empirical`: the score vectors)
-    x ≈ F⁻¹ g  by conjugate gradient on Fisher-vector products (F + damping · I)
-    θ ← θ + sqrt(2δ / (xᵀ F x)) x                                    (½ sᵀ F s = δ = `max_kl`; no line search)
+    x ≈ (F + λI)⁻¹ g  by conjugate gradient on Fisher-vector products, λ = `cg_damping`
+    θ ← θ + s,  s = sqrt(2δ / (xᵀ F x)) x                            (undamped ½ sᵀ F s = δ = `max_kl`; no line search)
     w ← w − α ∇_w 1/n Σ_t (V_w(S_t) − (Â_t + V_w_old(S_t)))²           (Adam, `vf_iters` passes)
 
-`--vanilla` takes the plain gradient direction x = g through the same code (the conjugate gradient
-then solves with F replaced by the identity), with its length still set by the real F, so that both
-steps have the same quadratic KL model δ: only the direction differs, and the two can be compared.
+`--vanilla` takes the plain gradient direction x = g, with its length set by the same undamped F, so that
+both steps have the same quadratic KL model ½ sᵀFs = δ: only the direction differs, and the two can be
+compared. The damping λ only conditions the conjugate-gradient solve; with it in the length, the damping
+would eat a larger share of the natural step's budget than of the vanilla one's, and the two would differ
+in size too. TensorBoard shows the undamped model (`policy/quadratic_kl`) beside the real KL (`policy/kl`).
 
 Where each piece lives:
     π_θ          `CategoricalPolicy` (Discrete actions) or `GaussianPolicy` (Box: diagonal Gaussian, state-
@@ -31,7 +33,7 @@ Where each piece lives:
     L, D̄         `surrogate_and_kl`
     F v          `fisher_vector_product` (KL Hessian, double back-propagation) or
                  `empirical_fisher_vector_product` (per-sample score vectors by torch.func)
-    F⁻¹ g        `conjugate_gradient`
+    F⁻¹ g        `conjugate_gradient`, on (F + λI): damping only conditions the solve
     the step     `trust_region_step`, applied by `natural_gradient_update`
 
 Shared with trpo.py, and kept identical to it: the policies, `generalized_advantages`,
@@ -39,6 +41,11 @@ Shared with trpo.py, and kept identical to it: the policies, `generalized_advant
 difference on purpose: the step length uses xᵀFx rather than the gᵀx of the textbook formula. The two
 are equal when x = F⁻¹g exactly; with a truncated conjugate gradient (and with `--vanilla`, where
 x = g) xᵀFx is the quadratic KL model of the step actually taken, which is what δ bounds.
+
+`--normalize-observations`: a running mean and variance standardise the observations; at each update the
+statistics are merged before the batch's old log-probabilities are fixed, and the networks' first layers
+are rescaled so they compute the same functions as before (`ObservationNormalizer.update`). So new
+statistics never move the acting policy, and the step alone decides how far it goes.
 
 Box actions: a Gaussian sample is clipped into [low, high] before `env.step`, while its log-probability
 is that of the unclipped sample. Termination is not truncation: δ_t is cut only where the episode
@@ -56,12 +63,13 @@ Examples:
     python natural_gradient.py --fisher empirical --max-kl 0.01
 """
 
+import contextlib
 import math
 import os
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -92,7 +100,7 @@ class Args:
     device: str = "auto"
     """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
     torch_deterministic: bool = True
-    """make cuDNN pick deterministic algorithms"""
+    """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
     log_dir: str = "runs"
     """directory under which each run writes its TensorBoard logs (and model)"""
     save_model: bool = False
@@ -115,7 +123,7 @@ class Args:
     cg_iters: int = 10
     """conjugate-gradient iterations for x ≈ F⁻¹ g"""
     cg_damping: float = 0.1
-    """added to F as damping · I, so that F v stays well conditioned"""
+    """λ: conjugate gradient solves (F + λI) x = g, so that a nearly singular F stays well conditioned (the step's length uses F alone)"""
     fisher: Literal["kl-hessian", "empirical"] = "kl-hessian"
     """Fisher estimate: the Hessian of the mean KL, or the mean outer product of the batch's score vectors"""
     vanilla: bool = False
@@ -127,7 +135,7 @@ class Args:
     normalize_advantages: bool = True
     """rescale each batch's advantages to mean 0 and standard deviation 1"""
     normalize_observations: bool = False
-    """standardise observations by a running mean and variance (updated after each policy update)"""
+    """standardise observations by a running mean and variance (the first layers rescaled so the policy does not move)"""
     init_log_std: float = -0.5
     """Box actions: initial log std of the Gaussian, in units of the bounds' half-width"""
 
@@ -138,7 +146,14 @@ class UsageError(ValueError):
 
 # ----------------------------------------------------------------------------------------- networks
 class ObservationNormalizer(nn.Module):
-    """(s − mean) / sqrt(var + ε), clipped to ±10, with the running mean and variance of every observation seen."""
+    """z = (s − m) / σ, σ = sqrt(var + ε), clipped to ±10, with the running mean m and variance of every observation seen.
+
+    New statistics would change what every network computes, outside any trust region. So `update` also
+    rescales the first linear layer of each network it is given, W z + b = W' z' + b' for all s:
+    W' = W diag(σ'/σ), b' = b + W (m' − m)/σ. The networks compute the same functions as before (exactly,
+    except where the ±10 clip binds), the policy moves only by the trust-region step, and the statistics
+    still make the parameters well scaled for the value network's Adam and for conjugate gradient.
+    """
 
     def __init__(self, obs_dim: int) -> None:
         super().__init__()
@@ -150,8 +165,10 @@ class ObservationNormalizer(nn.Module):
         return ((obs - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-10.0, 10.0)
 
     @torch.no_grad()
-    def update(self, obs: torch.Tensor) -> None:
-        """Merge a batch [n, obs_dim] into the running moments (Chan et al.'s parallel algorithm)."""
+    def update(self, obs: torch.Tensor, networks: tuple[nn.Module, ...] = ()) -> None:
+        """Merge a batch [n, obs_dim] into the running moments (Chan et al.'s parallel algorithm), keeping the
+        functions of `networks` (each one's first nn.Linear reads this normaliser's output) as they were."""
+        old_mean, old_std = self.mean.clone(), torch.sqrt(self.var + 1e-8)
         batch_mean, batch_var, batch_count = obs.mean(0), obs.var(0, unbiased=False), obs.shape[0]
         total = self.count + batch_count
         delta = batch_mean - self.mean
@@ -160,6 +177,10 @@ class ObservationNormalizer(nn.Module):
             (self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total) / total
         )
         self.count.copy_(total)
+        for network in networks:
+            first = next(m for m in network.modules() if isinstance(m, nn.Linear))
+            first.bias += first.weight @ ((self.mean - old_mean) / old_std)  # b' = b + W (m' − m)/σ
+            first.weight *= torch.sqrt(self.var + 1e-8) / old_std  # W' = W diag(σ'/σ)
 
 
 def mlp(in_dim: int, out_dim: int, hidden_sizes: tuple[int, ...], out_gain: float) -> nn.Sequential:
@@ -357,9 +378,9 @@ def surrogate_and_kl(
 
 
 def fisher_vector_product(
-    policy: Policy, obs: torch.Tensor, old_distribution: torch.distributions.Distribution, damping: float
+    policy: Policy, obs: torch.Tensor, old_distribution: torch.distributions.Distribution
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """v ↦ (F + damping · I) v, F = ∇²_θ D̄ at the current θ, by double back-propagation.
+    """v ↦ F v, F = ∇²_θ D̄ at the current θ, by double back-propagation (undamped: damping is CG's business).
 
     The first derivative ∇_θ D̄ is built once with a graph; each product is then one backward pass of
     (∇_θ D̄)ᵀ v. At θ = θ_old, D̄ and its gradient are 0, and its Hessian is the Fisher information matrix.
@@ -370,17 +391,22 @@ def fisher_vector_product(
 
     def product(v: torch.Tensor) -> torch.Tensor:
         hessian_v = torch.autograd.grad(kl_gradient @ v, params, retain_graph=True)
-        return parameters_to_vector(hessian_v) + damping * v
+        return parameters_to_vector(hessian_v)
 
     return product
 
 
 def conjugate_gradient(
-    matrix_vector_product: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, iters: int, tolerance: float = 1e-10
+    matrix_vector_product: Callable[[torch.Tensor], torch.Tensor],
+    b: torch.Tensor,
+    iters: int,
+    damping: float = 0.0,
+    tolerance: float = 1e-10,
 ) -> torch.Tensor:
-    """x ≈ A⁻¹ b for a symmetric positive-definite A given only as v ↦ A v, after at most `iters` steps.
-
-    Stops early when the squared residual ‖b − A x‖² falls below `tolerance` (b = 0 gives x = 0).
+    """x ≈ (A + damping · I)⁻¹ b for a symmetric positive-(semi)definite A given only as v ↦ A v, in at most
+    `iters` steps. The damping keeps a nearly singular A (a Fisher matrix) well conditioned; it lives here
+    only, not in the step's length. Stops early when the squared residual falls below `tolerance` (b = 0
+    gives x = 0).
     """
     x = torch.zeros_like(b)
     residual = b.clone()
@@ -389,7 +415,7 @@ def conjugate_gradient(
     for _ in range(iters):
         if residual_norm < tolerance:
             break
-        a_direction = matrix_vector_product(direction)
+        a_direction = matrix_vector_product(direction) + damping * direction
         alpha = residual_norm / (direction @ a_direction)
         x += alpha * direction
         residual -= alpha * a_direction
@@ -408,9 +434,9 @@ def trust_region_step(x: torch.Tensor, fisher_x: torch.Tensor, max_kl: float) ->
 
 
 def empirical_fisher_vector_product(
-    policy: Policy, obs: torch.Tensor, actions: torch.Tensor, damping: float
+    policy: Policy, obs: torch.Tensor, actions: torch.Tensor
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """v ↦ (F + damping · I) v with F = 1/n Σ_t s_t s_tᵀ, s_t = ∇_θ log π_θ(A_t | S_t), the batch's score vectors.
+    """v ↦ F v with F = 1/n Σ_t s_t s_tᵀ, s_t = ∇_θ log π_θ(A_t | S_t), the batch's score vectors (undamped).
 
     The scores [n, n_params] come once from torch.func (vmap of grad over the batch); each product is
     then Sᵀ(S v) / n. In expectation over actions drawn from π_θ this is the same Fisher matrix as the
@@ -426,7 +452,7 @@ def empirical_fisher_vector_product(
     scores = torch.cat([per_sample[name].flatten(1) for name in params], dim=1)  # [n, n_params]
 
     def product(v: torch.Tensor) -> torch.Tensor:
-        return scores.T @ (scores @ v) / len(scores) + damping * v
+        return scores.T @ (scores @ v) / len(scores)
 
     return product
 
@@ -451,13 +477,14 @@ def natural_gradient_update(
     surrogate, _ = surrogate_and_kl(policy, obs, actions, advantages, old_distribution, old_log_prob)
     gradient = parameters_to_vector(torch.autograd.grad(surrogate, params))  # g = ∇_θ L at θ
     if fisher == "empirical":
-        fisher_product = empirical_fisher_vector_product(policy, obs, actions, cg_damping)
+        fisher_product = empirical_fisher_vector_product(policy, obs, actions)  # v ↦ F v
     else:
-        fisher_product = fisher_vector_product(policy, obs, old_distribution, cg_damping)
-    # The same solve either way: with --vanilla, F is replaced by the identity, so x = g.
-    x = conjugate_gradient((lambda v: v) if vanilla else fisher_product, gradient, cg_iters)
-    fisher_x = fisher_product(x)
-    step = trust_region_step(x, fisher_x, max_kl)  # sized by the real F, so ½ sᵀ F s = δ in both cases
+        fisher_product = fisher_vector_product(policy, obs, old_distribution)  # v ↦ F v
+    if vanilla:
+        x = gradient  # the plain gradient direction
+    else:
+        x = conjugate_gradient(fisher_product, gradient, cg_iters, cg_damping)  # x ≈ (F + λI)⁻¹ g
+    step = trust_region_step(x, fisher_product(x), max_kl)  # by the undamped F: ½ sᵀ F s = δ either way
     quadratic_kl = 0.5 * step @ fisher_product(step)  # before θ moves: F is the Fisher matrix at the old θ
     with torch.no_grad():
         vector_to_parameters(parameters_to_vector(params) + step, params)
@@ -482,7 +509,11 @@ EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one
 
 
 def evaluate(policy: Policy, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
-    """Undiscounted returns of deterministic episodes; episode i is reset with seed + 10_000 + i.
+    """Undiscounted returns of deterministic episodes on a fresh env, seeded once per run.
+
+    The first reset seeds the env with seed + 10_000; later episodes draw their start states from its own
+    random stream. So a seed meets the same start states run after run, and two seeds draw theirs
+    independently (no start state is shared between neighbouring seeds).
 
     The action is the most probable one (Discrete) or the mean, clipped into the bounds (Box). An env
     without a time limit is truncated after EVAL_STEP_LIMIT steps here, so evaluation always ends.
@@ -492,7 +523,7 @@ def evaluate(policy: Policy, env_id: str, seed: int, episodes: int, device: torc
         env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
     returns = []
     for i in range(episodes):
-        obs, _ = env.reset(seed=seed + 10_000 + i)
+        obs, _ = env.reset(seed=seed + 10_000 if i == 0 else None)
         episode_return, episode_over = 0.0, False
         while not episode_over:
             with torch.no_grad():
@@ -546,6 +577,10 @@ def check_args(args: Args) -> None:
         (args.max_kl > 0, f"--max-kl must be positive, got {args.max_kl}"),
         (args.fisher in ("kl-hessian", "empirical"), f"--fisher must be kl-hessian or empirical, got {args.fisher!r}"),
         (args.cg_damping >= 0, f"--cg-damping must be non-negative, got {args.cg_damping}"),
+        (
+            not args.vanilla or (args.cg_iters, args.cg_damping) == (Args.cg_iters, Args.cg_damping),
+            "--cg-iters and --cg-damping shape the conjugate-gradient solve, which --vanilla skips; drop them",
+        ),
         (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
         (args.vf_iters >= 0, f"--vf-iters must be non-negative, got {args.vf_iters}"),
         (math.isfinite(args.init_log_std), f"--init-log-std must be a finite number, got {args.init_log_std}"),
@@ -584,6 +619,33 @@ def make_checked_envs(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
 def default_gamma(space: gym.Space) -> float:
     """γ when --gamma is not given: 0.99 for Discrete actions; 0.9 for Box (Pendulum-v1, README.md)."""
     return 0.9 if isinstance(space, gym.spaces.Box) else 0.99
+
+
+@contextlib.contextmanager
+def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
+    """Seed random, numpy and torch and set torch's threads and determinism for one run; on the way out
+    (return or raise) put back what the caller had, so that calling train() leaves its process as it was."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    warn_only, cublas = torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # torch's generators
+        try:
+            if args.torch_threads > 0:
+                torch.set_num_threads(args.torch_threads)
+            if args.torch_deterministic and device.type == "cuda" and cublas is None:
+                os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
+            torch.use_deterministic_algorithms(args.torch_deterministic)
+            random.seed(args.seed)
+            np.random.seed(args.seed)
+            torch.manual_seed(args.seed)
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+            if cublas is None:
+                os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 
 def make_run_dir(args: Args) -> str:
@@ -627,146 +689,141 @@ def train(args: Args) -> dict:
     device = resolve_device(args.device)
     envs = make_checked_envs(args.env_id, args.num_envs)
 
-    if args.torch_threads > 0:
-        torch.set_num_threads(args.torch_threads)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    generator = torch.Generator().manual_seed(args.seed)  # the value regression's shuffling
-    envs.action_space.seed(args.seed)
-    obs, _ = envs.reset(seed=args.seed)  # environment i is seeded with seed + i
+    with seeded_run(args, device):  # seeds, threads, determinism; the caller's settings come back after
+        generator = torch.Generator().manual_seed(args.seed)  # the value regression's shuffling
+        envs.action_space.seed(args.seed)
+        obs, _ = envs.reset(seed=args.seed)  # environment i is seeded with seed + i
 
-    run_dir = make_run_dir(args)
-    writer = SummaryWriter(run_dir)
-    writer.add_text(
-        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    )
-
-    space = envs.single_action_space
-    obs_dim = int(np.prod(envs.single_observation_space.shape))
-    gamma = default_gamma(space) if args.gamma is None else args.gamma
-    normalizer = ObservationNormalizer(obs_dim) if args.normalize_observations else nn.Identity()
-    if isinstance(space, gym.spaces.Box):
-        policy: Policy = GaussianPolicy(
-            obs_dim, space.low, space.high, args.hidden_sizes, args.init_log_std, normalizer
+        run_dir = make_run_dir(args)
+        writer = SummaryWriter(run_dir)
+        writer.add_text(
+            "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
         )
-    else:
-        policy = CategoricalPolicy(obs_dim, int(space.n), args.hidden_sizes, normalizer)
-    policy = policy.to(device)
-    value = ValueNetwork(obs_dim, args.hidden_sizes, normalizer).to(device)  # shares the one normaliser
-    value_optimizer = torch.optim.Adam(value.net.parameters(), lr=args.learning_rate, fused=True)
-    storage = RolloutStorage(args.num_steps, args.num_envs, obs_dim, space.shape, device)
 
-    episodic_returns: list[float] = []
-    episode_end_steps: list[int] = []  # the global step each of them is logged at
-    global_step, update = 0, 0
-    next_progress = progress_every = max(1, args.total_timesteps // 10)
-    start_time = time.perf_counter()
-    while global_step < args.total_timesteps:
-        # The last rollout is shortened to the steps left (rounded up to whole steps of all environments).
-        num_steps = min(args.num_steps, math.ceil((args.total_timesteps - global_step) / args.num_envs))
-        obs, statistics = collect_rollout(envs, policy, storage, obs, num_steps, device)
-        global_step += num_steps * args.num_envs
-        update += 1
-        for episode_return, episode_length in statistics:
-            episodic_returns.append(episode_return)
-            episode_end_steps.append(global_step)
-            writer.add_scalar("charts/episodic_return", episode_return, global_step)
-            writer.add_scalar("charts/episodic_length", episode_length, global_step)
+        space = envs.single_action_space
+        obs_dim = int(np.prod(envs.single_observation_space.shape))
+        gamma = default_gamma(space) if args.gamma is None else args.gamma
+        normalizer = ObservationNormalizer(obs_dim) if args.normalize_observations else nn.Identity()
+        if isinstance(space, gym.spaces.Box):
+            policy: Policy = GaussianPolicy(
+                obs_dim, space.low, space.high, args.hidden_sizes, args.init_log_std, normalizer
+            )
+        else:
+            policy = CategoricalPolicy(obs_dim, int(space.n), args.hidden_sizes, normalizer)
+        policy = policy.to(device)
+        value = ValueNetwork(obs_dim, args.hidden_sizes, normalizer).to(device)  # shares the one normaliser
+        value_optimizer = torch.optim.Adam(value.net.parameters(), lr=args.learning_rate, fused=True)
+        storage = RolloutStorage(args.num_steps, args.num_envs, obs_dim, space.shape, device)
 
-        batch_obs = storage.obs[:num_steps].reshape(-1, obs_dim)  # [n, obs_dim]
-        batch_actions = storage.actions[:num_steps].flatten(0, 1)
-        with torch.no_grad():
-            values = value(storage.obs[:num_steps])  # V_w(S_t), [T, N]
-            next_values = value(storage.next_obs[:num_steps])  # V_w(S_{t+1}) of the real next observation
-        advantages = generalized_advantages(
-            storage.rewards[:num_steps],
-            values,
-            next_values,
-            storage.terminated[:num_steps],
-            storage.truncated[:num_steps],
-            gamma,
-            args.gae_lambda,
-        )
-        value_targets = (advantages + values).flatten()  # the λ-return
-        advantages = advantages.flatten()
-        if args.normalize_advantages and len(advantages) > 1:
-            # A batch whose advantages are all equal carries no signal: it becomes zeros, not 0/0.
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        episodic_returns: list[float] = []
+        episode_end_steps: list[int] = []  # the global step each of them is logged at
+        global_step, update = 0, 0
+        next_progress = progress_every = max(1, args.total_timesteps // 10)
+        start_time = time.perf_counter()
+        while global_step < args.total_timesteps:
+            # The last rollout is shortened to the steps left (rounded up to whole steps of all environments).
+            num_steps = min(args.num_steps, math.ceil((args.total_timesteps - global_step) / args.num_envs))
+            obs, statistics = collect_rollout(envs, policy, storage, obs, num_steps, device)
+            global_step += num_steps * args.num_envs
+            update += 1
+            for episode_return, episode_length in statistics:
+                episodic_returns.append(episode_return)
+                episode_end_steps.append(global_step)
+                writer.add_scalar("charts/episodic_return", episode_return, global_step)
+                writer.add_scalar("charts/episodic_length", episode_length, global_step)
 
-        logged = natural_gradient_update(
-            policy,
-            batch_obs,
-            batch_actions,
-            advantages,
-            args.max_kl,
-            args.cg_iters,
-            args.cg_damping,
-            args.fisher,
-            args.vanilla,
-        )
-        value_loss = fit_value(
-            value, value_optimizer, batch_obs, value_targets, args.vf_iters, args.value_batch_size, generator
-        )
-        if args.normalize_observations:
-            normalizer.update(batch_obs)  # after the update: the batch was collected and learned with one normaliser
+            batch_obs = storage.obs[:num_steps].reshape(-1, obs_dim)  # [n, obs_dim]
+            batch_actions = storage.actions[:num_steps].flatten(0, 1)
+            if args.normalize_observations:  # new statistics, the same functions: only the step below moves π_θ
+                normalizer.update(batch_obs, (policy, value))
+            with torch.no_grad():
+                values = value(storage.obs[:num_steps])  # V_w(S_t), [T, N]
+                next_values = value(storage.next_obs[:num_steps])  # V_w(S_{t+1}) of the real next observation
+            advantages = generalized_advantages(
+                storage.rewards[:num_steps],
+                values,
+                next_values,
+                storage.terminated[:num_steps],
+                storage.truncated[:num_steps],
+                gamma,
+                args.gae_lambda,
+            )
+            value_targets = (advantages + values).flatten()  # the λ-return
+            advantages = advantages.flatten()
+            if args.normalize_advantages and len(advantages) > 1:
+                # A batch whose advantages are all equal carries no signal: it becomes zeros, not 0/0.
+                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
-        logged["losses/value_loss"] = value_loss.item()
-        for tag, number in logged.items():
-            writer.add_scalar(tag, number, global_step)
-        if not all(math.isfinite(number) for number in logged.values()):
-            writer.close()
-            envs.close()
-            raise FloatingPointError(
-                f"natural_gradient.py: a loss became non-finite at step {global_step} (update {update}): "
-                f"value loss {logged['losses/value_loss']}, KL {logged['policy/kl']}; "
-                "try a lower --learning-rate or --max-kl, or --normalize-observations."
+            logged = natural_gradient_update(
+                policy,
+                batch_obs,
+                batch_actions,
+                advantages,
+                args.max_kl,
+                args.cg_iters,
+                args.cg_damping,
+                args.fisher,
+                args.vanilla,
+            )
+            value_loss = fit_value(
+                value, value_optimizer, batch_obs, value_targets, args.vf_iters, args.value_batch_size, generator
             )
 
-        if global_step >= next_progress or global_step >= args.total_timesteps:
-            next_progress = (global_step // progress_every + 1) * progress_every
-            sps = global_step / (time.perf_counter() - start_time)
-            writer.add_scalar("charts/SPS", sps, global_step)
-            latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
-            print(f"step {global_step}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True)
-    train_time = time.perf_counter() - start_time
-    sps = global_step / train_time
-    envs.close()
+            logged["losses/value_loss"] = value_loss.item()
+            for tag, number in logged.items():
+                writer.add_scalar(tag, number, global_step)
+            if not all(math.isfinite(number) for number in logged.values()):
+                writer.close()
+                envs.close()
+                raise FloatingPointError(
+                    f"natural_gradient.py: a loss became non-finite at step {global_step} (update {update}): "
+                    f"value loss {logged['losses/value_loss']}, KL {logged['policy/kl']}; "
+                    "try a lower --learning-rate or --max-kl, or --normalize-observations."
+                )
 
-    eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device)
-    for i, episode_return in enumerate(eval_returns):
-        writer.add_scalar("eval/return", episode_return, i)
-    if args.save_model:
-        model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
-        torch.save(
-            {
-                "policy": {k: v.cpu() for k, v in policy.state_dict().items()},
-                "value": {k: v.cpu() for k, v in value.state_dict().items()},
-                "args": asdict(args),
-            },
-            model_path,
+            if global_step >= next_progress or global_step >= args.total_timesteps:
+                next_progress = (global_step // progress_every + 1) * progress_every
+                sps = global_step / (time.perf_counter() - start_time)
+                writer.add_scalar("charts/SPS", sps, global_step)
+                latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
+                print(f"step {global_step}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True)
+        train_time = time.perf_counter() - start_time
+        sps = global_step / train_time
+        envs.close()
+
+        eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device)
+        for i, episode_return in enumerate(eval_returns):
+            writer.add_scalar("eval/return", episode_return, i)
+        if args.save_model:
+            model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+            torch.save(
+                {
+                    "policy": {k: v.cpu() for k, v in policy.state_dict().items()},
+                    "value": {k: v.cpu() for k, v in value.state_dict().items()},
+                    "args": asdict(args),
+                },
+                model_path,
+            )
+            print(f"model saved to {model_path}")
+        writer.close()
+
+        summary = (
+            f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
+            if eval_returns
+            else "no evaluation"
         )
-        print(f"model saved to {model_path}")
-    writer.close()
-
-    summary = (
-        f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
-        if eval_returns
-        else "no evaluation"
-    )
-    print(
-        f"{args.env_id} seed {args.seed}: {summary}, {global_step} steps, {train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
-    )
-    return {
-        "episodic_returns": episodic_returns,
-        "episode_end_steps": episode_end_steps,
-        "eval_returns": eval_returns,
-        "sps": sps,
-        "run_dir": run_dir,
-        "policy": policy,
-        "value": value,
-    }
+        print(
+            f"{args.env_id} seed {args.seed}: {summary}, {global_step} steps, {train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
+        )
+        return {
+            "episodic_returns": episodic_returns,
+            "episode_end_steps": episode_end_steps,
+            "eval_returns": eval_returns,
+            "sps": sps,
+            "run_dir": run_dir,
+            "policy": policy,
+            "value": value,
+        }
 
 
 if __name__ == "__main__":

@@ -9,9 +9,14 @@ The update, in the lecture's notation, for a batch of N whole episodes i = 1..N 
 
     G_t = Σ_{k=t+1}^{T} γ^{k−t−1} R_k                       (reward-to-go of the action A_t)
     Â_t = G_t − V_w(S_t)      with the baseline, else Â_t = G_t   (optionally normalised per batch)
-    ∇_θ J ≈ 1/N Σ_i Σ_t ∇_θ log π_θ(A_t | S_t) Â_t
+    ∇_θ J ≈ 1/N Σ_i Σ_t ∇_θ log π_θ(A_t | S_t) Â_t          (no γᵗ factor: see below)
     θ ← θ + α ∇_θ J                                          (Adam, `learning_rate`)
     w ← w − β ∇_w 1/n Σ (V_w(S_t) − G_t)²                    (Adam, `value_learning_rate`, `value_iters` steps)
+
+The textbook update (Sutton & Barto §13.3) weights step t by γᵗ as well, the discount of reaching it from
+the start; this script drops that factor, as standard practice does. Every step then counts alike,
+whenever it came: for γ < 1 the result is not the exact gradient of the discounted return from the start
+state, but it has lower variance, and it is what the lecture's reward-to-go form computes.
 
 Where each piece lives:
     π_θ        `CategoricalPolicy` (Discrete actions: softmax over logits) or `GaussianPolicy` (Box actions:
@@ -50,11 +55,13 @@ Examples:
     python reinforce.py --no-baseline --no-normalize-advantages --total-timesteps 300000
 """
 
+import contextlib
 import math
 import os
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -83,7 +90,7 @@ class Args:
     device: str = "auto"
     """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
     torch_deterministic: bool = True
-    """make cuDNN pick deterministic algorithms"""
+    """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
     log_dir: str = "runs"
     """directory under which each run writes its TensorBoard logs (and model)"""
     save_model: bool = False
@@ -315,7 +322,11 @@ EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one
 
 
 def evaluate(policy: Policy, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
-    """Undiscounted returns of deterministic episodes; episode i is reset with seed + 10_000 + i.
+    """Undiscounted returns of deterministic episodes on a fresh env, seeded once per run.
+
+    The first reset seeds the env with seed + 10_000; later episodes draw their start states from its own
+    random stream. So a seed meets the same start states run after run, and two seeds draw theirs
+    independently (no start state is shared between neighbouring seeds).
 
     The action is the most probable one (Discrete) or the mean, clipped into the bounds (Box). An env
     without a time limit is truncated after EVAL_STEP_LIMIT steps here, so evaluation always ends.
@@ -325,7 +336,7 @@ def evaluate(policy: Policy, env_id: str, seed: int, episodes: int, device: torc
         env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
     returns = []
     for i in range(episodes):
-        obs, _ = env.reset(seed=seed + 10_000 + i)
+        obs, _ = env.reset(seed=seed + 10_000 if i == 0 else None)
         episode_return, episode_over = 0.0, False
         while not episode_over:
             with torch.no_grad():
@@ -414,6 +425,33 @@ def default_gamma(space: gym.Space) -> float:
     return 0.9 if isinstance(space, gym.spaces.Box) else 0.99
 
 
+@contextlib.contextmanager
+def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
+    """Seed random, numpy and torch and set torch's threads and determinism for one run; on the way out
+    (return or raise) put back what the caller had, so that calling train() leaves its process as it was."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    warn_only, cublas = torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # torch's generators
+        try:
+            if args.torch_threads > 0:
+                torch.set_num_threads(args.torch_threads)
+            if args.torch_deterministic and device.type == "cuda" and cublas is None:
+                os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
+            torch.use_deterministic_algorithms(args.torch_deterministic)
+            random.seed(args.seed)
+            np.random.seed(args.seed)
+            torch.manual_seed(args.seed)
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+            if cublas is None:
+                os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
 def make_run_dir(args: Args) -> str:
     """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
     name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
@@ -447,135 +485,130 @@ def train(args: Args) -> dict:
     device = resolve_device(args.device)
     envs = make_checked_envs(args.env_id, args.num_envs)
 
-    if args.torch_threads > 0:
-        torch.set_num_threads(args.torch_threads)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    for i, env in enumerate(envs):
-        env.reset(seed=args.seed + i)  # seeds each environment's generator; every episode then resets unseeded
-        env.action_space.seed(args.seed + i)
+    with seeded_run(args, device):  # seeds, threads, determinism; the caller's settings come back after
+        for i, env in enumerate(envs):
+            env.reset(seed=args.seed + i)  # seeds each environment's generator; every episode then resets unseeded
+            env.action_space.seed(args.seed + i)
 
-    run_dir = make_run_dir(args)
-    writer = SummaryWriter(run_dir)
-    writer.add_text(
-        "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-    )
-
-    space = envs[0].action_space
-    obs_dim = int(np.prod(envs[0].observation_space.shape))
-    gamma = default_gamma(space) if args.gamma is None else args.gamma
-    if isinstance(space, gym.spaces.Box):
-        policy: Policy = GaussianPolicy(obs_dim, space.low, space.high, args.hidden_sizes, args.init_log_std)
-    else:
-        policy = CategoricalPolicy(obs_dim, int(space.n), args.hidden_sizes)
-    policy = policy.to(device)
-    # The fused kernel takes ~30 % less time per step on CPU for networks this small.
-    policy_optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate, fused=True)
-    value = ValueNetwork(obs_dim, args.hidden_sizes).to(device) if args.baseline else None
-    if value is not None:
-        value_optimizer = torch.optim.Adam(value.parameters(), lr=args.value_learning_rate, fused=True)
-    recorder = EpisodeRecorder(args.num_envs)
-
-    episodic_returns: list[float] = []
-    episode_end_steps: list[int] = []  # the global step each of them is logged at
-    global_step, update = 0, 0
-    next_progress = progress_every = max(1, args.total_timesteps // 10)
-    start_time = time.perf_counter()
-    while global_step < args.total_timesteps:
-        episodes, statistics, steps = collect_episodes(
-            envs, policy, recorder, args.steps_per_update, args.total_timesteps - global_step, device
+        run_dir = make_run_dir(args)
+        writer = SummaryWriter(run_dir)
+        writer.add_text(
+            "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
         )
-        global_step_of_episode = global_step + steps  # episodes are logged at the end of their batch
-        for episode_return, episode_length in statistics:
-            episodic_returns.append(episode_return)
-            episode_end_steps.append(global_step_of_episode)
-            writer.add_scalar("charts/episodic_return", episode_return, global_step_of_episode)
-            writer.add_scalar("charts/episodic_length", episode_length, global_step_of_episode)
-        global_step += steps
-        if not episodes:
-            break  # training ended inside the first step of every episode: nothing whole to learn from
 
-        obs = torch.as_tensor(np.concatenate([e.obs for e in episodes]), device=device)  # [n, obs_dim]
-        actions = torch.as_tensor(np.concatenate([e.actions for e in episodes]), device=device)
-        returns = batch_returns(episodes, value, gamma, device)  # G_t, [n]
-        with torch.no_grad():
-            values = value(obs) if value is not None else None  # V_w(S_t) before this update's regression
-        advantage = advantages(returns, values, args.normalize_advantages)  # Â_t, [n]
-
-        policy_loss, entropy = policy_gradient_loss(policy, obs, actions, advantage, len(episodes))
-        policy_optimizer.zero_grad(set_to_none=True)
-        policy_loss.backward()
-        policy_optimizer.step()
-
-        value_loss = torch.zeros(())
+        space = envs[0].action_space
+        obs_dim = int(np.prod(envs[0].observation_space.shape))
+        gamma = default_gamma(space) if args.gamma is None else args.gamma
+        if isinstance(space, gym.spaces.Box):
+            policy: Policy = GaussianPolicy(obs_dim, space.low, space.high, args.hidden_sizes, args.init_log_std)
+        else:
+            policy = CategoricalPolicy(obs_dim, int(space.n), args.hidden_sizes)
+        policy = policy.to(device)
+        # The fused kernel takes ~30 % less time per step on CPU for networks this small.
+        policy_optimizer = torch.optim.Adam(policy.parameters(), lr=args.learning_rate, fused=True)
+        value = ValueNetwork(obs_dim, args.hidden_sizes).to(device) if args.baseline else None
         if value is not None:
-            for _ in range(args.value_iters):
-                value_loss = (value(obs) - returns).pow(2).mean()
-                value_optimizer.zero_grad(set_to_none=True)
-                value_loss.backward()
-                value_optimizer.step()
+            value_optimizer = torch.optim.Adam(value.parameters(), lr=args.value_learning_rate, fused=True)
+        recorder = EpisodeRecorder(args.num_envs)
 
-        # One read of the losses per update (each read waits for the device).
-        update += 1
-        policy_loss_value, value_loss_value = policy_loss.item(), value_loss.item()
-        writer.add_scalar("losses/policy_loss", policy_loss_value, global_step)
-        writer.add_scalar("losses/entropy", entropy.item(), global_step)
-        writer.add_scalar("charts/episodes_per_update", len(episodes), global_step)
-        if value is not None:
-            writer.add_scalar("losses/value_loss", value_loss_value, global_step)
-        if not (math.isfinite(policy_loss_value) and math.isfinite(value_loss_value)):
-            writer.close()
-            for env in envs:
-                env.close()
-            raise FloatingPointError(
-                f"reinforce.py: the policy loss became {policy_loss_value} and the value loss {value_loss_value} "
-                f"at step {global_step} (update {update}); try a lower --learning-rate or --value-learning-rate."
+        episodic_returns: list[float] = []
+        episode_end_steps: list[int] = []  # the global step each of them is logged at
+        global_step, update = 0, 0
+        next_progress = progress_every = max(1, args.total_timesteps // 10)
+        start_time = time.perf_counter()
+        while global_step < args.total_timesteps:
+            episodes, statistics, steps = collect_episodes(
+                envs, policy, recorder, args.steps_per_update, args.total_timesteps - global_step, device
             )
+            global_step_of_episode = global_step + steps  # episodes are logged at the end of their batch
+            for episode_return, episode_length in statistics:
+                episodic_returns.append(episode_return)
+                episode_end_steps.append(global_step_of_episode)
+                writer.add_scalar("charts/episodic_return", episode_return, global_step_of_episode)
+                writer.add_scalar("charts/episodic_length", episode_length, global_step_of_episode)
+            global_step += steps
+            if not episodes:
+                break  # training ended inside the first step of every episode: nothing whole to learn from
 
-        if global_step >= next_progress or global_step >= args.total_timesteps:
-            next_progress = (global_step // progress_every + 1) * progress_every
-            sps = global_step / (time.perf_counter() - start_time)
-            writer.add_scalar("charts/SPS", sps, global_step)
-            latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
-            print(f"step {global_step}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True)
-    train_time = time.perf_counter() - start_time
-    sps = global_step / train_time
-    for env in envs:
-        env.close()
+            obs = torch.as_tensor(np.concatenate([e.obs for e in episodes]), device=device)  # [n, obs_dim]
+            actions = torch.as_tensor(np.concatenate([e.actions for e in episodes]), device=device)
+            returns = batch_returns(episodes, value, gamma, device)  # G_t, [n]
+            with torch.no_grad():
+                values = value(obs) if value is not None else None  # V_w(S_t) before this update's regression
+            advantage = advantages(returns, values, args.normalize_advantages)  # Â_t, [n]
 
-    eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device)
-    for i, episode_return in enumerate(eval_returns):
-        writer.add_scalar("eval/return", episode_return, i)
-    if args.save_model:
-        model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
-        checkpoint = {"policy": {k: v.cpu() for k, v in policy.state_dict().items()}, "args": asdict(args)}
+            policy_loss, entropy = policy_gradient_loss(policy, obs, actions, advantage, len(episodes))
+            policy_optimizer.zero_grad(set_to_none=True)
+            policy_loss.backward()
+            policy_optimizer.step()
+
+            value_loss = torch.zeros(())
+            if value is not None:
+                for _ in range(args.value_iters):
+                    value_loss = (value(obs) - returns).pow(2).mean()
+                    value_optimizer.zero_grad(set_to_none=True)
+                    value_loss.backward()
+                    value_optimizer.step()
+
+            # One read of the losses per update (each read waits for the device).
+            update += 1
+            policy_loss_value, value_loss_value = policy_loss.item(), value_loss.item()
+            writer.add_scalar("losses/policy_loss", policy_loss_value, global_step)
+            writer.add_scalar("losses/entropy", entropy.item(), global_step)
+            writer.add_scalar("charts/episodes_per_update", len(episodes), global_step)
+            if value is not None:
+                writer.add_scalar("losses/value_loss", value_loss_value, global_step)
+            if not (math.isfinite(policy_loss_value) and math.isfinite(value_loss_value)):
+                writer.close()
+                for env in envs:
+                    env.close()
+                raise FloatingPointError(
+                    f"reinforce.py: the policy loss became {policy_loss_value} and the value loss {value_loss_value} "
+                    f"at step {global_step} (update {update}); try a lower --learning-rate or --value-learning-rate."
+                )
+
+            if global_step >= next_progress or global_step >= args.total_timesteps:
+                next_progress = (global_step // progress_every + 1) * progress_every
+                sps = global_step / (time.perf_counter() - start_time)
+                writer.add_scalar("charts/SPS", sps, global_step)
+                latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
+                print(f"step {global_step}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True)
+        train_time = time.perf_counter() - start_time
+        sps = global_step / train_time
+        for env in envs:
+            env.close()
+
+        eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device)
+        for i, episode_return in enumerate(eval_returns):
+            writer.add_scalar("eval/return", episode_return, i)
+        if args.save_model:
+            model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+            checkpoint = {"policy": {k: v.cpu() for k, v in policy.state_dict().items()}, "args": asdict(args)}
+            if value is not None:
+                checkpoint["value"] = {k: v.cpu() for k, v in value.state_dict().items()}
+            torch.save(checkpoint, model_path)
+            print(f"model saved to {model_path}")
+        writer.close()
+
+        summary = (
+            f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
+            if eval_returns
+            else "no evaluation"
+        )
+        print(
+            f"{args.env_id} seed {args.seed}: {summary}, {global_step} steps, {train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
+        )
+        result = {
+            "episodic_returns": episodic_returns,
+            "episode_end_steps": episode_end_steps,
+            "eval_returns": eval_returns,
+            "sps": sps,
+            "run_dir": run_dir,
+            "policy": policy,
+        }
         if value is not None:
-            checkpoint["value"] = {k: v.cpu() for k, v in value.state_dict().items()}
-        torch.save(checkpoint, model_path)
-        print(f"model saved to {model_path}")
-    writer.close()
-
-    summary = (
-        f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
-        if eval_returns
-        else "no evaluation"
-    )
-    print(
-        f"{args.env_id} seed {args.seed}: {summary}, {global_step} steps, {train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
-    )
-    result = {
-        "episodic_returns": episodic_returns,
-        "episode_end_steps": episode_end_steps,
-        "eval_returns": eval_returns,
-        "sps": sps,
-        "run_dir": run_dir,
-        "policy": policy,
-    }
-    if value is not None:
-        result["value"] = value
-    return result
+            result["value"] = value
+        return result
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 The libraries our scripts race against (benchmarks/run.py --preset race). `train(Args)` returns the same
 keys as a script's `train()` (episodic_returns, episode_end_steps, eval_returns, sps), so
 benchmarks/run.py runs both the same way. Same evaluation as ours: `eval_episodes` deterministic episodes
-on a fresh env, episode i reset with seed `seed + 10_000 + i`; same one torch thread. The libraries are
+on a fresh env seeded once with `seed + 10_000` (later episodes start from its own stream); same one torch thread. The libraries are
 imported when this file is, as torch and gymnasium are by ours, so that a timed `train()` call holds the
 same work on both sides: building the model and its envs, training, evaluating.
 
@@ -118,10 +118,10 @@ def make_model(args: Args, settings: dict[str, Any]):
 
 
 def evaluate(model, env_id: str, episodes: int, seed: int) -> list[float]:
-    """Deterministic episodes on a fresh env, episode i reset with seed + 10_000 + i, as in our scripts."""
+    """Deterministic episodes on a fresh env seeded once with seed + 10_000, later starts from its own stream, as in our scripts."""
     env, returns = gym.make(env_id), []
     for i in range(episodes):
-        obs, _ = env.reset(seed=seed + 10_000 + i)
+        obs, _ = env.reset(seed=seed + 10_000 if i == 0 else None)
         episode_return, done = 0.0, False
         while not done:
             action, _ = model.predict(obs, deterministic=True)

@@ -42,6 +42,26 @@ class CountingEnv(gym.Env):
         return self._obs(), float(self.reward), terminated, False, {}
 
 
+class RandomStartEnv(gym.Env):
+    """One-step episodes whose only reward is the start state u ~ U(0, 1) that reset drew from the env's generator.
+
+    So an evaluation's returns are its start states, and a test can see which ones it met.
+    """
+
+    observation_space = gym.spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
+
+    def __init__(self, action_space: gym.Space):
+        self.action_space = action_space
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.start = float(self.np_random.uniform())
+        return np.array([self.start], np.float32), {}
+
+    def step(self, action):
+        return np.array([self.start], np.float32), self.start, True, False, {}
+
+
 def register(env_id: str, action_space: gym.Space, max_episode_steps: int | None, **kwargs) -> None:
     kwargs = {"action_space": action_space, **kwargs}
     gym.register(env_id, entry_point=CountingEnv, max_episode_steps=max_episode_steps, kwargs=kwargs)
@@ -59,6 +79,12 @@ register("tests/NaNReward-v0", TWO_ACTIONS, 20, reward=float("nan"))
 register("tests/BoxTerminating-v0", BOX_ACTIONS, 5, terminate_at=3)
 register("tests/BoxTruncated-v0", BOX_ACTIONS, 4)
 register("tests/BoxNaNReward-v0", BOX_ACTIONS, 20, reward=float("nan"))
+gym.register(
+    "tests/RandomStart-v0", entry_point=RandomStartEnv, max_episode_steps=5, kwargs={"action_space": TWO_ACTIONS}
+)
+gym.register(
+    "tests/BoxRandomStart-v0", entry_point=RandomStartEnv, max_episode_steps=5, kwargs={"action_space": BOX_ACTIONS}
+)
 register("tests/MultiDiscrete-v0", gym.spaces.MultiDiscrete([2, 3]), 5)  # no script handles this one
 
 

@@ -135,7 +135,7 @@ def test_actions_stay_inside_asymmetric_bounds_even_with_large_noise(noise_type,
 
 @pytest.mark.parametrize("env_id, terminates", [("tests/BoxTerminating-v0", True), ("tests/BoxTruncated-v0", False)])
 def test_stored_transitions_end_on_the_real_final_observation_and_never_cross_a_reset(env_id, terminates, log_dir):
-    args = short_args(log_dir, env_id=env_id, total_timesteps=23, learning_starts=1000, eval_episodes=0)
+    args = short_args(log_dir, env_id=env_id, total_timesteps=23, learning_starts=10, eval_episodes=0)
     buffer = ddpg.train(args)["replay_buffer"]
     assert_transitions_follow_episodes(buffer, 3 if terminates else 4, terminates)
 
@@ -155,6 +155,9 @@ def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir)
         ({"batch_size": 1000, "buffer_size": 100}, "larger than the replay buffer"),
         ({"policy_frequency": 0}, "--policy-frequency must be a positive integer"),
         ({"tau": 1.5}, "--tau must lie in (0, 1]"),
+        ({"learning_starts": 15_000}, "--learning-starts 15000 leaves no actor update"),
+        ({"total_timesteps": 1001, "policy_frequency": 2}, "leaves no actor update"),  # one critic update only
+        ({"noise_type": "uniform"}, "--noise-type must be gaussian or ou, got 'uniform'"),
         ({"exploration_noise": -0.1}, "--exploration-noise must be non-negative"),
         ({"device": "cuda:7"} if not torch.cuda.is_available() else {"device": "tpu"}, "--device"),
     ],

@@ -136,8 +136,8 @@ def short_args(log_dir: str, **overrides) -> dqn.Args:
 
 @pytest.mark.parametrize("env_id, terminates", [("tests/Terminating-v0", True), ("tests/Truncated-v0", False)])
 def test_stored_transitions_end_on_the_real_final_observation_and_never_cross_a_reset(env_id, terminates, log_dir):
-    # learning_starts beyond the budget: only collection runs, so the buffer is exactly what was seen.
-    args = short_args(log_dir, env_id=env_id, total_timesteps=23, learning_starts=1000, eval_episodes=0)
+    # Learning does not touch the buffer: it holds exactly what was seen.
+    args = short_args(log_dir, env_id=env_id, total_timesteps=23, learning_starts=10, eval_episodes=0)
     buffer = dqn.train(args)["replay_buffer"]
     assert_transitions_follow_episodes(buffer, 3 if terminates else 4, terminates)
 
@@ -173,6 +173,9 @@ def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir)
         ({"buffer_size": 0}, "--buffer-size must be a positive integer"),
         ({"gamma": 1.5}, "--gamma must lie in [0, 1]"),
         ({"tau": 0.0}, "--tau must lie in (0, 1]"),
+        ({"learning_starts": 50_000}, "--learning-starts 50000 leaves no gradient step"),
+        ({"total_timesteps": 1003, "learning_starts": 1001}, "leaves no gradient step"),  # steps 1001, 1002: t % 4 ≠ 0
+        ({"loss": "l1"}, "--loss must be mse or huber, got 'l1'"),
         ({"device": "tpu"}, "is not a torch device"),
     ],
 )

@@ -1,6 +1,8 @@
 """fitted_q.py against value iteration, against a hand-computed DQN step, and its dataset round trip."""
 
 import os
+from collections.abc import Callable
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -72,7 +74,9 @@ def chain_dataset(path: str, repeats: int = 20) -> None:
 
 def short_args(log_dir: str, **overrides) -> fitted_q.Args:
     """Args for a run of a second or so: a few hundred steps, small batches, two evaluation episodes."""
-    defaults = {"total_timesteps": 400, "learning_starts": 100, "batch_size": 16, "eval_episodes": 2}
+    defaults = {"total_timesteps": 400, "batch_size": 16, "eval_episodes": 2}
+    if "dataset" not in overrides:  # offline, a collection flag is refused
+        defaults["learning_starts"] = 100
     return fitted_q.Args(**(defaults | {"log_dir": log_dir} | overrides))
 
 
@@ -168,36 +172,90 @@ def test_dataset_round_trip_and_offline_training_never_steps_the_env(tmp_path, l
     assert offline["episodic_returns"] == [] and offline["replay_buffer"].size == 400
 
 
-def test_a_wrapped_buffer_saves_its_last_transitions_oldest_first(tmp_path, log_dir):
+def test_save_dataset_refuses_a_buffer_that_cannot_hold_every_transition(tmp_path, log_dir):
     path = str(tmp_path / "data.npz")
-    # 400 steps into a buffer of 100: the file holds the last 25 episodes (75..99), in order.
-    fitted_q.train(short_args(log_dir, env_id="tests/Truncated-v0", buffer_size=100, save_dataset=path))
-    with np.load(path) as file:
-        np.testing.assert_array_equal(file["obs"][:, 0], np.tile([0, 1, 2, 3], 25))
-        np.testing.assert_array_equal(file["obs"][:, 1], np.repeat(np.arange(75, 100), 4))
+    with pytest.raises(fitted_q.UsageError, match="--save-dataset keeps every transition"):
+        fitted_q.train(short_args(log_dir, env_id="tests/Truncated-v0", buffer_size=100, save_dataset=path))
+    assert not os.path.exists(path) and not os.path.exists(log_dir)
+
+
+def good_dataset() -> dict[str, np.ndarray]:
+    """Six transitions of tests/Truncated-v0 (2-d observations, 2 actions), well formed."""
+    obs = np.array([[t % 4, t // 4] for t in range(6)], np.float32)
+    return {
+        "obs": obs,
+        "action": np.array([0, 1, 1, 0, 1, 0]),
+        "reward": np.ones(6, np.float32),
+        "next_obs": obs + np.array([1, 0], np.float32),
+        "terminated": np.zeros(6, np.float32),
+        "truncated": np.array([0, 0, 0, 1, 0, 0], np.float32),
+    }
+
+
+def changed(**arrays) -> Callable[[str], None]:
+    return lambda path: np.savez(path, **(good_dataset() | arrays))
+
+
+def without(name: str) -> Callable[[str], None]:
+    return lambda path: np.savez(path, **{k: v for k, v in good_dataset().items() if k != name})
 
 
 @pytest.mark.parametrize(
-    "change, phrase",
+    "write, phrase",
     [
-        (lambda d: d.pop("reward"), "lacks the array(s) reward"),
-        (lambda d: d.update(obs=d["obs"][:, :1]), "has obs of shape"),
-        (lambda d: d.update(terminated=d["terminated"][:-1]), "has terminated of shape"),
-        (lambda d: d.update(action=d["action"] + 5), "actions in 0..1"),
+        (lambda path: Path(path).write_bytes(b""), "is not an .npz archive"),  # an empty file
+        (lambda path: Path(path).write_text("obs,action\n1,2\n"), "is not an .npz archive"),
+        (
+            lambda path: np.save(open(path, "wb"), np.zeros(3)),
+            "is not an .npz archive",
+        ),  # a lone .npy under an .npz name
+        (changed(reward=np.array([{"r": 1}] * 6, dtype=object)), "is not an .npz archive"),  # pickled objects
+        (without("reward"), "lacks the array(s) reward"),
+        (changed(obs=np.zeros((6, 1), np.float32)), "has obs of shape (6, 1)"),
+        (changed(terminated=np.zeros(5, np.float32)), "has terminated of shape (5,)"),
+        (changed(action=np.array(1)), "has action of shape ()"),  # 0-d
+        (changed(reward=np.array(1.0)), "has reward of shape ()"),
+        (changed(**{k: v[:0] for k, v in good_dataset().items()}), "has action of shape (0,)"),  # empty arrays
+        (changed(action=np.array([0, 1, 7, 0, 1, 0])), "actions that are not whole numbers in 0..1"),
+        (changed(action=np.array([0, 1, 0.5, 0, 1, 0])), "actions that are not whole numbers in 0..1"),
+        (changed(action=np.array([0, 1, -1, 0, 1, 0])), "actions that are not whole numbers in 0..1"),
+        (changed(action=np.array(["a"] * 6)), "has action of dtype <U1"),
+        (changed(reward=np.array([1, np.nan, 1, 1, 1, 1], np.float32)), "NaN or infinite values in reward"),
+        (changed(obs=np.full((6, 2), np.inf, np.float32)), "NaN or infinite values in obs"),
+        (changed(next_obs=np.full((6, 2), np.nan, np.float32)), "NaN or infinite values in next_obs"),
+        (changed(terminated=np.array([0, 0, 7, 0, 0, 0])), "terminated values other than 0 and 1"),
+        (changed(truncated=np.array([0, 0, 0.5, 0, 0, 0])), "truncated values other than 0 and 1"),
     ],
 )
-def test_a_malformed_dataset_is_refused_with_a_clear_error(change, phrase, tmp_path, log_dir):
-    good, bad = str(tmp_path / "good.npz"), str(tmp_path / "bad.npz")
-    fitted_q.train(short_args(log_dir, env_id="tests/Truncated-v0", save_dataset=good, eval_episodes=0))
-    with np.load(good) as file:
-        data = {name: file[name] for name in file.files}
-    change(data)
-    np.savez(bad, **data)
-    other_log_dir = str(tmp_path / "other_runs")
+def test_a_malformed_dataset_is_one_sentence_naming_the_file_and_the_fault(write, phrase, tmp_path, log_dir):
+    bad = str(tmp_path / "bad.npz")
+    write(bad)
     with pytest.raises(fitted_q.UsageError) as error:
-        fitted_q.train(short_args(other_log_dir, env_id="tests/Truncated-v0", dataset=bad))
-    assert phrase in str(error.value) and str(error.value).startswith("fitted_q.py")
-    assert not os.path.exists(other_log_dir)
+        fitted_q.train(short_args(log_dir, env_id="tests/Truncated-v0", dataset=bad))
+    message = str(error.value)
+    assert message.startswith(f"fitted_q.py: the dataset {bad!r}") and phrase in message
+    assert "\n" not in message and message.endswith(".")
+    assert not os.path.exists(log_dir)
+
+
+def test_a_well_formed_dataset_of_integral_float_actions_and_boolean_flags_is_accepted(tmp_path, log_dir):
+    path = str(tmp_path / "data.npz")
+    data = good_dataset()
+    changed(action=data["action"].astype(np.float64), truncated=data["truncated"].astype(bool))(path)
+    result = fitted_q.train(short_args(log_dir, env_id="tests/Truncated-v0", dataset=path, eval_episodes=0))
+    assert result["replay_buffer"].actions[:6].tolist() == [0, 1, 1, 0, 1, 0] and result["sps"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "flag",
+    [{"buffer_size": 10}, {"learning_starts": 5}, {"start_e": 0.5}, {"end_e": 0.2}, {"exploration_fraction": 0.5}],
+)
+def test_offline_a_collection_flag_is_refused_because_it_would_do_nothing(flag, tmp_path, log_dir):
+    path = str(tmp_path / "data.npz")
+    changed()(path)
+    with pytest.raises(fitted_q.UsageError, match="trains offline and collects nothing"):
+        fitted_q.train(fitted_q.Args(dataset=path, log_dir=log_dir, **flag))
+    assert not os.path.exists(log_dir)
 
 
 def test_save_dataset_never_overwrites_a_file(tmp_path, log_dir):
@@ -223,6 +281,8 @@ def test_refit_from_scratch_and_rprop_run(log_dir):
         ({"batch_size": 1000, "buffer_size": 100}, "larger than the replay buffer"),
         ({"save_dataset": "/no/such/dir/data.npz"}, "does not exist"),
         ({"save_dataset": "data.csv"}, "must end in .npz"),
+        ({"learning_starts": 30_000}, "leaves no regression inside --total-timesteps 30000"),
+        ({"optimizer": "sgd"}, "--optimizer must be adam or rprop"),
     ],
 )
 def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):

@@ -8,6 +8,7 @@ import ast
 import dataclasses
 import importlib
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -113,7 +114,8 @@ def test_save_model_writes_a_weights_only_checkpoint(module_name, env_id, short,
 
 @pytest.mark.parametrize("module_name, env_id, short", FIRST_RUNS)
 def test_two_runs_in_the_same_second_get_distinct_run_dirs(module_name, env_id, short, log_dir):
-    module, args = short_args(module_name, env_id, short, log_dir, eval_episodes=0, total_timesteps=50)
+    quick = {"total_timesteps": 50} | ({"learning_starts": 10} if "learning_starts" in short else {})
+    module, args = short_args(module_name, env_id, short, log_dir, eval_episodes=0, **quick)
     first, second = module.train(args)["run_dir"], module.train(args)["run_dir"]
     assert first != second and os.path.isdir(first) and os.path.isdir(second)
 
@@ -130,6 +132,54 @@ def test_same_seed_gives_the_same_run_twice_on_cpu(module_name, env_id, short, l
                 assert torch.equal(p, q), f"{name} differs between two runs of the same seed"
     other = module.train(dataclasses.replace(args, seed=args.seed + 1))
     assert (other["episodic_returns"], other["eval_returns"]) != (first["episodic_returns"], first["eval_returns"])
+
+
+@pytest.mark.parametrize("module_name, env_id, short", FIRST_RUNS)
+def test_evaluation_start_states_repeat_for_a_seed_and_are_shared_by_no_two_seeds(module_name, env_id, short, log_dir):
+    # tests/*RandomStart-v0 pays its start state u ~ U(0, 1) in a one-step episode: eval returns are start states.
+    random_start = "tests/RandomStart-v0" if env_id == "CartPole-v1" else "tests/BoxRandomStart-v0"
+
+    def starts(seed: int) -> list[float]:
+        module, args = short_args(module_name, random_start, short, log_dir, seed=seed, eval_episodes=10)
+        return module.train(args)["eval_returns"]
+
+    first = starts(1)
+    assert starts(1) == first and len(set(first)) == 10, "a seed meets the same ten distinct start states every run"
+    assert set(starts(2)).isdisjoint(first), "two seeds share no start state"
+    # The contract (CONVENTIONS.md §1): reset(seed=seed + 10_000) once, then the env's own stream.
+    env = gym.make(random_start)
+    expected = [float(env.reset(seed=10_001)[0][0])] + [float(env.reset()[0][0]) for _ in range(9)]
+    assert first == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("module_name, env_id, short", FIRST_RUNS)
+@pytest.mark.parametrize("raises", [False, True])
+def test_train_leaves_the_callers_threads_generators_and_determinism_as_it_found_them(
+    module_name, env_id, short, log_dir, raises, monkeypatch
+):
+    module, args = short_args(module_name, env_id, short, log_dir, eval_episodes=1)
+    if raises:  # evaluation runs inside the run's settings: a failure there must restore them too
+
+        def failing_evaluate(*_args, **_kwargs):
+            raise RuntimeError("evaluation failed")
+
+        monkeypatch.setattr(module, "evaluate", failing_evaluate)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        random.seed(7), np.random.seed(7), torch.manual_seed(7)
+        expected = (random.random(), np.random.random(), torch.rand(1).item())
+        random.seed(7), np.random.seed(7), torch.manual_seed(7)
+        if raises:
+            with pytest.raises(RuntimeError, match="evaluation failed"):
+                module.train(args)
+        else:
+            module.train(args)
+        assert torch.get_num_threads() == 3
+        assert (random.random(), np.random.random(), torch.rand(1).item()) == expected
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize(

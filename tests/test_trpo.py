@@ -1,11 +1,13 @@
 """trpo.py's math against explicit matrices and hand computations, its trust region, rollouts, and learning."""
 
+import importlib
 import os
 
 import numpy as np
 import pytest
 import torch
 from conftest import assert_logs_were_flushed, batch_for, explicit_kl_hessian, flat_params, small_policy
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import trpo
 
@@ -29,29 +31,38 @@ def test_conjugate_gradient_solves_random_symmetric_positive_definite_systems(n)
     torch.testing.assert_close(x, torch.linalg.solve(a, b))
 
 
+def test_conjugate_gradient_with_damping_solves_the_damped_system():
+    generator = torch.Generator().manual_seed(5)
+    m = torch.randn(6, 3, generator=generator, dtype=torch.float64)
+    a = m @ m.T  # rank 3 of 6: singular, as a Fisher matrix of more parameters than its batch can fill
+    b = torch.randn(6, generator=generator, dtype=torch.float64)
+    x = trpo.conjugate_gradient(lambda v: a @ v, b, iters=18, damping=0.1)
+    torch.testing.assert_close(x, torch.linalg.solve(a + 0.1 * torch.eye(6, dtype=torch.float64), b))
+
+
 def test_conjugate_gradient_of_a_zero_right_hand_side_is_zero_without_nan():
     x = trpo.conjugate_gradient(lambda v: 2.0 * v, torch.zeros(5), iters=10)
     assert torch.equal(x, torch.zeros(5))
 
 
 @pytest.mark.parametrize("kind", ["categorical", "gaussian"])
-def test_fisher_vector_product_is_the_explicit_kl_hessian_plus_damping(kind):
+def test_fisher_vector_product_is_the_explicit_kl_hessian_undamped(kind):
     policy = small_policy(trpo, kind)
     obs, _, _ = batch_for(policy)
     hessian = explicit_kl_hessian(policy, obs)
     with torch.no_grad():
         old = policy(obs)
-    product = trpo.fisher_vector_product(policy, obs, old, damping=0.1)
+    product = trpo.fisher_vector_product(policy, obs, old)
     for seed in range(3):
         v = torch.randn(len(hessian), generator=torch.Generator().manual_seed(seed))
-        torch.testing.assert_close(product(v), hessian @ v + 0.1 * v, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(product(v), hessian @ v, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["categorical", "gaussian"])
 def test_the_trust_region_step_has_a_quadratic_kl_model_of_exactly_max_kl(kind):
     policy = small_policy(trpo, kind)
     obs, _, _ = batch_for(policy)
-    fisher = explicit_kl_hessian(policy, obs) + 0.1 * torch.eye(len(flat_params(policy)))
+    fisher = explicit_kl_hessian(policy, obs)
     x = torch.randn(len(fisher), generator=torch.Generator().manual_seed(3))
     step = trpo.trust_region_step(x, fisher @ x, max_kl=0.01)
     assert float(0.5 * step @ fisher @ step) == pytest.approx(0.01, rel=1e-5)
@@ -77,6 +88,22 @@ def test_an_update_keeps_the_measured_kl_within_max_kl_and_does_not_lower_the_su
     assert 0 < float(kl) <= 0.01 and float(kl) == pytest.approx(logged["policy/kl"], rel=1e-5)
     assert float(surrogate) > float(advantages.mean())  # L(θ) = mean Â at the old parameters
     assert logged["policy/surrogate_improvement"] == pytest.approx(float(surrogate - advantages.mean()), rel=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+def test_the_full_step_is_sized_by_the_undamped_fisher_matrix_whatever_the_damping(kind):
+    # θ moved by β^k s; the full step s has ½ sᵀ F s = δ with the explicit KL Hessian F, although conjugate
+    # gradient solved with (F + 0.1 I); the logged model is that of the step taken, β^2k δ.
+    policy = small_policy(trpo, kind)
+    obs, actions, advantages = batch_for(policy, n=256)
+    fisher = explicit_kl_hessian(policy, obs)
+    before = flat_params(policy)
+    logged = trpo.trpo_update(policy, obs, actions, advantages, trpo.Args(max_kl=1e-5, cg_damping=0.1))
+    fraction = logged["policy/accepted_step_fraction"]
+    full_step = (flat_params(policy) - before) / fraction
+    assert fraction > 0.5
+    assert float(0.5 * full_step @ fisher @ full_step) == pytest.approx(1e-5, rel=1e-3)
+    assert logged["policy/quadratic_kl"] == pytest.approx(fraction**2 * 1e-5, rel=1e-3)
 
 
 def test_a_line_search_with_no_qualifying_step_keeps_the_old_parameters():
@@ -196,7 +223,72 @@ def test_observation_normalizer_tracks_the_moments_of_everything_seen():
     torch.testing.assert_close(normalised.mean(0), torch.zeros(3), atol=1e-3, rtol=0)
 
 
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+def test_new_normaliser_statistics_leave_what_the_networks_compute_unchanged(kind):
+    generator = torch.Generator().manual_seed(1)
+    normalizer = trpo.ObservationNormalizer(3)
+    normalizer.update(torch.randn(40, 3, generator=generator) * 2 + 1)
+    if kind == "categorical":
+        policy = trpo.CategoricalPolicy(3, 4, (5,), normalizer)
+    else:
+        policy = trpo.GaussianPolicy(3, LOW, HIGH, (5,), 0.2, normalizer)
+    value = trpo.ValueNetwork(3, (), normalizer)  # no hidden layer: its first layer is its last
+    obs = torch.randn(64, 3, generator=generator) * 2 + 1
+    with torch.no_grad():
+        policy_before, value_before = policy(obs), value(obs)
+        first_layer_before = flat_params(policy.logits[0] if kind == "categorical" else policy.mean[0])
+    normalizer.update(torch.randn(200, 3, generator=generator) * 5 - 3, (policy, value))  # very different moments
+    with torch.no_grad():
+        policy_after, value_after = policy(obs), value(obs)
+        first_layer_after = flat_params(policy.logits[0] if kind == "categorical" else policy.mean[0])
+    assert not torch.allclose(first_layer_before, first_layer_after), "the first layer was rescaled"
+    assert float(torch.distributions.kl_divergence(policy_before, policy_after).max()) < 1e-6
+    torch.testing.assert_close(value_after, value_before, rtol=1e-5, atol=1e-5)
+
+
 # ---------------------------------------------------------------------------------------- runs
+@pytest.mark.parametrize("module_name", ["trpo", "natural_gradient"])
+def test_with_observation_normalisation_the_acting_policy_moves_only_by_the_logged_step(
+    module_name, log_dir, monkeypatch
+):
+    # Before each rollout, the KL between the policy that collected the previous batch and the one about to act,
+    # on that batch's states, with the normaliser's new statistics included: it must be the KL the update logged
+    # for its step (so within δ for trpo.py, whose line search checks it). Pendulum-v1's raw observations moved
+    # the first update ~0.026 outside the step when the statistics were merged after it.
+    module = importlib.import_module(module_name)
+    original, acted, kl_between_rollouts = module.collect_rollout, [], []
+
+    def recording_collect_rollout(envs, policy, storage, obs, num_steps, device):
+        with torch.no_grad():
+            if acted:
+                states, distribution = acted[-1]
+                kl_between_rollouts.append(
+                    float(torch.distributions.kl_divergence(distribution, policy(states)).mean())
+                )
+            result = original(envs, policy, storage, obs, num_steps, device)
+            states = storage.obs[:num_steps].reshape(-1, storage.obs.shape[-1]).clone()
+            acted.append((states, policy(states)))
+        return result
+
+    monkeypatch.setattr(module, "collect_rollout", recording_collect_rollout)
+    args = module.Args(
+        env_id="Pendulum-v1",
+        normalize_observations=True,
+        max_kl=0.01,
+        total_timesteps=2048,
+        num_envs=4,
+        num_steps=64,
+        eval_episodes=0,
+        log_dir=log_dir,
+    )
+    result = module.train(args)
+    events = EventAccumulator(result["run_dir"], size_guidance={"scalars": 0})
+    events.Reload()
+    logged_kl = [point.value for point in events.Scalars("policy/kl")][:-1]  # the last update has no next rollout
+    assert len(kl_between_rollouts) == len(logged_kl) == 7
+    assert kl_between_rollouts == pytest.approx(logged_kl, rel=1e-3, abs=1e-7)
+    if module_name == "trpo":
+        assert max(kl_between_rollouts) <= 0.01 * (1 + 1e-4)
 
 
 def test_observation_normalisation_travels_with_the_saved_policy(log_dir):
