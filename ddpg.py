@@ -34,7 +34,8 @@ reset and no autoreset mode is involved. The first `learning_starts` actions are
 Examples:
     python ddpg.py                                   # Pendulum-v1, the defaults
     python ddpg.py --env-id MountainCarContinuous-v0 --noise-type ou --exploration-noise 0.5 --total-timesteps 30000
-    python ddpg.py --noise-type ou --policy-frequency 2 --save-model --device cuda
+                                                     # (with Gaussian noise the car learns to stand still)
+    python ddpg.py --noise-type ou --policy-frequency 2 --save-model
 """
 
 import contextlib

@@ -3,9 +3,9 @@
 The libraries our scripts race against (benchmarks/run.py --preset race). `train(Args)` returns the same
 keys as a script's `train()` (episodic_returns, episode_end_steps, eval_returns, sps), so
 benchmarks/run.py runs both the same way. Same evaluation as ours: `eval_episodes` deterministic episodes
-on a fresh env seeded once with `seed + 10_000` (later episodes start from its own stream); same one torch thread. The libraries are
-imported when this file is, as torch and gymnasium are by ours, so that a timed `train()` call holds the
-same work on both sides: building the model and its envs, training, evaluating.
+on a fresh env seeded once with `seed + 10_000`, later episodes starting from its own stream; same one
+torch thread. The libraries are imported when this file is, as torch and gymnasium are by ours, so that a
+timed `train()` call holds the same work on both sides: building the model and its envs, training, evaluating.
 
     pip install -r requirements.txt -r benchmarks/requirements.txt
     python benchmarks/sb3_baselines.py --algo dqn --seed 1
@@ -118,7 +118,7 @@ def make_model(args: Args, settings: dict[str, Any]):
 
 
 def evaluate(model, env_id: str, episodes: int, seed: int) -> list[float]:
-    """Deterministic episodes on a fresh env seeded once with seed + 10_000, later starts from its own stream, as in our scripts."""
+    """Deterministic episodes on a fresh env seeded once with seed + 10_000, then its own stream, as in our scripts."""
     env, returns = gym.make(env_id), []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + 10_000 if i == 0 else None)
