@@ -37,7 +37,8 @@ Examples:
     python fitted_q.py                                          # CartPole-v1, the defaults
     python fitted_q.py --save-dataset cartpole.npz              # ... and keep its transitions
     python fitted_q.py --dataset cartpole.npz --seed 2          # offline, from that file alone
-    python fitted_q.py --optimizer rprop --refit-from-scratch --transitions-per-iteration 1000
+    python fitted_q.py --optimizer rprop --refit-from-scratch --transitions-per-iteration 1000 --fit-steps 200
+                                                                # NFQ's recipe: full-batch Rprop, refit each time
 """
 
 import contextlib
@@ -568,10 +569,11 @@ def train(args: Args) -> dict:
                 latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
                 print(f"iteration {iteration + 1}/{iterations}  latest return {latest}  {speed}", flush=True)
         train_time = time.perf_counter() - start_time
-        sps = global_step / train_time if dataset is None else 0.0
-        steps = (
-            f"{global_step} steps" if dataset is None else f"offline, {iterations * args.fit_steps} regression steps"
-        )
+        sps = global_step / train_time if dataset is None else 0.0  # offline: no environment steps
+        if dataset is None:
+            steps = f"{global_step} steps, {train_time:.1f} s training ({sps:.0f} SPS)"
+        else:
+            steps = f"offline: {iterations * args.fit_steps} regression steps in {train_time:.1f} s"
         env.close()
 
         eval_returns = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, device)
@@ -591,10 +593,7 @@ def train(args: Args) -> dict:
             summary = f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
         else:
             summary = "no evaluation"
-        print(
-            f"{args.env_id} seed {args.seed}: {summary}, {steps}, "
-            f"{train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
-        )
+        print(f"{args.env_id} seed {args.seed}: {summary}, {steps}, logs in {run_dir}")
         return {
             "episodic_returns": episodic_returns,
             "episode_end_steps": episode_end_steps,
