@@ -31,8 +31,10 @@ Where each piece lives:
 Box actions: a Gaussian sample is clipped into [low, high] before `env.step`, while its log-probability
 (in L and in the stored batch) is that of the unclipped sample.
 
-`--normalize-observations`: a running mean and variance standardise the observations; at each update the
-statistics are merged before the batch's old log-probabilities are fixed, and the networks' first layers
+`--normalize-observations`: a running mean and variance standardise the observations. Their first
+statistics come from one rollout of uniformly random actions before training (`warm_up_normalizer`,
+counted in the budget), so the networks start out reading standardised observations. At each update the
+batch's statistics are merged before its old log-probabilities are fixed, and the networks' first layers
 are rescaled so they compute the same functions as before (`ObservationNormalizer.update`). So new
 statistics never move the acting policy: the trust region bounds every change of it.
 
@@ -127,7 +129,7 @@ class Args:
     normalize_advantages: bool = True
     """rescale each batch's advantages to mean 0 and standard deviation 1"""
     normalize_observations: bool = False
-    """standardise observations by a running mean and variance (the first layers rescaled so the policy does not move)"""
+    """standardise observations by running moments: started by one rollout of random actions, then kept from moving the policy"""
     init_log_std: float = -0.5
     """Box actions: initial log std of the Gaussian, in units of the bounds' half-width"""
 
@@ -323,6 +325,20 @@ def collect_rollout(
         storage.truncated[t] = torch.as_tensor(truncated, dtype=torch.float32, device=device)
         obs = next_obs
     return obs, statistics
+
+
+def warm_up_normalizer(
+    envs: gym.vector.VectorEnv, normalizer: ObservationNormalizer, obs: np.ndarray, num_steps: int
+) -> np.ndarray:
+    """Start the normaliser's statistics from `num_steps` steps of uniformly random actions in every environment,
+    before the first rollout, so that the networks start out reading standardised observations; then reset
+    the environments, so that no training episode begins with random actions. Returns the first observation."""
+    seen = [obs]
+    for _ in range(num_steps):
+        obs, *_ = envs.step(envs.action_space.sample())
+        seen.append(obs)
+    normalizer.update(torch.as_tensor(np.concatenate(seen), dtype=torch.float32, device=normalizer.mean.device))
+    return envs.reset()[0]
 
 
 # --------------------------------------------------------------------------------- the algorithm
@@ -558,6 +574,11 @@ def check_args(args: Args) -> None:
             )
     checks = [
         (args.gamma is None or 0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
+        (
+            not args.normalize_observations or args.total_timesteps > args.num_steps * args.num_envs,
+            f"--normalize-observations spends its first {args.num_steps * args.num_envs} steps (--num-steps × "
+            f"--num-envs) on random actions, which leaves nothing of --total-timesteps {args.total_timesteps} to train on",
+        ),
         (0.0 <= args.gae_lambda <= 1.0, f"--gae-lambda must lie in [0, 1], got {args.gae_lambda}"),
         (args.max_kl > 0, f"--max-kl must be positive, got {args.max_kl}"),
         (args.cg_damping >= 0, f"--cg-damping must be non-negative, got {args.cg_damping}"),
@@ -699,6 +720,9 @@ def train(args: Args) -> dict:
         episodic_returns: list[float] = []
         episode_end_steps: list[int] = []  # the global step each of them is logged at
         global_step, update = 0, 0
+        if args.normalize_observations:  # counted in the budget: they are steps in the environment
+            obs = warm_up_normalizer(envs, normalizer, obs, args.num_steps)
+            global_step = args.num_steps * args.num_envs
         next_progress = progress_every = max(1, args.total_timesteps // 10)
         start_time = time.perf_counter()
         while global_step < args.total_timesteps:

@@ -62,6 +62,32 @@ class RandomStartEnv(gym.Env):
         return np.array([self.start], np.float32), self.start, True, False, {}
 
 
+class ActionRewardEnv(gym.Env):
+    """A constant observation and a reward that depends on the action alone, 50 steps an episode.
+
+    Discrete(2): reward 1 for action 1, else 0. Box: reward −‖a − c‖², c the middle of the bounds. So a
+    policy that always takes action 1 (or the middle) scores exactly 50 (or 0) per episode, and any
+    exploration or sampling left on in an evaluation shows as a lower return.
+    """
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+
+    def __init__(self, action_space: gym.Space):
+        self.action_space = action_space
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.array([0.5, -0.5], np.float32), {}
+
+    def step(self, action):
+        if isinstance(self.action_space, gym.spaces.Box):
+            middle = (self.action_space.low + self.action_space.high) / 2
+            reward = -float(np.sum((np.asarray(action) - middle) ** 2))
+        else:
+            reward = float(action == 1)
+        return np.array([0.5, -0.5], np.float32), reward, False, False, {}
+
+
 def register(env_id: str, action_space: gym.Space, max_episode_steps: int | None, **kwargs) -> None:
     kwargs = {"action_space": action_space, **kwargs}
     gym.register(env_id, entry_point=CountingEnv, max_episode_steps=max_episode_steps, kwargs=kwargs)
@@ -85,6 +111,8 @@ gym.register(
 gym.register(
     "tests/BoxRandomStart-v0", entry_point=RandomStartEnv, max_episode_steps=5, kwargs={"action_space": BOX_ACTIONS}
 )
+gym.register("tests/ActionReward-v0", ActionRewardEnv, max_episode_steps=50, kwargs={"action_space": TWO_ACTIONS})
+gym.register("tests/BoxActionReward-v0", ActionRewardEnv, max_episode_steps=50, kwargs={"action_space": BOX_ACTIONS})
 register("tests/MultiDiscrete-v0", gym.spaces.MultiDiscrete([2, 3]), 5)  # no script handles this one
 
 

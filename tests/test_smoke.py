@@ -158,12 +158,15 @@ def test_train_leaves_the_callers_threads_generators_and_determinism_as_it_found
     module_name, env_id, short, log_dir, raises, monkeypatch
 ):
     module, args = short_args(module_name, env_id, short, log_dir, eval_episodes=1)
-    if raises:  # evaluation runs inside the run's settings: a failure there must restore them too
+    evaluate, inside_the_run = module.evaluate, []
 
-        def failing_evaluate(*_args, **_kwargs):
+    def recording_evaluate(*args, **kwargs):  # evaluation runs inside the run's settings
+        inside_the_run.append((torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()))
+        if raises:  # a failure there must restore the caller's settings too
             raise RuntimeError("evaluation failed")
+        return evaluate(*args, **kwargs)
 
-        monkeypatch.setattr(module, "evaluate", failing_evaluate)
+    monkeypatch.setattr(module, "evaluate", recording_evaluate)
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(3)
@@ -175,11 +178,49 @@ def test_train_leaves_the_callers_threads_generators_and_determinism_as_it_found
                 module.train(args)
         else:
             module.train(args)
+        assert inside_the_run == [(1, True)], "torch_threads=1 and torch_deterministic held during the run"
         assert torch.get_num_threads() == 3
         assert (random.random(), np.random.random(), torch.rand(1).item()) == expected
         assert not torch.are_deterministic_algorithms_enabled()
     finally:
         torch.set_num_threads(threads)
+
+
+def network_whose_greedy_action_is_known(module, env_id: str) -> torch.nn.Module:
+    """The script's network for tests/*ActionReward-v0 (2-d observations), every weight 0 and the last bias set so that
+    its greedy (or deterministic) action is action 1, or the middle of the Box bounds, whatever the observation."""
+    torch.manual_seed(0)
+    normalizer = () if not hasattr(module, "ObservationNormalizer") else (torch.nn.Identity(),)
+    if hasattr(module, "QNetwork"):
+        network = module.QNetwork(2, 2, (4,))
+    elif hasattr(module, "Actor"):
+        network = module.Actor(2, 2, (4,), BOX_ACTIONS.low.astype(np.float64), BOX_ACTIONS.high.astype(np.float64))
+    elif env_id.startswith("tests/Box"):
+        network = module.GaussianPolicy(2, BOX_ACTIONS.low, BOX_ACTIONS.high, (4,), 0.5, *normalizer)
+    else:
+        network = module.CategoricalPolicy(2, 2, (4,), *normalizer)
+    with torch.no_grad():
+        for p in network.parameters():
+            p.zero_()
+        last = [m for m in network.modules() if isinstance(m, torch.nn.Linear)][-1]
+        if not env_id.startswith("tests/Box"):
+            last.bias.copy_(torch.tensor([0.0, 1.0]))  # action 1 is greedy; softmax still gives action 0 27 %
+        if hasattr(network, "log_std"):
+            network.log_std.fill_(0.5)  # a wide Gaussian: sampling would cost ~2 per step
+    return network
+
+
+@pytest.mark.parametrize(
+    "module_name, env_id",
+    [(m, "tests/ActionReward-v0") for m, env_ids, *_ in SCRIPTS if "CartPole-v1" in env_ids]
+    + [(m, "tests/BoxActionReward-v0") for m, env_ids, *_ in SCRIPTS if "Pendulum-v1" in env_ids],
+)
+def test_evaluation_is_greedy_or_deterministic_on_an_env_whose_return_depends_on_the_action(module_name, env_id):
+    module = importlib.import_module(module_name)
+    network = network_whose_greedy_action_is_known(module, env_id)
+    returns = module.evaluate(network, env_id, 1, 5, torch.device("cpu"))
+    # Greedy: action 1 every step, 50 per episode; the middle of the bounds, 0 (up to float32 rounding).
+    assert returns == ([50.0] * 5 if env_id == "tests/ActionReward-v0" else pytest.approx([0.0] * 5, abs=1e-9))
 
 
 @pytest.mark.parametrize(

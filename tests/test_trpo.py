@@ -31,6 +31,22 @@ def test_conjugate_gradient_solves_random_symmetric_positive_definite_systems(n)
     torch.testing.assert_close(x, torch.linalg.solve(a, b))
 
 
+def test_conjugate_gradient_takes_exactly_the_iterations_it_is_given():
+    # In exact arithmetic CG solves an n × n system in n iterations and, for a generic one, not in fewer; its
+    # first iterate is the exact line minimum along b: x_1 = (bᵀb / bᵀAb) b. float64 keeps "exact" close.
+    generator = torch.Generator().manual_seed(11)
+    n = 6
+    m = torch.randn(n, n, generator=generator, dtype=torch.float64)
+    a = m @ m.T + torch.diag(torch.arange(1.0, n + 1, dtype=torch.float64))  # distinct eigenvalues
+    b = torch.randn(n, generator=generator, dtype=torch.float64)
+    solution = torch.linalg.solve(a, b)
+    x1 = trpo.conjugate_gradient(lambda v: a @ v, b, iters=1)
+    torch.testing.assert_close(x1, (b @ b) / (b @ a @ b) * b)
+    almost = trpo.conjugate_gradient(lambda v: a @ v, b, iters=n - 1)
+    assert torch.linalg.norm(almost - solution) > 1e-6 * torch.linalg.norm(solution)
+    torch.testing.assert_close(trpo.conjugate_gradient(lambda v: a @ v, b, iters=n), solution)
+
+
 def test_conjugate_gradient_with_damping_solves_the_damped_system():
     generator = torch.Generator().manual_seed(5)
     m = torch.randn(6, 3, generator=generator, dtype=torch.float64)
@@ -104,6 +120,43 @@ def test_the_full_step_is_sized_by_the_undamped_fisher_matrix_whatever_the_dampi
     assert fraction > 0.5
     assert float(0.5 * full_step @ fisher @ full_step) == pytest.approx(1e-5, rel=1e-3)
     assert logged["policy/quadratic_kl"] == pytest.approx(fraction**2 * 1e-5, rel=1e-3)
+
+
+def test_a_line_search_backs_off_to_the_first_fraction_within_max_kl_that_improves():
+    # A step of 3× the trust-region length has a quadratic KL model of 9δ: the search must shrink it to
+    # β^k s for the first k whose measured KL is ≤ δ and whose surrogate is higher, computed here one by one.
+    policy = small_policy(trpo, "categorical")
+    obs, actions, advantages = batch_for(policy, n=256)
+    with torch.no_grad():
+        old = policy(obs)
+        old_log_prob = old.log_prob(actions)
+
+    def evaluate():
+        return trpo.surrogate_and_kl(policy, obs, actions, advantages, old, old_log_prob)
+
+    surrogate, _ = evaluate()
+    params = list(policy.parameters())
+    gradient = torch.nn.utils.parameters_to_vector(torch.autograd.grad(surrogate, params))
+    fisher = explicit_kl_hessian(policy, obs)
+    x = torch.linalg.solve(fisher + 0.1 * torch.eye(len(fisher)), gradient)
+    step = 3 * trpo.trust_region_step(x, fisher @ x, 0.01)
+    before = flat_params(policy)
+    by_hand = None
+    for k in range(10):
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(before + 0.5**k * step, params)
+            new = policy(obs)
+            kl = float(torch.distributions.kl_divergence(old, new).mean())
+            gain = float((torch.exp(new.log_prob(actions) - old_log_prob) * advantages).mean() - advantages.mean())
+        if kl <= 0.01 and gain > 0:
+            by_hand = (0.5**k, gain, kl)
+            break
+    torch.nn.utils.vector_to_parameters(before, params)
+    assert by_hand is not None and by_hand[0] < 1, "the full step must be too long for this test to mean anything"
+    fraction, improvement, kl = trpo.line_search(policy, step, evaluate, 0.01, 10, 0.5)
+    assert fraction == by_hand[0] and kl <= 0.01
+    assert (improvement, kl) == pytest.approx(by_hand[1:], rel=1e-4)
+    torch.testing.assert_close(flat_params(policy), before + fraction * step)
 
 
 def test_a_line_search_with_no_qualifying_step_keeps_the_old_parameters():
@@ -285,7 +338,7 @@ def test_with_observation_normalisation_the_acting_policy_moves_only_by_the_logg
     events = EventAccumulator(result["run_dir"], size_guidance={"scalars": 0})
     events.Reload()
     logged_kl = [point.value for point in events.Scalars("policy/kl")][:-1]  # the last update has no next rollout
-    assert len(kl_between_rollouts) == len(logged_kl) == 7
+    assert len(kl_between_rollouts) == len(logged_kl) == 6  # 2048 steps: 256 of warm-up, 7 rollouts of 256
     assert kl_between_rollouts == pytest.approx(logged_kl, rel=1e-3, abs=1e-7)
     if module_name == "trpo":
         assert max(kl_between_rollouts) <= 0.01 * (1 + 1e-4)
@@ -296,6 +349,24 @@ def test_observation_normalisation_travels_with_the_saved_policy(log_dir):
     checkpoint = torch.load(os.path.join(result["run_dir"], "trpo.pt"), weights_only=True)
     assert checkpoint["policy"]["normalizer.count"] > 256
     torch.testing.assert_close(checkpoint["policy"]["normalizer.mean"], checkpoint["value"]["normalizer.mean"])
+
+
+def test_the_normaliser_starts_from_a_warm_up_of_random_actions_counted_in_the_budget(log_dir, monkeypatch):
+    # tests/Truncated-v0's observations are [t, episode] with 4-step episodes. Each of 2 envs shows its reset
+    # observation and 16 warm-up steps: t = 0, 1, 2, 3, 0 (a same-step reset), 1, .. 0, so mean t = 24/17.
+    args = short_args(log_dir, env_id="tests/Truncated-v0", normalize_observations=True, total_timesteps=32 + 64)
+    original, seen = trpo.collect_rollout, []
+
+    def recording_collect_rollout(envs, policy, storage, obs, num_steps, device):
+        seen.append((float(policy.normalizer.count), float(policy.normalizer.mean[0]), obs[:, 0].tolist()))
+        return original(envs, policy, storage, obs, num_steps, device)
+
+    monkeypatch.setattr(trpo, "collect_rollout", recording_collect_rollout)
+    result = trpo.train(args)
+    count, mean_t, first_obs_t = seen[0]
+    assert count == pytest.approx(34, abs=1e-3) and mean_t == pytest.approx(24 / 17, rel=1e-4)
+    assert first_obs_t == [0, 0], "training starts from fresh episodes, not mid-way through a random one"
+    assert len(result["episodic_returns"]) == 16  # the budget's other 64 steps: 2 envs × 8 episodes of 4
 
 
 def test_training_stops_at_total_timesteps_with_a_shortened_last_rollout(log_dir):
@@ -321,6 +392,7 @@ def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir)
         ({"max_kl": 0.0}, "--max-kl must be positive"),
         ({"backtrack_coeff": 1.0}, "--backtrack-coeff must lie in (0, 1)"),
         ({"gae_lambda": 1.5}, "--gae-lambda must lie in [0, 1]"),
+        ({"normalize_observations": True, "total_timesteps": 2048}, "leaves nothing of --total-timesteps 2048"),
         ({"device": "cuda:7"} if not torch.cuda.is_available() else {"device": "tpu"}, "--device"),
     ],
 )
