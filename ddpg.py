@@ -24,6 +24,7 @@ Where each piece lives:
     L(w)                `critic_loss`
     −J(θ)               `actor_loss` (its gradient by autograd is the chain rule above)
     Polyak update       `update_target_network`
+    one update          `ddpg_update`: critic step, actor step, both targets
 
 Termination is not truncation: the target is cut only where the episode *terminated*. Pendulum-v1
 is only ever truncated (its 200-step time limit), so every one of its targets bootstraps from the real
@@ -245,6 +246,36 @@ def actor_loss(actor: Actor, critic: Critic, obs: torch.Tensor) -> torch.Tensor:
     return -critic(obs, actor(obs)).mean()
 
 
+def ddpg_update(
+    batch: Batch,
+    actor: Actor,
+    critic: Critic,
+    target_actor: Actor,
+    target_critic: Critic,
+    actor_optimizer: torch.optim.Optimizer,
+    critic_optimizer: torch.optim.Optimizer,
+    gamma: float,
+    tau: float,
+    update_actor: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One update on a mini-batch: the critic's step on L(w); then, if `update_actor`, the actor's step on −J(θ)
+    (with the critic just updated) and the Polyak update of both targets. Returns L(w) and −J(θ) (None if the
+    actor did not move)."""
+    q_loss = critic_loss(critic, target_actor, target_critic, batch, gamma)
+    critic_optimizer.zero_grad(set_to_none=True)
+    q_loss.backward()
+    critic_optimizer.step()
+    if not update_actor:
+        return q_loss, None
+    pi_loss = actor_loss(actor, critic, batch.obs)
+    actor_optimizer.zero_grad(set_to_none=True)
+    pi_loss.backward()  # also leaves gradients on the critic: its zero_grad clears them next time
+    actor_optimizer.step()
+    update_target_network(target_actor, actor, tau)  # θ' ← τ θ + (1 − τ) θ'
+    update_target_network(target_critic, critic, tau)  # w' ← τ w + (1 − τ) w'
+    return q_loss, pi_loss
+
+
 def update_target_network(target_network: nn.Module, network: nn.Module, tau: float) -> None:
     """w' ← τ w + (1 − τ) w'; τ = 1 copies w exactly."""
     with torch.no_grad():
@@ -448,7 +479,7 @@ def train(args: Args) -> dict:
         episode_end_steps: list[int] = []  # the global step each of them is logged at
         progress_every = max(1, args.total_timesteps // 10)
         last_logged_step = -LOG_INTERVAL
-        updates = 0
+        updates, pi_loss = 0, None  # pi_loss: −J(θ) of the actor's latest step
         start_time = time.perf_counter()
         obs, _ = env.reset(seed=args.seed)
         for global_step in range(args.total_timesteps):
@@ -473,18 +504,20 @@ def train(args: Args) -> dict:
 
             if global_step >= args.learning_starts:
                 batch = replay_buffer.sample(args.batch_size, device)
-                q_loss = critic_loss(critic, target_actor, target_critic, batch, args.gamma)
-                critic_optimizer.zero_grad(set_to_none=True)
-                q_loss.backward()
-                critic_optimizer.step()
                 updates += 1
-                if updates % args.policy_frequency == 0:
-                    pi_loss = actor_loss(actor, critic, batch.obs)
-                    actor_optimizer.zero_grad(set_to_none=True)
-                    pi_loss.backward()  # also leaves gradients on the critic: its zero_grad clears them next time
-                    actor_optimizer.step()
-                    update_target_network(target_actor, actor, args.tau)
-                    update_target_network(target_critic, critic, args.tau)
+                q_loss, actor_step_loss = ddpg_update(
+                    batch,
+                    actor,
+                    critic,
+                    target_actor,
+                    target_critic,
+                    actor_optimizer,
+                    critic_optimizer,
+                    args.gamma,
+                    args.tau,
+                    update_actor=updates % args.policy_frequency == 0,
+                )
+                pi_loss = actor_step_loss if actor_step_loss is not None else pi_loss
                 # .item() waits for the device: read the losses (and check them) only every LOG_INTERVAL steps.
                 if global_step - last_logged_step >= LOG_INTERVAL and updates >= args.policy_frequency:
                     last_logged_step = global_step

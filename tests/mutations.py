@@ -93,6 +93,18 @@ CATALOGUE = [
         "replay_buffer.add(obs, action, float(reward), next_obs, terminated or truncated, truncated)",
     ),
     Bug(
+        "DDPG critic target from the online actor",
+        ("ddpg",),
+        "q_loss = critic_loss(critic, target_actor, target_critic, batch, gamma)",
+        "q_loss = critic_loss(critic, actor, target_critic, batch, gamma)",
+    ),
+    Bug(
+        "DDPG Polyak update with τ and 1 − τ swapped at the call",
+        ("ddpg",),
+        "update_target_network(target_actor, actor, tau)",
+        "update_target_network(target_actor, actor, 1 - tau)",
+    ),
+    Bug(
         "DDPG critic target without (1 − terminated)",
         ("ddpg",),
         "return rewards + gamma * (1.0 - terminated) * next_q_target",
@@ -225,6 +237,12 @@ CATALOGUE = [
         TRPO_AND_NPG,
         "normalizer.update(batch_obs, (policy, value))",
         "normalizer.update(batch_obs)",
+    ),
+    Bug(
+        "the value network regresses onto the advantages instead of the λ-returns",
+        TRPO_AND_NPG,
+        "value_targets = (advantages + values).flatten()",
+        "value_targets = advantages.flatten()",
     ),
     # --------------------------------------------------------------------------------- one script of the two
     Bug(

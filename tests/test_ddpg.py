@@ -88,6 +88,62 @@ def test_actor_gradient_is_the_chain_rule_dq_da_times_dmu_dtheta():
     torch.testing.assert_close(autograd_gradient, -chain_rule / len(obs))
 
 
+@pytest.mark.parametrize("update_actor", [True, False])
+def test_one_update_against_a_hand_computation_targets_from_the_target_networks_then_polyak(update_actor):
+    # Four networks, all different (targets are not copies here); plain SGD so each step is θ − α ∇.
+    actor, critic = tiny_networks()
+    target_actor, target_critic = ddpg.Actor(3, 2, (5,), LOW, HIGH), ddpg.Critic(3, 2, (5,))
+    batch, lr, tau = tiny_batch(), 0.1, 0.3
+    snapshot = [[p.detach().clone() for p in net.parameters()] for net in (actor, critic, target_actor, target_critic)]
+
+    # By hand: y_i = R_i + γ (1 − terminated_i) q̂_w'(S', μ_θ'(S')), one transition at a time.
+    critic_copy, actor_copy = ddpg.Critic(3, 2, (5,)), ddpg.Actor(3, 2, (5,), LOW, HIGH)
+    critic_copy.load_state_dict(critic.state_dict())
+    actor_copy.load_state_dict(actor.state_dict())
+    with torch.no_grad():
+        y = [
+            float(batch.rewards[i])
+            + (
+                0.0
+                if batch.terminated[i]
+                else GAMMA * float(target_critic(batch.next_obs[i : i + 1], target_actor(batch.next_obs[i : i + 1])))
+            )
+            for i in range(6)
+        ]
+    critic_loss = (
+        sum((y[i] - critic_copy(batch.obs[i : i + 1], batch.actions[i : i + 1])[0]) ** 2 for i in range(6)) / 6
+    )
+    grads = torch.autograd.grad(critic_loss, list(critic_copy.parameters()))
+    with torch.no_grad():
+        for p, g in zip(critic_copy.parameters(), grads, strict=True):
+            p -= lr * g  # w ← w − α ∇L(w)
+    actor_objective = sum(critic_copy(batch.obs[i : i + 1], actor_copy(batch.obs[i : i + 1]))[0] for i in range(6)) / 6
+    actor_grads = torch.autograd.grad(actor_objective, list(actor_copy.parameters()))  # ∇J, with the new critic
+    expected_actor = (
+        [p + lr * g for p, g in zip(snapshot[0], actor_grads, strict=True)] if update_actor else snapshot[0]
+    )
+    expected_critic = [p.detach() for p in critic_copy.parameters()]
+    if update_actor:  # θ' ← τ θ + (1 − τ) θ', w' ← τ w + (1 − τ) w', with the new θ and w
+        expected_target_actor = [tau * a + (1 - tau) * t for a, t in zip(expected_actor, snapshot[2], strict=True)]
+        expected_target_critic = [tau * c + (1 - tau) * t for c, t in zip(expected_critic, snapshot[3], strict=True)]
+    else:
+        expected_target_actor, expected_target_critic = snapshot[2], snapshot[3]
+
+    q_loss, pi_loss = ddpg.ddpg_update(
+        batch, actor, critic, target_actor, target_critic,
+        torch.optim.SGD(actor.parameters(), lr=lr), torch.optim.SGD(critic.parameters(), lr=lr),
+        GAMMA, tau, update_actor,
+    )  # fmt: skip
+    assert float(q_loss) == pytest.approx(float(critic_loss), rel=1e-5)
+    assert (pi_loss is None) == (not update_actor)
+    for net, expected in [
+        (critic, expected_critic), (actor, expected_actor),
+        (target_actor, expected_target_actor), (target_critic, expected_target_critic),
+    ]:  # fmt: skip
+        for p, want in zip(net.parameters(), expected, strict=True):
+            torch.testing.assert_close(p.detach(), want, rtol=1e-5, atol=1e-6)
+
+
 def test_actor_maps_tanh_affinely_onto_asymmetric_bounds():
     actor, _ = tiny_networks()
     with torch.no_grad():

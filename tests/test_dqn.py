@@ -37,7 +37,7 @@ def test_double_q_target_takes_the_online_argmax_valued_by_the_target_network():
 
 def tiny_networks() -> tuple[dqn.QNetwork, dqn.QNetwork]:
     torch.manual_seed(0)
-    q_network, target_q_network = dqn.QNetwork(3, 2, (4,)), dqn.QNetwork(3, 2, (4,))
+    q_network, target_q_network = dqn.QNetwork(3, 3, (4,)), dqn.QNetwork(3, 3, (4,))
     return q_network, target_q_network
 
 
@@ -58,6 +58,9 @@ def test_q_learning_loss_matches_a_per_transition_hand_computation(loss, double_
     q_network, target_q_network = tiny_networks()
     batch = tiny_batch()
     value, _ = dqn.q_learning_loss(q_network, target_q_network, batch, GAMMA, double_q, loss)
+    with torch.no_grad():  # the two networks must disagree somewhere, or Double DQN's target is DQN's
+        disagree = q_network(batch.next_obs).argmax(1) != target_q_network(batch.next_obs).argmax(1)
+    assert bool((disagree & (batch.terminated == 0)).any())
     terms = []
     for i in range(6):  # one transition at a time, in plain Python floats
         with torch.no_grad():

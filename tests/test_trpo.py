@@ -369,6 +369,60 @@ def test_the_normaliser_starts_from_a_warm_up_of_random_actions_counted_in_the_b
     assert len(result["episodic_returns"]) == 16  # the budget's other 64 steps: 2 envs × 8 episodes of 4
 
 
+@pytest.mark.parametrize("env_id", ["tests/Terminating-v0", "tests/Truncated-v0"])
+@pytest.mark.parametrize("module_name", ["trpo", "natural_gradient"])
+def test_the_value_network_regresses_onto_lambda_returns(module_name, env_id, log_dir, monkeypatch):
+    # The λ-return by the textbook recursion, one environment at a time (independent of GAE's code):
+    # G_t = R_{t+1} + γ [(1 − λ) V(S_{t+1}) + λ G_{t+1}], with G_t = R_{t+1} after a termination and
+    # G_t = R_{t+1} + γ V(S_{t+1}) after a truncation or at the rollout's end.
+    module = importlib.import_module(module_name)
+    gamma, lam = 0.9, 0.8
+    storages, checked = [], []
+    original_collect, original_fit = module.collect_rollout, module.fit_value
+
+    def recording_collect_rollout(envs, policy, storage, obs, num_steps, device):
+        storages.append((storage, num_steps))
+        return original_collect(envs, policy, storage, obs, num_steps, device)
+
+    def checking_fit_value(value, optimizer, obs, targets, *rest):
+        storage, steps = storages[-1]
+        with torch.no_grad():
+            v_next = value(storage.next_obs[:steps])  # [T, N]: V of each real next observation, before the fit
+        rewards, terminated, truncated = storage.rewards[:steps], storage.terminated[:steps], storage.truncated[:steps]
+        by_hand = torch.zeros_like(rewards)
+        for i in range(rewards.shape[1]):
+            following = None
+            for t in reversed(range(steps)):
+                if terminated[t, i]:
+                    following = float(rewards[t, i])
+                elif truncated[t, i] or following is None:
+                    following = float(rewards[t, i]) + gamma * float(v_next[t, i])
+                else:
+                    following = float(rewards[t, i]) + gamma * ((1 - lam) * float(v_next[t, i]) + lam * following)
+                by_hand[t, i] = following
+                if t > 0 and (terminated[t - 1, i] or truncated[t - 1, i]):
+                    following = None  # the step before belongs to the previous episode
+        torch.testing.assert_close(targets, by_hand.flatten(), rtol=1e-5, atol=1e-5)
+        checked.append(True)
+        return original_fit(value, optimizer, obs, targets, *rest)
+
+    monkeypatch.setattr(module, "collect_rollout", recording_collect_rollout)
+    monkeypatch.setattr(module, "fit_value", checking_fit_value)
+    args = module.Args(
+        env_id=env_id,
+        gamma=gamma,
+        gae_lambda=lam,
+        total_timesteps=96,
+        num_envs=2,
+        num_steps=16,
+        eval_episodes=0,
+        value_batch_size=16,
+        log_dir=log_dir,
+    )
+    module.train(args)
+    assert len(checked) == 3
+
+
 def test_training_stops_at_total_timesteps_with_a_shortened_last_rollout(log_dir):
     # 2 envs × 50 steps = 3 rollouts of 16 steps and a last one of 2. Episodes last 4 steps, so each env
     # finishes 12; a full last rollout (64 steps per env) would have finished 16.
