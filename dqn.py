@@ -20,6 +20,7 @@ Where each piece lives:
     ε-greedy, ε schedule  `linear_schedule`, `epsilon_greedy_action`
     y_i                   `td_target`
     L(w)                  `q_learning_loss`
+    w ← w − α ∇L(w)       `gradient_step`
     w' update             `update_target_network`
 
 The remedies the lecture lists for Q-learning's instabilities are each a flag: the replay buffer
@@ -236,6 +237,20 @@ def q_learning_loss(
     q_taken = q_network(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)  # q̂_w(S_i, A_i), [B]
     regression = F.huber_loss if loss == "huber" else F.mse_loss
     return regression(q_taken, y), q_taken
+
+
+def gradient_step(
+    q_network: QNetwork, target_q_network: QNetwork, optimizer: torch.optim.Optimizer, batch: Batch, args: Args
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """w ← w − α ∇_w L(w) on one mini-batch (the optimiser's step, the gradient's norm clipped to max_grad_norm);
+    returns L(w) and q̂_w(S_i, A_i) before the step."""
+    td_loss, q_taken = q_learning_loss(q_network, target_q_network, batch, args.gamma, args.double_q, args.loss)
+    optimizer.zero_grad(set_to_none=True)
+    td_loss.backward()
+    if args.max_grad_norm > 0:
+        nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
+    optimizer.step()
+    return td_loss, q_taken
 
 
 def update_target_network(target_network: nn.Module, network: nn.Module, tau: float) -> None:
@@ -465,14 +480,7 @@ def train(args: Args) -> dict:
             if global_step >= args.learning_starts and global_step % args.train_frequency == 0:
                 for _ in range(args.gradient_steps):
                     batch = replay_buffer.sample(args.batch_size, device)
-                    td_loss, q_taken = q_learning_loss(
-                        q_network, target_q_network, batch, args.gamma, args.double_q, args.loss
-                    )
-                    optimizer.zero_grad(set_to_none=True)
-                    td_loss.backward()
-                    if args.max_grad_norm > 0:
-                        nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
-                    optimizer.step()
+                    td_loss, q_taken = gradient_step(q_network, target_q_network, optimizer, batch, args)
                 # .item() waits for the device: read the loss (and check it) only every LOG_INTERVAL steps.
                 if global_step - last_logged_step >= LOG_INTERVAL:
                     last_logged_step = global_step

@@ -73,6 +73,18 @@ CATALOGUE = [
         "target_param.lerp_(param, tau)",
         "target_param.lerp_(param, 1 - tau)",
     ),
+    Bug(
+        "target network moved with 1 − τ at the call in train()",
+        ("dqn",),
+        "update_target_network(target_q_network, q_network, args.tau)",
+        "update_target_network(target_q_network, q_network, 1 - args.tau)",
+    ),
+    Bug(
+        "gradient clipping left out of the step",
+        ("dqn",),
+        "        nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)\n",
+        "        pass\n",
+    ),
     Bug("ε schedule that never decays", ("dqn",), "min(t / duration, 1.0)", "min(t / duration, 0.0)"),
     Bug(
         "ε-greedy left on in evaluation",

@@ -74,6 +74,49 @@ def test_q_learning_loss_matches_a_per_transition_hand_computation(loss, double_
     assert value.item() == pytest.approx(np.mean(terms), rel=1e-5)
 
 
+@pytest.mark.parametrize("max_grad_norm", [0.0, 0.05])
+def test_one_gradient_step_against_a_hand_computation_with_targets_from_the_target_network(max_grad_norm):
+    q_network, target_q_network = tiny_networks()  # different weights: the target must come from w'
+    batch, lr = tiny_batch(), 0.1
+    args = dqn.Args(gamma=GAMMA, max_grad_norm=max_grad_norm)
+    copy = dqn.QNetwork(3, 3, (4,))
+    copy.load_state_dict(q_network.state_dict())
+    with torch.no_grad():  # y_i = R_i + γ (1 − terminated_i) max_a' q̂_w'(S_{i+1}, a'), one at a time
+        y = [
+            float(batch.rewards[i])
+            + (0.0 if batch.terminated[i] else GAMMA * float(target_q_network(batch.next_obs[i]).max()))
+            for i in range(6)
+        ]
+    loss = sum((y[i] - copy(batch.obs[i])[int(batch.actions[i])]) ** 2 for i in range(6)) / 6
+    grads = torch.autograd.grad(loss, list(copy.parameters()))
+    norm = float(torch.sqrt(sum((g**2).sum() for g in grads)))
+    scale = min(1.0, max_grad_norm / (norm + 1e-6)) if max_grad_norm > 0 else 1.0
+    assert max_grad_norm == 0 or scale < 1, "the clipped case must clip"
+    expected = [p.detach() - lr * scale * g for p, g in zip(copy.parameters(), grads, strict=True)]
+    td_loss, _ = dqn.gradient_step(
+        q_network, target_q_network, torch.optim.SGD(q_network.parameters(), lr=lr), batch, args
+    )
+    assert float(td_loss) == pytest.approx(float(loss), rel=1e-5)
+    for p, want in zip(q_network.parameters(), expected, strict=True):
+        torch.testing.assert_close(p.detach(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_train_moves_the_target_network_toward_the_online_one_by_tau_every_c_steps(log_dir, monkeypatch):
+    # The Polyak formula itself is test_smoke's; this checks the call in train(): w' ← τ w + (1 − τ) w',
+    # with the online network as w, Args.tau as τ, every target_network_frequency steps from learning_starts.
+    original, calls = dqn.update_target_network, []
+
+    def recording_update(target_network, network, tau):
+        calls.append((target_network, network, tau))
+        original(target_network, network, tau)
+
+    monkeypatch.setattr(dqn, "update_target_network", recording_update)
+    args = short_args(log_dir, total_timesteps=300, learning_starts=100, target_network_frequency=50, tau=0.3)
+    result = dqn.train(args)
+    assert [tau for *_, tau in calls] == [0.3] * 4  # at steps 100, 150, 200, 250
+    assert all(network is result["q_network"] and target is not network for target, network, _ in calls)
+
+
 def test_loss_gradient_flows_into_the_online_network_only():
     q_network, target_q_network = tiny_networks()
     value, _ = dqn.q_learning_loss(q_network, target_q_network, tiny_batch(), GAMMA, True, "mse")
