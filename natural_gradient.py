@@ -36,8 +36,9 @@ Where each piece lives:
     F⁻¹ g        `conjugate_gradient`, on (F + λI): damping only conditions the solve
     the step     `trust_region_step`, applied by `natural_gradient_update`
 
-Shared with trpo.py, and kept identical to it: the policies, `generalized_advantages`,
-`surrogate_and_kl`, `fisher_vector_product`, `conjugate_gradient` and `trust_region_step`. One
+Shared with trpo.py, and kept identical to it: the policies and the observation normaliser (with its
+warm-up), `generalized_advantages`, `surrogate_and_kl`, `fisher_vector_product`, `conjugate_gradient` and
+`trust_region_step`. One
 difference on purpose: the step length uses xᵀFx rather than the gᵀx of the textbook formula. The two
 are equal when x = F⁻¹g exactly; with a truncated conjugate gradient (and with `--vanilla`, where
 x = g) xᵀFx is the quadratic KL model of the step actually taken, which is what δ bounds.

@@ -39,7 +39,7 @@ def policy_gradient(policy: npg.Policy, obs: torch.Tensor, actions: torch.Tensor
 SHARED_WITH_TRPO = (
     "ObservationNormalizer mlp CategoricalPolicy GaussianPolicy ValueNetwork RolloutStorage collect_rollout "
     "generalized_advantages surrogate_and_kl fisher_vector_product conjugate_gradient trust_region_step "
-    "make_env evaluate default_gamma fit_value"
+    "make_env evaluate default_gamma fit_value warm_up_normalizer seeded_run"
 ).split()
 
 
