@@ -120,10 +120,6 @@ class Args:
     """use the Double DQN target: argmax by the online network, value by the target network"""
 
 
-class UsageError(ValueError):
-    """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
-
-
 # ----------------------------------------------------------------------------------------- networks
 class QNetwork(nn.Module):
     """q̂_w: observation [B, obs_dim] → one Q-value per action [B, n_actions]."""
@@ -298,135 +294,8 @@ def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device:
     return returns
 
 
-# -------------------------------------------------------------------------------------- training
+# ------------------------------------------------------------------------------------- training loop
 LOG_INTERVAL = 100  # environment steps between reads of the loss (each read waits for the device)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"dqn.py: --device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N.") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(
-            f"dqn.py: --device {name} was asked for, but torch sees no CUDA GPU on this machine; use --device cpu or auto."
-        )
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UsageError(
-            f"dqn.py: --device {name} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)."
-        )
-    if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"dqn.py: --device {name} is not supported; use auto, cpu, cuda or cuda:N.")
-    return device
-
-
-def check_args(args: Args) -> None:
-    """Reject settings that cannot work, each with one sentence, before anything is written."""
-    positive = (
-        "total_timesteps",
-        "buffer_size",
-        "batch_size",
-        "train_frequency",
-        "gradient_steps",
-        "target_network_frequency",
-    )
-    for name in positive:
-        if getattr(args, name) <= 0:
-            raise UsageError(
-                f"dqn.py: --{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}."
-            )
-    if args.batch_size > args.buffer_size:
-        raise UsageError(
-            f"dqn.py: --batch-size {args.batch_size} is larger than the replay buffer can ever hold (--buffer-size {args.buffer_size})."
-        )
-    first_update = -(-args.learning_starts // args.train_frequency) * args.train_frequency  # steps with t % F == 0
-    checks = [
-        (
-            first_update < args.total_timesteps,
-            f"--learning-starts {args.learning_starts} leaves no gradient step inside --total-timesteps "
-            f"{args.total_timesteps}, so the run would evaluate an untrained network; lower it or train longer",
-        ),
-        (args.loss in ("mse", "huber"), f"--loss must be mse or huber, got {args.loss!r}"),
-        (0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
-        (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
-        (0.0 < args.tau <= 1.0, f"--tau must lie in (0, 1], got {args.tau}"),
-        (
-            0.0 <= args.end_e <= 1.0 and 0.0 <= args.start_e <= 1.0,
-            f"--start-e and --end-e must lie in [0, 1], got {args.start_e} and {args.end_e}",
-        ),
-        (
-            0.0 <= args.exploration_fraction <= 1.0,
-            f"--exploration-fraction must lie in [0, 1], got {args.exploration_fraction}",
-        ),
-        (args.learning_starts >= 0, f"--learning-starts must be non-negative, got {args.learning_starts}"),
-        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
-        (args.max_grad_norm >= 0, f"--max-grad-norm must be non-negative, got {args.max_grad_norm}"),
-        (args.torch_threads >= 0, f"--torch-threads must be non-negative, got {args.torch_threads}"),
-        (
-            len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0,
-            f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
-        ),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(f"dqn.py: {message}.")
-
-
-def make_checked_env(env_id: str) -> gym.Env:
-    try:
-        env = make_env(env_id)
-    except gym.error.Error as error:
-        raise UsageError(f"dqn.py cannot make the environment {env_id!r}: {error}") from None
-    if not isinstance(env.action_space, gym.spaces.Discrete):
-        env.close()
-        raise UsageError(
-            f"dqn.py needs a Discrete action space, but {env_id} has {env.action_space}; "
-            "for continuous (Box) actions use ddpg.py, reinforce.py, trpo.py or natural_gradient.py."
-        )
-    return env
-
-
-@contextlib.contextmanager
-def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
-    """Seed random, numpy and torch and set torch's threads and determinism for one run; on the way out
-    (return or raise) put back what the caller had, so that calling train() leaves its process as it was."""
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    warn_only, cublas = torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # torch's generators
-        try:
-            if args.torch_threads > 0:
-                torch.set_num_threads(args.torch_threads)
-            if args.torch_deterministic and device.type == "cuda" and cublas is None:
-                os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
-            torch.use_deterministic_algorithms(args.torch_deterministic)
-            random.seed(args.seed)
-            np.random.seed(args.seed)
-            torch.manual_seed(args.seed)
-            yield
-        finally:
-            torch.set_num_threads(threads)
-            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)
-            if cublas is None:
-                os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
-
-
-def make_run_dir(args: Args) -> str:
-    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
-    name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    os.makedirs(args.log_dir, exist_ok=True)
-    for attempt in range(1000):
-        run_dir = os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}")
-        try:
-            os.mkdir(run_dir)  # fails if another run took this name, so no run writes into another's
-            return run_dir
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"dqn.py: could not create a fresh run directory under {args.log_dir}.")
 
 
 def train(args: Args) -> dict:
@@ -536,6 +405,139 @@ def train(args: Args) -> dict:
             "q_network": q_network,
             "replay_buffer": replay_buffer,
         }
+
+
+# ------------------------------------------------------------------ plumbing: the algorithm ends above
+# Input checks, the device, seeds and threads, the run directory, file I/O and the command line.
+class UsageError(ValueError):
+    """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
+
+
+def check_args(args: Args) -> None:
+    """Reject settings that cannot work, each with one sentence, before anything is written."""
+    positive = (
+        "total_timesteps",
+        "buffer_size",
+        "batch_size",
+        "train_frequency",
+        "gradient_steps",
+        "target_network_frequency",
+    )
+    for name in positive:
+        if getattr(args, name) <= 0:
+            raise UsageError(
+                f"dqn.py: --{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}."
+            )
+    if args.batch_size > args.buffer_size:
+        raise UsageError(
+            f"dqn.py: --batch-size {args.batch_size} is larger than the replay buffer can ever hold (--buffer-size {args.buffer_size})."
+        )
+    first_update = -(-args.learning_starts // args.train_frequency) * args.train_frequency  # steps with t % F == 0
+    checks = [
+        (
+            first_update < args.total_timesteps,
+            f"--learning-starts {args.learning_starts} leaves no gradient step inside --total-timesteps "
+            f"{args.total_timesteps}, so the run would evaluate an untrained network; lower it or train longer",
+        ),
+        (args.loss in ("mse", "huber"), f"--loss must be mse or huber, got {args.loss!r}"),
+        (0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
+        (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
+        (0.0 < args.tau <= 1.0, f"--tau must lie in (0, 1], got {args.tau}"),
+        (
+            0.0 <= args.end_e <= 1.0 and 0.0 <= args.start_e <= 1.0,
+            f"--start-e and --end-e must lie in [0, 1], got {args.start_e} and {args.end_e}",
+        ),
+        (
+            0.0 <= args.exploration_fraction <= 1.0,
+            f"--exploration-fraction must lie in [0, 1], got {args.exploration_fraction}",
+        ),
+        (args.learning_starts >= 0, f"--learning-starts must be non-negative, got {args.learning_starts}"),
+        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
+        (args.max_grad_norm >= 0, f"--max-grad-norm must be non-negative, got {args.max_grad_norm}"),
+        (args.torch_threads >= 0, f"--torch-threads must be non-negative, got {args.torch_threads}"),
+        (
+            len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0,
+            f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(f"dqn.py: {message}.")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"dqn.py: --device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            f"dqn.py: --device {name} was asked for, but torch sees no CUDA GPU on this machine; use --device cpu or auto."
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(
+            f"dqn.py: --device {name} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)."
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"dqn.py: --device {name} is not supported; use auto, cpu, cuda or cuda:N.")
+    return device
+
+
+def make_checked_env(env_id: str) -> gym.Env:
+    try:
+        env = make_env(env_id)
+    except gym.error.Error as error:
+        raise UsageError(f"dqn.py cannot make the environment {env_id!r}: {error}") from None
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        env.close()
+        raise UsageError(
+            f"dqn.py needs a Discrete action space, but {env_id} has {env.action_space}; "
+            "for continuous (Box) actions use ddpg.py, reinforce.py, trpo.py or natural_gradient.py."
+        )
+    return env
+
+
+@contextlib.contextmanager
+def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
+    """Seed random, numpy and torch and set torch's threads and determinism for one run; on the way out
+    (return or raise) put back what the caller had, so that calling train() leaves its process as it was."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    warn_only, cublas = torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # torch's generators
+        try:
+            if args.torch_threads > 0:
+                torch.set_num_threads(args.torch_threads)
+            if args.torch_deterministic and device.type == "cuda" and cublas is None:
+                os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
+            torch.use_deterministic_algorithms(args.torch_deterministic)
+            random.seed(args.seed)
+            np.random.seed(args.seed)
+            torch.manual_seed(args.seed)
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+            if cublas is None:
+                os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
+def make_run_dir(args: Args) -> str:
+    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
+    name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    os.makedirs(args.log_dir, exist_ok=True)
+    for attempt in range(1000):
+        run_dir = os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}")
+        try:
+            os.mkdir(run_dir)  # fails if another run took this name, so no run writes into another's
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"dqn.py: could not create a fresh run directory under {args.log_dir}.")
 
 
 if __name__ == "__main__":

@@ -119,10 +119,6 @@ class Args:
     """write every collected transition to this .npz file at the end (needs buffer_size ≥ total_timesteps)"""
 
 
-class UsageError(ValueError):
-    """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
-
-
 # ----------------------------------------------------------------------------------------- networks
 class QNetwork(nn.Module):
     """q̂_w: observation [B, obs_dim] → one Q-value per action [B, n_actions]."""
@@ -196,41 +192,6 @@ class ReplayBuffer:
         the buffer never wrapped, so slot i holds the i-th transition)."""
         arrays = (self.obs, self.actions, self.rewards, self.next_obs, self.terminated, self.truncated)
         return {name: a[: self.size] for name, a in zip(DATASET_FIELDS, arrays, strict=True)}
-
-
-def load_dataset(path: str, obs_dim: int, n_actions: int) -> dict[str, np.ndarray]:
-    """Read a dataset file and check every array; anything malformed is one UsageError naming the file and the fault."""
-
-    def refuse(problem: str) -> UsageError:
-        return UsageError(f"fitted_q.py: the dataset {path!r} {problem}.")
-
-    try:  # an empty file, one that is no zip archive, a lone .npy, arrays of pickled objects
-        with np.load(path, allow_pickle=False) as file:
-            data = {name: file[name] for name in file.files}
-    except Exception:
-        raise refuse("is not an .npz archive of numeric arrays (as --save-dataset writes)") from None
-    missing = [name for name in DATASET_FIELDS if name not in data]
-    if missing:
-        raise refuse(f"lacks the array(s) {', '.join(missing)}")
-    if data["action"].ndim != 1 or len(data["action"]) == 0:
-        raise refuse(f"has action of shape {data['action'].shape}; expected (m,) for m ≥ 1 transitions")
-    m = len(data["action"])
-    for name in DATASET_FIELDS:
-        array, shape = data[name], (m, obs_dim) if name in ("obs", "next_obs") else (m,)
-        if array.shape != shape:
-            raise refuse(f"has {name} of shape {array.shape}; expected {shape} for {m} transitions of this env")
-        if not (
-            np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating) or array.dtype == bool
-        ):
-            raise refuse(f"has {name} of dtype {array.dtype}; expected integers, floats or booleans")
-        if not np.all(np.isfinite(array)):
-            raise refuse(f"has NaN or infinite values in {name}")
-    if not np.all((data["action"] == np.round(data["action"])) & (data["action"] >= 0) & (data["action"] < n_actions)):
-        raise refuse(f"has actions that are not whole numbers in 0..{n_actions - 1}")
-    for name in ("terminated", "truncated"):
-        if not np.all((data[name] == 0) | (data[name] == 1)):
-            raise refuse(f"has {name} values other than 0 and 1")
-    return data
 
 
 # --------------------------------------------------------------------------------- the algorithm
@@ -331,153 +292,7 @@ def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device:
     return returns
 
 
-# -------------------------------------------------------------------------------------- training
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(
-            f"fitted_q.py: --device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N."
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(
-            f"fitted_q.py: --device {name} was asked for, but torch sees no CUDA GPU on this machine; "
-            "use --device cpu or auto."
-        )
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UsageError(
-            f"fitted_q.py: --device {name} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)."
-        )
-    if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"fitted_q.py: --device {name} is not supported; use auto, cpu, cuda or cuda:N.")
-    return device
-
-
-def check_args(args: Args) -> None:
-    """Reject settings that cannot work, each with one sentence, before anything is written."""
-    positive = ("total_timesteps", "buffer_size", "batch_size", "transitions_per_iteration", "fit_steps")
-    for name in positive:
-        if getattr(args, name) <= 0:
-            flag = name.replace("_", "-")
-            raise UsageError(f"fitted_q.py: --{flag} must be a positive integer, got {getattr(args, name)}.")
-    if args.dataset is not None:
-        collection_only = ("buffer_size", "learning_starts", "start_e", "end_e", "exploration_fraction")
-        changed = [name for name in collection_only if getattr(args, name) != getattr(Args, name)]
-        if changed:
-            flags = ", ".join("--" + name.replace("_", "-") for name in changed)
-            raise UsageError(
-                f"fitted_q.py: --dataset trains offline and collects nothing, so {flags} would have no effect."
-            )
-    elif args.batch_size > args.buffer_size:
-        raise UsageError(
-            f"fitted_q.py: --batch-size {args.batch_size} is larger than the replay buffer can ever hold "
-            f"(--buffer-size {args.buffer_size})."
-        )
-    if args.dataset is not None and not os.path.isfile(args.dataset):
-        raise UsageError(f"fitted_q.py: the dataset {args.dataset!r} does not exist.")
-    if args.dataset is not None and args.save_dataset is not None:
-        raise UsageError(
-            "fitted_q.py: --dataset trains offline and collects nothing, so --save-dataset has nothing to write."
-        )
-    if args.save_dataset is not None:
-        if args.total_timesteps > args.buffer_size:
-            raise UsageError(
-                f"fitted_q.py: --save-dataset keeps every transition, but --buffer-size {args.buffer_size} holds fewer "
-                f"than --total-timesteps {args.total_timesteps}; raise --buffer-size to at least {args.total_timesteps}."
-            )
-        if not args.save_dataset.endswith(".npz"):
-            raise UsageError(f"fitted_q.py: --save-dataset {args.save_dataset!r} must end in .npz.")
-        if os.path.exists(args.save_dataset):
-            raise UsageError(f"fitted_q.py: {args.save_dataset!r} exists already; pick a new --save-dataset path.")
-        if not os.path.isdir(os.path.dirname(os.path.abspath(args.save_dataset))):
-            raise UsageError(f"fitted_q.py: the directory of --save-dataset {args.save_dataset!r} does not exist.")
-    checks = [
-        (
-            args.dataset is not None or args.learning_starts < args.total_timesteps,
-            f"--learning-starts {args.learning_starts} leaves no regression inside --total-timesteps "
-            f"{args.total_timesteps}, so the run would evaluate an untrained network; lower it or train longer",
-        ),
-        (args.optimizer in ("adam", "rprop"), f"--optimizer must be adam or rprop, got {args.optimizer!r}"),
-        (0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
-        (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
-        (0.0 < args.tau <= 1.0, f"--tau must lie in (0, 1], got {args.tau}"),
-        (
-            0.0 <= args.end_e <= 1.0 and 0.0 <= args.start_e <= 1.0,
-            f"--start-e and --end-e must lie in [0, 1], got {args.start_e} and {args.end_e}",
-        ),
-        (
-            0.0 <= args.exploration_fraction <= 1.0,
-            f"--exploration-fraction must lie in [0, 1], got {args.exploration_fraction}",
-        ),
-        (args.learning_starts >= 0, f"--learning-starts must be non-negative, got {args.learning_starts}"),
-        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
-        (args.max_grad_norm >= 0, f"--max-grad-norm must be non-negative, got {args.max_grad_norm}"),
-        (args.torch_threads >= 0, f"--torch-threads must be non-negative, got {args.torch_threads}"),
-        (
-            len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0,
-            f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
-        ),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(f"fitted_q.py: {message}.")
-
-
-def make_checked_env(env_id: str) -> gym.Env:
-    try:
-        env = make_env(env_id)
-    except gym.error.Error as error:
-        raise UsageError(f"fitted_q.py cannot make the environment {env_id!r}: {error}") from None
-    if not isinstance(env.action_space, gym.spaces.Discrete):
-        env.close()
-        raise UsageError(
-            f"fitted_q.py needs a Discrete action space, but {env_id} has {env.action_space}; "
-            "for continuous (Box) actions use ddpg.py, reinforce.py, trpo.py or natural_gradient.py."
-        )
-    return env
-
-
-@contextlib.contextmanager
-def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
-    """Seed random, numpy and torch and set torch's threads and determinism for one run; on the way out
-    (return or raise) put back what the caller had, so that calling train() leaves its process as it was."""
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    warn_only, cublas = torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # torch's generators
-        try:
-            if args.torch_threads > 0:
-                torch.set_num_threads(args.torch_threads)
-            if args.torch_deterministic and device.type == "cuda" and cublas is None:
-                os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
-            torch.use_deterministic_algorithms(args.torch_deterministic)
-            random.seed(args.seed)
-            np.random.seed(args.seed)
-            torch.manual_seed(args.seed)
-            yield
-        finally:
-            torch.set_num_threads(threads)
-            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)
-            if cublas is None:
-                os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
-
-
-def make_run_dir(args: Args) -> str:
-    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
-    name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    os.makedirs(args.log_dir, exist_ok=True)
-    for attempt in range(1000):
-        run_dir = os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}")
-        try:
-            os.mkdir(run_dir)  # fails if another run took this name, so no run writes into another's
-            return run_dir
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"fitted_q.py: could not create a fresh run directory under {args.log_dir}.")
+# ------------------------------------------------------------------------------------- training loop
 
 
 def train(args: Args) -> dict:
@@ -603,6 +418,195 @@ def train(args: Args) -> dict:
             "q_network": q_network,
             "replay_buffer": replay_buffer,
         }
+
+
+# ------------------------------------------------------------------ plumbing: the algorithm ends above
+# Input checks, the device, seeds and threads, the run directory, file I/O and the command line.
+class UsageError(ValueError):
+    """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
+
+
+def check_args(args: Args) -> None:
+    """Reject settings that cannot work, each with one sentence, before anything is written."""
+    positive = ("total_timesteps", "buffer_size", "batch_size", "transitions_per_iteration", "fit_steps")
+    for name in positive:
+        if getattr(args, name) <= 0:
+            flag = name.replace("_", "-")
+            raise UsageError(f"fitted_q.py: --{flag} must be a positive integer, got {getattr(args, name)}.")
+    if args.dataset is not None:
+        collection_only = ("buffer_size", "learning_starts", "start_e", "end_e", "exploration_fraction")
+        changed = [name for name in collection_only if getattr(args, name) != getattr(Args, name)]
+        if changed:
+            flags = ", ".join("--" + name.replace("_", "-") for name in changed)
+            raise UsageError(
+                f"fitted_q.py: --dataset trains offline and collects nothing, so {flags} would have no effect."
+            )
+    elif args.batch_size > args.buffer_size:
+        raise UsageError(
+            f"fitted_q.py: --batch-size {args.batch_size} is larger than the replay buffer can ever hold "
+            f"(--buffer-size {args.buffer_size})."
+        )
+    if args.dataset is not None and not os.path.isfile(args.dataset):
+        raise UsageError(f"fitted_q.py: the dataset {args.dataset!r} does not exist.")
+    if args.dataset is not None and args.save_dataset is not None:
+        raise UsageError(
+            "fitted_q.py: --dataset trains offline and collects nothing, so --save-dataset has nothing to write."
+        )
+    if args.save_dataset is not None:
+        if args.total_timesteps > args.buffer_size:
+            raise UsageError(
+                f"fitted_q.py: --save-dataset keeps every transition, but --buffer-size {args.buffer_size} holds fewer "
+                f"than --total-timesteps {args.total_timesteps}; raise --buffer-size to at least {args.total_timesteps}."
+            )
+        if not args.save_dataset.endswith(".npz"):
+            raise UsageError(f"fitted_q.py: --save-dataset {args.save_dataset!r} must end in .npz.")
+        if os.path.exists(args.save_dataset):
+            raise UsageError(f"fitted_q.py: {args.save_dataset!r} exists already; pick a new --save-dataset path.")
+        if not os.path.isdir(os.path.dirname(os.path.abspath(args.save_dataset))):
+            raise UsageError(f"fitted_q.py: the directory of --save-dataset {args.save_dataset!r} does not exist.")
+    checks = [
+        (
+            args.dataset is not None or args.learning_starts < args.total_timesteps,
+            f"--learning-starts {args.learning_starts} leaves no regression inside --total-timesteps "
+            f"{args.total_timesteps}, so the run would evaluate an untrained network; lower it or train longer",
+        ),
+        (args.optimizer in ("adam", "rprop"), f"--optimizer must be adam or rprop, got {args.optimizer!r}"),
+        (0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
+        (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
+        (0.0 < args.tau <= 1.0, f"--tau must lie in (0, 1], got {args.tau}"),
+        (
+            0.0 <= args.end_e <= 1.0 and 0.0 <= args.start_e <= 1.0,
+            f"--start-e and --end-e must lie in [0, 1], got {args.start_e} and {args.end_e}",
+        ),
+        (
+            0.0 <= args.exploration_fraction <= 1.0,
+            f"--exploration-fraction must lie in [0, 1], got {args.exploration_fraction}",
+        ),
+        (args.learning_starts >= 0, f"--learning-starts must be non-negative, got {args.learning_starts}"),
+        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
+        (args.max_grad_norm >= 0, f"--max-grad-norm must be non-negative, got {args.max_grad_norm}"),
+        (args.torch_threads >= 0, f"--torch-threads must be non-negative, got {args.torch_threads}"),
+        (
+            len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0,
+            f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(f"fitted_q.py: {message}.")
+
+
+def load_dataset(path: str, obs_dim: int, n_actions: int) -> dict[str, np.ndarray]:
+    """Read a dataset file and check every array; anything malformed is one UsageError naming the file and the fault."""
+
+    def refuse(problem: str) -> UsageError:
+        return UsageError(f"fitted_q.py: the dataset {path!r} {problem}.")
+
+    try:  # an empty file, one that is no zip archive, a lone .npy, arrays of pickled objects
+        with np.load(path, allow_pickle=False) as file:
+            data = {name: file[name] for name in file.files}
+    except Exception:
+        raise refuse("is not an .npz archive of numeric arrays (as --save-dataset writes)") from None
+    missing = [name for name in DATASET_FIELDS if name not in data]
+    if missing:
+        raise refuse(f"lacks the array(s) {', '.join(missing)}")
+    if data["action"].ndim != 1 or len(data["action"]) == 0:
+        raise refuse(f"has action of shape {data['action'].shape}; expected (m,) for m ≥ 1 transitions")
+    m = len(data["action"])
+    for name in DATASET_FIELDS:
+        array, shape = data[name], (m, obs_dim) if name in ("obs", "next_obs") else (m,)
+        if array.shape != shape:
+            raise refuse(f"has {name} of shape {array.shape}; expected {shape} for {m} transitions of this env")
+        if not (
+            np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating) or array.dtype == bool
+        ):
+            raise refuse(f"has {name} of dtype {array.dtype}; expected integers, floats or booleans")
+        if not np.all(np.isfinite(array)):
+            raise refuse(f"has NaN or infinite values in {name}")
+    if not np.all((data["action"] == np.round(data["action"])) & (data["action"] >= 0) & (data["action"] < n_actions)):
+        raise refuse(f"has actions that are not whole numbers in 0..{n_actions - 1}")
+    for name in ("terminated", "truncated"):
+        if not np.all((data[name] == 0) | (data[name] == 1)):
+            raise refuse(f"has {name} values other than 0 and 1")
+    return data
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(
+            f"fitted_q.py: --device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N."
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            f"fitted_q.py: --device {name} was asked for, but torch sees no CUDA GPU on this machine; "
+            "use --device cpu or auto."
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(
+            f"fitted_q.py: --device {name} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)."
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"fitted_q.py: --device {name} is not supported; use auto, cpu, cuda or cuda:N.")
+    return device
+
+
+def make_checked_env(env_id: str) -> gym.Env:
+    try:
+        env = make_env(env_id)
+    except gym.error.Error as error:
+        raise UsageError(f"fitted_q.py cannot make the environment {env_id!r}: {error}") from None
+    if not isinstance(env.action_space, gym.spaces.Discrete):
+        env.close()
+        raise UsageError(
+            f"fitted_q.py needs a Discrete action space, but {env_id} has {env.action_space}; "
+            "for continuous (Box) actions use ddpg.py, reinforce.py, trpo.py or natural_gradient.py."
+        )
+    return env
+
+
+@contextlib.contextmanager
+def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
+    """Seed random, numpy and torch and set torch's threads and determinism for one run; on the way out
+    (return or raise) put back what the caller had, so that calling train() leaves its process as it was."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    warn_only, cublas = torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # torch's generators
+        try:
+            if args.torch_threads > 0:
+                torch.set_num_threads(args.torch_threads)
+            if args.torch_deterministic and device.type == "cuda" and cublas is None:
+                os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
+            torch.use_deterministic_algorithms(args.torch_deterministic)
+            random.seed(args.seed)
+            np.random.seed(args.seed)
+            torch.manual_seed(args.seed)
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+            if cublas is None:
+                os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
+def make_run_dir(args: Args) -> str:
+    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
+    name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    os.makedirs(args.log_dir, exist_ok=True)
+    for attempt in range(1000):
+        run_dir = os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}")
+        try:
+            os.mkdir(run_dir)  # fails if another run took this name, so no run writes into another's
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"fitted_q.py: could not create a fresh run directory under {args.log_dir}.")
 
 
 if __name__ == "__main__":

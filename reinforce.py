@@ -118,10 +118,6 @@ class Args:
     """Box actions: initial log std of the Gaussian, in units of the bounds' half-width"""
 
 
-class UsageError(ValueError):
-    """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
-
-
 # ----------------------------------------------------------------------------------------- networks
 def mlp(in_dim: int, out_dim: int, hidden_sizes: tuple[int, ...], out_gain: float) -> nn.Sequential:
     """A tanh MLP; the last layer starts scaled by `out_gain` (small for a policy: near-uniform at first)."""
@@ -354,116 +350,12 @@ def evaluate(policy: Policy, env_id: str, seed: int, episodes: int, device: torc
     return returns
 
 
-# -------------------------------------------------------------------------------------- training
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(
-            f"reinforce.py: --device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N."
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(
-            f"reinforce.py: --device {name} was asked for, but torch sees no CUDA GPU on this machine; use --device cpu or auto."
-        )
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UsageError(
-            f"reinforce.py: --device {name} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)."
-        )
-    if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"reinforce.py: --device {name} is not supported; use auto, cpu, cuda or cuda:N.")
-    return device
-
-
-def check_args(args: Args) -> None:
-    """Reject settings that cannot work, each with one sentence, before anything is written."""
-    for name in ("total_timesteps", "num_envs", "steps_per_update"):
-        if getattr(args, name) <= 0:
-            raise UsageError(
-                f"reinforce.py: --{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}."
-            )
-    checks = [
-        (args.gamma is None or 0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
-        (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
-        (args.value_learning_rate > 0, f"--value-learning-rate must be positive, got {args.value_learning_rate}"),
-        (args.value_iters >= 0, f"--value-iters must be non-negative, got {args.value_iters}"),
-        (math.isfinite(args.init_log_std), f"--init-log-std must be a finite number, got {args.init_log_std}"),
-        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
-        (args.torch_threads >= 0, f"--torch-threads must be non-negative, got {args.torch_threads}"),
-        (
-            all(width > 0 for width in args.hidden_sizes),
-            f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
-        ),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(f"reinforce.py: {message}.")
-
-
-def make_checked_envs(env_id: str, num_envs: int) -> list[gym.Env]:
-    try:
-        envs = [make_env(env_id) for _ in range(num_envs)]
-    except gym.error.Error as error:
-        raise UsageError(f"reinforce.py cannot make the environment {env_id!r}: {error}") from None
-    space = envs[0].action_space
-    if not isinstance(space, gym.spaces.Discrete | gym.spaces.Box) or (
-        isinstance(space, gym.spaces.Box) and len(space.shape) != 1
-    ):
-        for env in envs:
-            env.close()
-        raise UsageError(
-            f"reinforce.py needs a Discrete or a one-dimensional Box action space, but {env_id} has {space}; "
-            "wrap the env to flatten its actions first."
-        )
-    return envs
+# ------------------------------------------------------------------------------------- training loop
 
 
 def default_gamma(env_id: str) -> float:
     """γ when --gamma is not given: 0.9 on Pendulum-v1, 0.99 on every other env (README.md has the measurements)."""
     return 0.9 if env_id == "Pendulum-v1" else 0.99
-
-
-@contextlib.contextmanager
-def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
-    """Seed random, numpy and torch and set torch's threads and determinism for one run; on the way out
-    (return or raise) put back what the caller had, so that calling train() leaves its process as it was."""
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    warn_only, cublas = torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # torch's generators
-        try:
-            if args.torch_threads > 0:
-                torch.set_num_threads(args.torch_threads)
-            if args.torch_deterministic and device.type == "cuda" and cublas is None:
-                os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
-            torch.use_deterministic_algorithms(args.torch_deterministic)
-            random.seed(args.seed)
-            np.random.seed(args.seed)
-            torch.manual_seed(args.seed)
-            yield
-        finally:
-            torch.set_num_threads(threads)
-            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)
-            if cublas is None:
-                os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
-
-
-def make_run_dir(args: Args) -> str:
-    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
-    name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    os.makedirs(args.log_dir, exist_ok=True)
-    for attempt in range(1000):
-        run_dir = os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}")
-        try:
-            os.mkdir(run_dir)  # fails if another run took this name, so no run writes into another's
-            return run_dir
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"reinforce.py: could not create a fresh run directory under {args.log_dir}.")
 
 
 def batch_returns(
@@ -609,6 +501,118 @@ def train(args: Args) -> dict:
         if value is not None:
             result["value"] = value
         return result
+
+
+# ------------------------------------------------------------------ plumbing: the algorithm ends above
+# Input checks, the device, seeds and threads, the run directory, file I/O and the command line.
+class UsageError(ValueError):
+    """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
+
+
+def check_args(args: Args) -> None:
+    """Reject settings that cannot work, each with one sentence, before anything is written."""
+    for name in ("total_timesteps", "num_envs", "steps_per_update"):
+        if getattr(args, name) <= 0:
+            raise UsageError(
+                f"reinforce.py: --{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}."
+            )
+    checks = [
+        (args.gamma is None or 0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
+        (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
+        (args.value_learning_rate > 0, f"--value-learning-rate must be positive, got {args.value_learning_rate}"),
+        (args.value_iters >= 0, f"--value-iters must be non-negative, got {args.value_iters}"),
+        (math.isfinite(args.init_log_std), f"--init-log-std must be a finite number, got {args.init_log_std}"),
+        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
+        (args.torch_threads >= 0, f"--torch-threads must be non-negative, got {args.torch_threads}"),
+        (
+            all(width > 0 for width in args.hidden_sizes),
+            f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(f"reinforce.py: {message}.")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(
+            f"reinforce.py: --device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N."
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            f"reinforce.py: --device {name} was asked for, but torch sees no CUDA GPU on this machine; use --device cpu or auto."
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(
+            f"reinforce.py: --device {name} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)."
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"reinforce.py: --device {name} is not supported; use auto, cpu, cuda or cuda:N.")
+    return device
+
+
+def make_checked_envs(env_id: str, num_envs: int) -> list[gym.Env]:
+    try:
+        envs = [make_env(env_id) for _ in range(num_envs)]
+    except gym.error.Error as error:
+        raise UsageError(f"reinforce.py cannot make the environment {env_id!r}: {error}") from None
+    space = envs[0].action_space
+    if not isinstance(space, gym.spaces.Discrete | gym.spaces.Box) or (
+        isinstance(space, gym.spaces.Box) and len(space.shape) != 1
+    ):
+        for env in envs:
+            env.close()
+        raise UsageError(
+            f"reinforce.py needs a Discrete or a one-dimensional Box action space, but {env_id} has {space}; "
+            "wrap the env to flatten its actions first."
+        )
+    return envs
+
+
+@contextlib.contextmanager
+def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
+    """Seed random, numpy and torch and set torch's threads and determinism for one run; on the way out
+    (return or raise) put back what the caller had, so that calling train() leaves its process as it was."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    warn_only, cublas = torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # torch's generators
+        try:
+            if args.torch_threads > 0:
+                torch.set_num_threads(args.torch_threads)
+            if args.torch_deterministic and device.type == "cuda" and cublas is None:
+                os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
+            torch.use_deterministic_algorithms(args.torch_deterministic)
+            random.seed(args.seed)
+            np.random.seed(args.seed)
+            torch.manual_seed(args.seed)
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+            if cublas is None:
+                os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
+def make_run_dir(args: Args) -> str:
+    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
+    name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    os.makedirs(args.log_dir, exist_ok=True)
+    for attempt in range(1000):
+        run_dir = os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}")
+        try:
+            os.mkdir(run_dir)  # fails if another run took this name, so no run writes into another's
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"reinforce.py: could not create a fresh run directory under {args.log_dir}.")
 
 
 if __name__ == "__main__":
