@@ -193,6 +193,8 @@ def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir)
         ({"num_envs": 0}, "--num-envs must be a positive integer"),
         ({"max_kl": -1.0}, "--max-kl must be positive"),
         ({"cg_damping": -0.1}, "--cg-damping must be non-negative"),
+        ({"vanilla": True, "cg_iters": 20}, "which --vanilla skips"),
+        ({"vanilla": True, "cg_damping": 0.01}, "which --vanilla skips"),
         ({"device": "cuda:7"} if not torch.cuda.is_available() else {"device": "tpu"}, "--device"),
     ],
 )

@@ -122,11 +122,11 @@ def test_the_full_step_is_sized_by_the_undamped_fisher_matrix_whatever_the_dampi
     assert logged["policy/quadratic_kl"] == pytest.approx(fraction**2 * 1e-5, rel=1e-3)
 
 
-def test_a_line_search_backs_off_to_the_first_fraction_within_max_kl_that_improves():
-    # A step of 3× the trust-region length has a quadratic KL model of 9δ: the search must shrink it to
-    # β^k s for the first k whose measured KL is ≤ δ and whose surrogate is higher, computed here one by one.
+def line_search_problem(n: int):
+    """A small categorical policy, a batch, its L and D̄ at the policy's current θ (the line search's
+    `evaluate_surrogate_and_kl`), the old distribution and log-probabilities, and g = ∇L at θ."""
     policy = small_policy(trpo, "categorical")
-    obs, actions, advantages = batch_for(policy, n=256)
+    obs, actions, advantages = batch_for(policy, n=n)
     with torch.no_grad():
         old = policy(obs)
         old_log_prob = old.log_prob(actions)
@@ -135,8 +135,15 @@ def test_a_line_search_backs_off_to_the_first_fraction_within_max_kl_that_improv
         return trpo.surrogate_and_kl(policy, obs, actions, advantages, old, old_log_prob)
 
     surrogate, _ = evaluate()
+    gradient = torch.nn.utils.parameters_to_vector(torch.autograd.grad(surrogate, list(policy.parameters())))
+    return policy, obs, actions, advantages, old, old_log_prob, evaluate, gradient
+
+
+def test_a_line_search_backs_off_to_the_first_fraction_within_max_kl_that_improves():
+    # A step of 3× the trust-region length has a quadratic KL model of 9δ: the search must shrink it to
+    # β^k s for the first k whose measured KL is ≤ δ and whose surrogate is higher, computed here one by one.
+    policy, obs, actions, advantages, old, old_log_prob, evaluate, gradient = line_search_problem(256)
     params = list(policy.parameters())
-    gradient = torch.nn.utils.parameters_to_vector(torch.autograd.grad(surrogate, params))
     fisher = explicit_kl_hessian(policy, obs)
     x = torch.linalg.solve(fisher + 0.1 * torch.eye(len(fisher)), gradient)
     step = 3 * trpo.trust_region_step(x, fisher @ x, 0.01)
@@ -160,17 +167,7 @@ def test_a_line_search_backs_off_to_the_first_fraction_within_max_kl_that_improv
 
 
 def test_a_line_search_with_no_qualifying_step_keeps_the_old_parameters():
-    policy = small_policy(trpo, "categorical")
-    obs, actions, advantages = batch_for(policy)
-    with torch.no_grad():
-        old = policy(obs)
-        old_log_prob = old.log_prob(actions)
-
-    def evaluate():
-        return trpo.surrogate_and_kl(policy, obs, actions, advantages, old, old_log_prob)
-
-    surrogate, _ = evaluate()
-    gradient = torch.nn.utils.parameters_to_vector(torch.autograd.grad(surrogate, list(policy.parameters())))
+    policy, *_, evaluate, gradient = line_search_problem(64)
     before = flat_params(policy)
     # Downhill: every fraction of −g lowers the surrogate, so no step qualifies.
     fraction, improvement, kl = trpo.line_search(policy, -0.1 * gradient, evaluate, 0.05, 10, 0.8)
