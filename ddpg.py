@@ -40,14 +40,19 @@ Examples:
 """
 
 import contextlib
+import itertools
 import math
+import numbers
 import os
 import random
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+import typing
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Literal, NamedTuple
+from typing import BinaryIO, Literal, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -323,14 +328,13 @@ LOG_INTERVAL = 100  # environment steps between reads of the losses (each read w
 def train(args: Args) -> dict:
     check_args(args)
     device = resolve_device(args.device)
-    env = make_checked_env(args.env_id)
+    env = make_checked_env(args, device)
+    run_dir = make_run_dir(args)
 
-    with seeded_run(args, device):  # seeds, threads, determinism; the caller's settings come back after
+    # seeds, threads, determinism (the caller's settings come back after); the logs are flushed however the run ends
+    with seeded_run(args, device), SummaryWriter(run_dir) as writer:
         rng = np.random.default_rng(args.seed)
         env.action_space.seed(args.seed)
-
-        run_dir = make_run_dir(args)
-        writer = SummaryWriter(run_dir)
         table = "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
         writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
 
@@ -346,7 +350,8 @@ def train(args: Args) -> dict:
         # The fused kernels take ~30 % less time per step on CPU for networks this small.
         actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
         critic_optimizer = torch.optim.Adam(critic.parameters(), lr=args.critic_learning_rate, fused=True)
-        replay_buffer = ReplayBuffer(args.buffer_size, obs_dim, act_dim, rng)
+        # A run never stores more transitions than it takes, so a larger buffer would only cost memory.
+        replay_buffer = ReplayBuffer(min(args.buffer_size, args.total_timesteps), obs_dim, act_dim, rng)
         sigma = args.exploration_noise * (high - low) / 2.0
         noise = (
             OrnsteinUhlenbeckNoise(sigma, args.ou_theta, rng) if args.noise_type == "ou" else GaussianNoise(sigma, rng)
@@ -355,84 +360,76 @@ def train(args: Args) -> dict:
         episodic_returns: list[float] = []
         episode_end_steps: list[int] = []  # the global step each of them is logged at
         progress_every = max(1, args.total_timesteps // 10)
-        last_logged_step = -LOG_INTERVAL
+        global_step, last_logged_step = 0, -LOG_INTERVAL
         updates, pi_loss = 0, None  # pi_loss: −J(θ) of the actor's latest step
         start_time = time.perf_counter()
         obs, _ = env.reset(seed=args.seed)
-        for global_step in range(args.total_timesteps):
-            if global_step < args.learning_starts:
-                action = env.action_space.sample()
-            else:
-                with torch.no_grad():
-                    mu = actor(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))[0]
-                action = np.clip(mu.cpu().numpy() + noise.sample(), low, high).astype(env.action_space.dtype)
-            next_obs, reward, terminated, truncated, info = env.step(action)
-            # next_obs is the real successor, also when the episode just ended: the reset comes after.
-            replay_buffer.add(obs, action, float(reward), next_obs, terminated)
-            if terminated or truncated:
-                episodic_returns.append(float(info["episode"]["r"]))
-                episode_end_steps.append(global_step)
-                writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
-                writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
-                obs, _ = env.reset()
-                noise.reset()
-            else:
-                obs = next_obs
+        try:
+            for global_step in range(args.total_timesteps):
+                if global_step < args.learning_starts:
+                    action = env.action_space.sample()
+                else:
+                    with torch.no_grad():
+                        mu = actor(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))[0]
+                    action = np.clip(mu.cpu().numpy() + noise.sample(), low, high).astype(env.action_space.dtype)
+                next_obs, reward, terminated, truncated, info = env.step(action)
+                # next_obs is the real successor, also when the episode just ended: the reset comes after.
+                replay_buffer.add(obs, action, float(reward), next_obs, terminated)
+                if terminated or truncated:
+                    episodic_returns.append(float(info["episode"]["r"]))
+                    episode_end_steps.append(global_step)
+                    writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
+                    writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
+                    obs, _ = env.reset()
+                    noise.reset()
+                else:
+                    obs = next_obs
 
-            if global_step >= args.learning_starts:
-                batch = replay_buffer.sample(args.batch_size, device)
-                updates += 1
-                q_loss, actor_step_loss = ddpg_update(
-                    batch,
-                    actor,
-                    critic,
-                    target_actor,
-                    target_critic,
-                    actor_optimizer,
-                    critic_optimizer,
-                    args.gamma,
-                    args.tau,
-                    update_actor=updates % args.policy_frequency == 0,
-                )
-                pi_loss = actor_step_loss if actor_step_loss is not None else pi_loss
-                # .item() waits for the device: read the losses (and check them) only every LOG_INTERVAL steps.
-                if global_step - last_logged_step >= LOG_INTERVAL and updates >= args.policy_frequency:
-                    last_logged_step = global_step
-                    q_value, pi_value = q_loss.item(), pi_loss.item()
-                    writer.add_scalar("losses/critic_loss", q_value, global_step)
-                    writer.add_scalar("losses/actor_loss", pi_value, global_step)
-                    if not (math.isfinite(q_value) and math.isfinite(pi_value)):
-                        writer.close()
-                        env.close()
-                        raise FloatingPointError(
-                            f"ddpg.py: the critic loss became {q_value} and the actor loss {pi_value} at step "
-                            f"{global_step}; try lower learning rates."
-                        )
+                if global_step >= args.learning_starts:
+                    batch = replay_buffer.sample(args.batch_size, device)
+                    updates += 1
+                    q_loss, actor_step_loss = ddpg_update(
+                        batch,
+                        actor,
+                        critic,
+                        target_actor,
+                        target_critic,
+                        actor_optimizer,
+                        critic_optimizer,
+                        args.gamma,
+                        args.tau,
+                        update_actor=updates % args.policy_frequency == 0,
+                    )
+                    pi_loss = actor_step_loss if actor_step_loss is not None else pi_loss
+                    # .item() waits for the device: read the losses (and check them) only every LOG_INTERVAL steps.
+                    if global_step - last_logged_step >= LOG_INTERVAL and updates >= args.policy_frequency:
+                        losses = {"losses/critic_loss": q_loss.item(), "losses/actor_loss": pi_loss.item()}
+                        for tag, number in losses.items():
+                            writer.add_scalar(tag, number, global_step)
+                        check_finite(losses, {}, max(last_logged_step, 0), global_step)
+                        last_logged_step = global_step
 
-            if (global_step + 1) % progress_every == 0:
-                sps = (global_step + 1) / (time.perf_counter() - start_time)
-                writer.add_scalar("charts/SPS", sps, global_step)
-                latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
-                print(
-                    f"step {global_step + 1}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True
-                )
-        train_time = time.perf_counter() - start_time
-        sps = args.total_timesteps / train_time
-        env.close()
+                if (global_step + 1) % progress_every == 0:
+                    sps = (global_step + 1) / (time.perf_counter() - start_time)
+                    writer.add_scalar("charts/SPS", sps, global_step)
+                    latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
+                    print(
+                        f"step {global_step + 1}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}",
+                        flush=True,
+                    )
+            train_time = time.perf_counter() - start_time
+            sps = args.total_timesteps / train_time
+            env.close()
 
-        eval_returns = evaluate(actor, args.env_id, args.seed, args.eval_episodes, device)
+            # The losses were last read at last_logged_step: no non-finite weight may reach the results.
+            check_finite({}, {"actor": actor, "critic": critic}, last_logged_step, args.total_timesteps)
+            eval_returns = evaluate(actor, args.env_id, args.seed, args.eval_episodes, device)
+        except KeyboardInterrupt:
+            raise interrupted(args, run_dir, global_step, {"actor": actor, "critic": critic}) from None
         for i, episode_return in enumerate(eval_returns):
             writer.add_scalar("eval/return", episode_return, i)
         if args.save_model:
-            model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
-            state = {
-                "actor": {k: v.cpu() for k, v in actor.state_dict().items()},
-                "critic": {k: v.cpu() for k, v in critic.state_dict().items()},
-                "args": asdict(args),
-            }
-            torch.save(state, model_path)
-            print(f"model saved to {model_path}")
-        writer.close()
+            print(f"model saved to {save_model(args, run_dir, {'actor': actor, 'critic': critic})}")
 
         if eval_returns:
             summary = f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
@@ -455,13 +452,18 @@ def train(args: Args) -> dict:
 
 
 # ------------------------------------------------------------------ plumbing: the algorithm ends above
-# Input checks, the device, seeds and threads, the run directory, file I/O and the command line.
+# Input checks, the device, seeds and threads, the run directory, saving, Ctrl-C and the command line.
 class UsageError(ValueError):
     """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training or evaluation, raised after the model was saved (with --save-model); says where."""
+
+
 def check_args(args: Args) -> None:
     """Reject settings that cannot work, each with one sentence, before anything is written."""
+    check_types(args)
     for name in ("total_timesteps", "buffer_size", "batch_size", "policy_frequency"):
         if getattr(args, name) <= 0:
             flag = name.replace("_", "-")
@@ -471,6 +473,7 @@ def check_args(args: Args) -> None:
             f"ddpg.py: --batch-size {args.batch_size} is larger than the replay buffer can ever hold "
             f"(--buffer-size {args.buffer_size})."
         )
+    cores = os.cpu_count() or 1
     checks = [
         (
             args.total_timesteps - args.learning_starts >= args.policy_frequency,
@@ -478,7 +481,6 @@ def check_args(args: Args) -> None:
             f"{args.total_timesteps} (one every --policy-frequency {args.policy_frequency} steps after it), so the run "
             "would evaluate an untrained actor; lower it or train longer",
         ),
-        (args.noise_type in ("gaussian", "ou"), f"--noise-type must be gaussian or ou, got {args.noise_type!r}"),
         (0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
         (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
         (args.critic_learning_rate > 0, f"--critic-learning-rate must be positive, got {args.critic_learning_rate}"),
@@ -486,16 +488,66 @@ def check_args(args: Args) -> None:
         (args.exploration_noise >= 0, f"--exploration-noise must be non-negative, got {args.exploration_noise}"),
         (0.0 <= args.ou_theta <= 1.0, f"--ou-theta must lie in [0, 1], got {args.ou_theta}"),
         (args.learning_starts >= 0, f"--learning-starts must be non-negative, got {args.learning_starts}"),
-        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
-        (args.torch_threads >= 0, f"--torch-threads must be non-negative, got {args.torch_threads}"),
         (
             len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0,
             f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
+        ),
+        (0 <= args.seed < 2**32, f"--seed must lie in [0, 2**32 - 1] (numpy's seeds), got {args.seed}"),
+        (0 <= args.torch_threads <= cores, f"--torch-threads must lie in [0, {cores}] here, got {args.torch_threads}"),
+        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
+        (
+            args.exp_name not in ("", ".", "..") and not set("/\\\0") & set(args.exp_name),
+            f"--exp-name must be usable as a file name (no '/'), got {args.exp_name!r}",
         ),
     ]
     for ok, message in checks:
         if not ok:
             raise UsageError(f"ddpg.py: {message}.")
+    check_writable_directory("--log-dir", args.log_dir)
+
+
+def check_types(args: Args) -> None:
+    """In process a field can hold anything: each must match its annotation, and every float be finite."""
+    for name, kind in typing.get_type_hints(Args).items():
+        if not has_type(getattr(args, name), kind):
+            raise UsageError(
+                f"ddpg.py: --{name.replace('_', '-')} must be {describe(kind)}, got {getattr(args, name)!r}."
+            )
+
+
+def has_type(value: object, kind: object) -> bool:
+    if typing.get_origin(kind) is Literal:
+        return value in typing.get_args(kind)
+    if typing.get_origin(kind) is tuple:
+        return isinstance(value, tuple | list) and all(has_type(item, int) for item in value)
+    if kind is float:  # inf would pass every "> 0" check
+        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return isinstance(value, kind)  # type: ignore[arg-type]  # bool, str
+
+
+def describe(kind: object) -> str:
+    if typing.get_origin(kind) is Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(kind)))
+    return "a finite number" if kind is float else str(kind) if typing.get_origin(kind) else kind.__name__  # type: ignore[attr-defined]
+
+
+def check_writable_directory(flag: str, path: str) -> None:
+    """The directory must exist or be creatable, and be writable: a probe directory made in its nearest existing
+    ancestor, and removed at once, says so where permission bits do not (root, read-only mounts, /proc)."""
+    if not path:
+        raise UsageError(f"ddpg.py: {flag} is empty; give a directory.")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        where = "is a file" if existing == os.path.abspath(path) else f"lies under the file {existing!r}"
+        raise UsageError(f"ddpg.py: {flag} {path!r} {where}, not a directory.")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=existing))
+    except OSError as error:
+        raise UsageError(f"ddpg.py: {flag} {path!r} cannot be written ({existing!r}: {error.strerror}).") from None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -518,24 +570,70 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def make_checked_env(env_id: str) -> gym.Env:
+def make_checked_env(args: Args, device: torch.device) -> gym.Env:
+    """The env, or one sentence on why it cannot be made (any exception, not only Gymnasium's) or used here."""
     try:
-        env = make_env(env_id)
-    except gym.error.Error as error:
-        raise UsageError(f"ddpg.py cannot make the environment {env_id!r}: {error}") from None
+        with warnings.catch_warnings(record=True) as caught:  # shown below if the env is made, else the error says it
+            env = make_env(args.env_id)
+    except Exception as error:
+        reason = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
+        raise UsageError(f"ddpg.py cannot make the environment {args.env_id!r}: {reason}.") from None
+    for warning in caught:
+        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     space = env.action_space
-    if not isinstance(space, gym.spaces.Box):
-        env.close()
-        raise UsageError(
-            f"ddpg.py needs a Box (continuous) action space, but {env_id} has {space}; "
-            "for Discrete actions use dqn.py, reinforce.py, trpo.py or natural_gradient.py."
+    if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
+        problem = (
+            f"ddpg.py cannot use {args.env_id}: its observations ({env.unwrapped.observation_space}) "
+            "cannot be flattened into a vector of fixed length"
         )
-    if len(space.shape) != 1 or not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
-        env.close()
-        raise UsageError(
-            f"ddpg.py needs a flat Box action space with finite bounds to map its tanh actor onto, but {env_id} has {space}."
+    elif isinstance(space, gym.spaces.Discrete):
+        problem = (
+            f"ddpg.py needs a Box (continuous) action space, but {args.env_id} has {space}; "
+            "for Discrete actions use dqn.py, reinforce.py, trpo.py or natural_gradient.py"
         )
+    elif not isinstance(space, gym.spaces.Box):
+        problem = (
+            f"ddpg.py needs a Box (continuous) action space, but {args.env_id} has {space}, which no script here "
+            "handles; wrap the env to give it Box or Discrete actions"
+        )
+    elif len(space.shape) != 1 or not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        problem = (
+            f"ddpg.py needs a flat Box action space with finite bounds to map its tanh actor onto, but {args.env_id} "
+            f"has {space}"
+        )
+    else:
+        obs_dim, act_dim = env.observation_space.shape[0], space.shape[0]
+        actor, critic = (obs_dim, *args.hidden_sizes, act_dim), (obs_dim + act_dim, *args.hidden_sizes, 1)
+        weights = sum((a + 1) * b for widths in (actor, critic) for a, b in itertools.pairwise(widths))
+        problem = memory_problem(
+            {  # bytes: the stored transitions; networks, targets, gradients and Adam's moments; a batch's activations
+                "--buffer-size": min(args.buffer_size, args.total_timesteps) * 4 * (2 * obs_dim + act_dim + 2),
+                "--hidden-sizes": 4 * (5 * weights + 3 * args.batch_size * (sum(actor) + sum(critic))),
+            },
+            device,
+        )
+    if problem is not None:
+        env.close()
+        raise UsageError(problem + ".")
     return env
+
+
+def memory_problem(needed: dict[str, int], device: torch.device) -> str | None:
+    """Sizes that cannot fit, found before any is allocated: the bytes needed against the memory available now."""
+    try:
+        with open("/proc/meminfo") as file:
+            available = next(int(line.split()[1]) * 1024 for line in file if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):  # not Linux: assume it fits
+        available = math.inf
+    if device.type == "cuda":  # the networks live there (the buffer in host memory: this is the stricter test)
+        available = min(available, torch.cuda.mem_get_info(device)[0])
+    if sum(needed.values()) <= available:
+        return None
+    largest = max(needed, key=needed.__getitem__)
+    return (
+        f"ddpg.py: this run needs about {sum(needed.values()) / 2**30:.1f} GiB of memory, mostly for {largest}, but "
+        f"{available / 2**30:.1f} GiB are available; lower {largest}"
+    )
 
 
 @contextlib.contextmanager
@@ -579,9 +677,78 @@ def make_run_dir(args: Args) -> str:
     raise RuntimeError(f"ddpg.py: could not create a fresh run directory under {args.log_dir}.")
 
 
+def save_model(args: Args, run_dir: str, networks: dict[str, nn.Module]) -> str:
+    """<run_dir>/<exp_name>.pt: the state dicts and the args as plain types; returns where it was written."""
+    checkpoint = {name: {k: v.cpu() for k, v in net.state_dict().items()} for name, net in networks.items()}
+    checkpoint["args"] = asdict(args)
+    return save_atomically(os.path.join(run_dir, f"{args.exp_name}.pt"), lambda file: torch.save(checkpoint, file))
+
+
+def save_atomically(path: str, write: Callable[[BinaryIO], None]) -> str:
+    """Write to a temporary file beside `path` and rename it to `path`, so that no reader ever sees half a file. If
+    that directory cannot be written, write to the system's temporary directory instead (and say so): never lose it."""
+    fallback = os.path.join(tempfile.gettempdir(), f"{int(time.time())}-{os.getpid()}-{os.path.basename(path)}")
+    failures = []
+    for target in (path, fallback):
+        partial = None
+        try:
+            handle, partial = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(target)), suffix=".partial")
+            with os.fdopen(handle, "wb") as file:
+                write(file)
+            os.replace(partial, target)
+            partial = None
+        except OSError as error:
+            failures.append(f"{os.path.dirname(os.path.abspath(target))} ({error.strerror or error})")
+            continue
+        finally:
+            if partial is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(partial)
+        if failures:
+            print(f"ddpg.py: could not write {path} into {failures[0]}; wrote {target} instead.", file=sys.stderr)
+        return target
+    raise OSError(f"ddpg.py: could not save {path}: neither {' nor '.join(failures)} can be written.")
+
+
+def check_finite(numbers: dict[str, float], networks: dict[str, nn.Module], after: int, step: int) -> None:
+    """Stop the run at a non-finite loss or weight, naming the steps in which it appeared (after the last check)."""
+    bad = [f"{name} = {number}" for name, number in numbers.items() if not math.isfinite(number)]
+    bad += [
+        f"the weights of {name}"
+        for name, net in networks.items()
+        if not all(p.isfinite().all() for p in net.parameters())
+    ]
+    if bad:
+        raise FloatingPointError(
+            f"ddpg.py: non-finite numbers appeared between step {after + 1} and step {step} ({', '.join(bad)}), so "
+            "nothing was saved; the usual cause is a step too large for the rewards' scale: try a lower "
+            "--learning-rate or --critic-learning-rate."
+        )
+
+
+def interrupted(args: Args, run_dir: str, step: int, networks: dict[str, nn.Module]) -> Interrupted:
+    """Ctrl-C: keep the model as it stands (with --save-model) and say in one line where the run stopped."""
+    saved = ""
+    if args.save_model:
+        try:
+            check_finite({}, networks, step, step)
+            saved = f"; model saved to {save_model(args, run_dir, networks)}"
+        except FloatingPointError:
+            saved = "; model not saved: its weights are not finite"
+    return Interrupted(
+        f"ddpg.py: stopped by Ctrl-C at step {step} of {args.total_timesteps}{saved}; logs in {run_dir}."
+    )
+
+
 if __name__ == "__main__":
     try:
         train(tyro.cli(Args))
     except UsageError as error:
         print(error, file=sys.stderr)
         sys.exit(2)
+    except (FloatingPointError, OSError) as error:
+        print(error, file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt as error:  # an Interrupted says where; one before training began has nothing to say
+        print(str(error) or "ddpg.py: stopped by Ctrl-C before training began.", file=sys.stderr)
+        sys.exit(130)

@@ -43,14 +43,19 @@ Examples:
 """
 
 import contextlib
+import itertools
 import math
+import numbers
 import os
 import random
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+import typing
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Literal, NamedTuple
+from typing import BinaryIO, Literal, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -301,14 +306,13 @@ LOG_INTERVAL = 100  # environment steps between reads of the loss (each read wai
 def train(args: Args) -> dict:
     check_args(args)
     device = resolve_device(args.device)
-    env = make_checked_env(args.env_id)
+    env = make_checked_env(args, device)
+    run_dir = make_run_dir(args)
 
-    with seeded_run(args, device):  # seeds, threads, determinism; the caller's settings come back after
+    # seeds, threads, determinism (the caller's settings come back after); the logs are flushed however the run ends
+    with seeded_run(args, device), SummaryWriter(run_dir) as writer:
         rng = np.random.default_rng(args.seed)
         env.action_space.seed(args.seed)
-
-        run_dir = make_run_dir(args)
-        writer = SummaryWriter(run_dir)
         writer.add_text(
             "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
         )
@@ -320,73 +324,69 @@ def train(args: Args) -> dict:
         target_q_network.load_state_dict(q_network.state_dict())
         # The fused kernel takes ~30 % less time per step on CPU for networks this small.
         optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
-        replay_buffer = ReplayBuffer(args.buffer_size, obs_dim, rng)
+        # A run never stores more transitions than it takes, so a larger buffer would only cost memory.
+        replay_buffer = ReplayBuffer(min(args.buffer_size, args.total_timesteps), obs_dim, rng)
 
         episodic_returns: list[float] = []
         episode_end_steps: list[int] = []  # the global step each of them is logged at
         exploration_steps = args.exploration_fraction * args.total_timesteps
         progress_every = max(1, args.total_timesteps // 10)
-        last_logged_step = -LOG_INTERVAL
+        global_step, last_logged_step = 0, -LOG_INTERVAL
         start_time = time.perf_counter()
         obs, _ = env.reset(seed=args.seed)
-        for global_step in range(args.total_timesteps):
-            epsilon = linear_schedule(args.start_e, args.end_e, exploration_steps, global_step)
-            action = epsilon_greedy_action(q_network, obs, epsilon, env, rng, device)
-            next_obs, reward, terminated, truncated, info = env.step(action + int(env.action_space.start))
-            if args.clip_reward:
-                reward = float(np.clip(reward, -1.0, 1.0))
-            # next_obs is the real successor, also when the episode just ended: the reset comes after.
-            replay_buffer.add(obs, action, float(reward), next_obs, terminated)
-            if terminated or truncated:
-                episodic_returns.append(float(info["episode"]["r"]))
-                episode_end_steps.append(global_step)
-                writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
-                writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
-                obs, _ = env.reset()
-            else:
-                obs = next_obs
+        try:
+            for global_step in range(args.total_timesteps):
+                epsilon = linear_schedule(args.start_e, args.end_e, exploration_steps, global_step)
+                action = epsilon_greedy_action(q_network, obs, epsilon, env, rng, device)
+                next_obs, reward, terminated, truncated, info = env.step(action + int(env.action_space.start))
+                if args.clip_reward:
+                    reward = float(np.clip(reward, -1.0, 1.0))
+                # next_obs is the real successor, also when the episode just ended: the reset comes after.
+                replay_buffer.add(obs, action, float(reward), next_obs, terminated)
+                if terminated or truncated:
+                    episodic_returns.append(float(info["episode"]["r"]))
+                    episode_end_steps.append(global_step)
+                    writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
+                    writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
+                    obs, _ = env.reset()
+                else:
+                    obs = next_obs
 
-            if global_step >= args.learning_starts and global_step % args.train_frequency == 0:
-                for _ in range(args.gradient_steps):
-                    batch = replay_buffer.sample(args.batch_size, device)
-                    td_loss, q_taken = gradient_step(q_network, target_q_network, optimizer, batch, args)
-                # .item() waits for the device: read the loss (and check it) only every LOG_INTERVAL steps.
-                if global_step - last_logged_step >= LOG_INTERVAL:
-                    last_logged_step = global_step
-                    loss_value = td_loss.item()
-                    writer.add_scalar("losses/td_loss", loss_value, global_step)
-                    writer.add_scalar("losses/q_values", q_taken.mean().item(), global_step)
-                    if not math.isfinite(loss_value):
-                        writer.close()
-                        env.close()
-                        raise FloatingPointError(
-                            f"dqn.py: the TD loss became {loss_value} at step {global_step}; "
-                            "try a lower --learning-rate, --loss huber or --clip-reward."
-                        )
-            if global_step >= args.learning_starts and global_step % args.target_network_frequency == 0:
-                update_target_network(target_q_network, q_network, args.tau)
+                if global_step >= args.learning_starts and global_step % args.train_frequency == 0:
+                    for _ in range(args.gradient_steps):
+                        batch = replay_buffer.sample(args.batch_size, device)
+                        td_loss, q_taken = gradient_step(q_network, target_q_network, optimizer, batch, args)
+                    # .item() waits for the device: read the loss (and check it) only every LOG_INTERVAL steps.
+                    if global_step - last_logged_step >= LOG_INTERVAL:
+                        losses = {"losses/td_loss": td_loss.item(), "losses/q_values": q_taken.mean().item()}
+                        for tag, number in losses.items():
+                            writer.add_scalar(tag, number, global_step)
+                        check_finite(losses, {}, max(last_logged_step, 0), global_step)
+                        last_logged_step = global_step
+                if global_step >= args.learning_starts and global_step % args.target_network_frequency == 0:
+                    update_target_network(target_q_network, q_network, args.tau)
 
-            if (global_step + 1) % progress_every == 0:
-                sps = (global_step + 1) / (time.perf_counter() - start_time)
-                writer.add_scalar("charts/SPS", sps, global_step)
-                writer.add_scalar("charts/epsilon", epsilon, global_step)
-                latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
-                print(
-                    f"step {global_step + 1}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True
-                )
-        train_time = time.perf_counter() - start_time
-        sps = args.total_timesteps / train_time
-        env.close()
-
-        eval_returns = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, device)
+                if (global_step + 1) % progress_every == 0:
+                    sps = (global_step + 1) / (time.perf_counter() - start_time)
+                    writer.add_scalar("charts/SPS", sps, global_step)
+                    writer.add_scalar("charts/epsilon", epsilon, global_step)
+                    latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
+                    print(
+                        f"step {global_step + 1}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}",
+                        flush=True,
+                    )
+            train_time = time.perf_counter() - start_time
+            sps = args.total_timesteps / train_time
+            env.close()
+            # The losses were last read at last_logged_step: no non-finite weight may reach the results.
+            check_finite({}, {"q_network": q_network}, last_logged_step, args.total_timesteps)
+            eval_returns = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, device)
+        except KeyboardInterrupt:
+            raise interrupted(args, run_dir, global_step, {"q_network": q_network}) from None
         for i, episode_return in enumerate(eval_returns):
             writer.add_scalar("eval/return", episode_return, i)
         if args.save_model:
-            model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
-            state = {k: v.cpu() for k, v in q_network.state_dict().items()}
-            torch.save({"q_network": state, "args": asdict(args)}, model_path)
-            print(f"model saved to {model_path}")
-        writer.close()
+            print(f"model saved to {save_model(args, run_dir, {'q_network': q_network})}")
 
         summary = (
             f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
@@ -408,13 +408,18 @@ def train(args: Args) -> dict:
 
 
 # ------------------------------------------------------------------ plumbing: the algorithm ends above
-# Input checks, the device, seeds and threads, the run directory, file I/O and the command line.
+# Input checks, the device, seeds and threads, the run directory, saving, Ctrl-C and the command line.
 class UsageError(ValueError):
     """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training or evaluation, raised after the model was saved (with --save-model); says where."""
+
+
 def check_args(args: Args) -> None:
     """Reject settings that cannot work, each with one sentence, before anything is written."""
+    check_types(args)
     positive = (
         "total_timesteps",
         "buffer_size",
@@ -433,13 +438,13 @@ def check_args(args: Args) -> None:
             f"dqn.py: --batch-size {args.batch_size} is larger than the replay buffer can ever hold (--buffer-size {args.buffer_size})."
         )
     first_update = -(-args.learning_starts // args.train_frequency) * args.train_frequency  # steps with t % F == 0
+    cores = os.cpu_count() or 1
     checks = [
         (
             first_update < args.total_timesteps,
             f"--learning-starts {args.learning_starts} leaves no gradient step inside --total-timesteps "
             f"{args.total_timesteps}, so the run would evaluate an untrained network; lower it or train longer",
         ),
-        (args.loss in ("mse", "huber"), f"--loss must be mse or huber, got {args.loss!r}"),
         (0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
         (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
         (0.0 < args.tau <= 1.0, f"--tau must lie in (0, 1], got {args.tau}"),
@@ -452,17 +457,67 @@ def check_args(args: Args) -> None:
             f"--exploration-fraction must lie in [0, 1], got {args.exploration_fraction}",
         ),
         (args.learning_starts >= 0, f"--learning-starts must be non-negative, got {args.learning_starts}"),
-        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
         (args.max_grad_norm >= 0, f"--max-grad-norm must be non-negative, got {args.max_grad_norm}"),
-        (args.torch_threads >= 0, f"--torch-threads must be non-negative, got {args.torch_threads}"),
         (
             len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0,
             f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
+        ),
+        (0 <= args.seed < 2**32, f"--seed must lie in [0, 2**32 - 1] (numpy's seeds), got {args.seed}"),
+        (0 <= args.torch_threads <= cores, f"--torch-threads must lie in [0, {cores}] here, got {args.torch_threads}"),
+        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
+        (
+            args.exp_name not in ("", ".", "..") and not set("/\\\0") & set(args.exp_name),
+            f"--exp-name must be usable as a file name (no '/'), got {args.exp_name!r}",
         ),
     ]
     for ok, message in checks:
         if not ok:
             raise UsageError(f"dqn.py: {message}.")
+    check_writable_directory("--log-dir", args.log_dir)
+
+
+def check_types(args: Args) -> None:
+    """In process a field can hold anything: each must match its annotation, and every float be finite."""
+    for name, kind in typing.get_type_hints(Args).items():
+        if not has_type(getattr(args, name), kind):
+            raise UsageError(
+                f"dqn.py: --{name.replace('_', '-')} must be {describe(kind)}, got {getattr(args, name)!r}."
+            )
+
+
+def has_type(value: object, kind: object) -> bool:
+    if typing.get_origin(kind) is Literal:
+        return value in typing.get_args(kind)
+    if typing.get_origin(kind) is tuple:
+        return isinstance(value, tuple | list) and all(has_type(item, int) for item in value)
+    if kind is float:  # inf would pass every "> 0" check
+        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return isinstance(value, kind)  # type: ignore[arg-type]  # bool, str
+
+
+def describe(kind: object) -> str:
+    if typing.get_origin(kind) is Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(kind)))
+    return "a finite number" if kind is float else str(kind) if typing.get_origin(kind) else kind.__name__  # type: ignore[attr-defined]
+
+
+def check_writable_directory(flag: str, path: str) -> None:
+    """The directory must exist or be creatable, and be writable: a probe directory made in its nearest existing
+    ancestor, and removed at once, says so where permission bits do not (root, read-only mounts, /proc)."""
+    if not path:
+        raise UsageError(f"dqn.py: {flag} is empty; give a directory.")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        where = "is a file" if existing == os.path.abspath(path) else f"lies under the file {existing!r}"
+        raise UsageError(f"dqn.py: {flag} {path!r} {where}, not a directory.")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=existing))
+    except OSError as error:
+        raise UsageError(f"dqn.py: {flag} {path!r} cannot be written ({existing!r}: {error.strerror}).") from None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -485,18 +540,60 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def make_checked_env(env_id: str) -> gym.Env:
+def make_checked_env(args: Args, device: torch.device) -> gym.Env:
+    """The env, or one sentence on why it cannot be made (any exception, not only Gymnasium's) or used here."""
     try:
-        env = make_env(env_id)
-    except gym.error.Error as error:
-        raise UsageError(f"dqn.py cannot make the environment {env_id!r}: {error}") from None
-    if not isinstance(env.action_space, gym.spaces.Discrete):
-        env.close()
-        raise UsageError(
-            f"dqn.py needs a Discrete action space, but {env_id} has {env.action_space}; "
-            "for continuous (Box) actions use ddpg.py, reinforce.py, trpo.py or natural_gradient.py."
+        with warnings.catch_warnings(record=True) as caught:  # shown below if the env is made, else the error says it
+            env = make_env(args.env_id)
+    except Exception as error:
+        reason = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
+        raise UsageError(f"dqn.py cannot make the environment {args.env_id!r}: {reason}.") from None
+    for warning in caught:
+        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    space = env.action_space
+    if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
+        problem = (
+            f"dqn.py cannot use {args.env_id}: its observations ({env.unwrapped.observation_space}) "
+            "cannot be flattened into a vector of fixed length"
         )
+    elif not isinstance(space, gym.spaces.Discrete):
+        problem = (
+            f"dqn.py needs a Discrete action space, but {args.env_id} has {space}; for continuous (Box) actions use "
+            "ddpg.py, reinforce.py, trpo.py or natural_gradient.py"
+        )
+    else:
+        obs_dim = env.observation_space.shape[0]
+        widths = (obs_dim, *args.hidden_sizes, int(space.n))
+        weights = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+        problem = memory_problem(
+            {  # bytes: the stored transitions; two networks, a gradient and Adam's two moments; a batch's activations
+                "--buffer-size": min(args.buffer_size, args.total_timesteps) * 4 * (2 * obs_dim + 4),
+                "--hidden-sizes": 4 * (5 * weights + 3 * args.batch_size * sum(widths)),
+            },
+            device,
+        )
+    if problem is not None:
+        env.close()
+        raise UsageError(problem + ".")
     return env
+
+
+def memory_problem(needed: dict[str, int], device: torch.device) -> str | None:
+    """Sizes that cannot fit, found before any is allocated: the bytes needed against the memory available now."""
+    try:
+        with open("/proc/meminfo") as file:
+            available = next(int(line.split()[1]) * 1024 for line in file if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):  # not Linux: assume it fits
+        available = math.inf
+    if device.type == "cuda":  # the networks live there (the buffer in host memory: this is the stricter test)
+        available = min(available, torch.cuda.mem_get_info(device)[0])
+    if sum(needed.values()) <= available:
+        return None
+    largest = max(needed, key=needed.__getitem__)
+    return (
+        f"dqn.py: this run needs about {sum(needed.values()) / 2**30:.1f} GiB of memory, mostly for {largest}, but "
+        f"{available / 2**30:.1f} GiB are available; lower {largest}"
+    )
 
 
 @contextlib.contextmanager
@@ -540,9 +637,76 @@ def make_run_dir(args: Args) -> str:
     raise RuntimeError(f"dqn.py: could not create a fresh run directory under {args.log_dir}.")
 
 
+def save_model(args: Args, run_dir: str, networks: dict[str, nn.Module]) -> str:
+    """<run_dir>/<exp_name>.pt: the state dicts and the args as plain types; returns where it was written."""
+    checkpoint = {name: {k: v.cpu() for k, v in net.state_dict().items()} for name, net in networks.items()}
+    checkpoint["args"] = asdict(args)
+    return save_atomically(os.path.join(run_dir, f"{args.exp_name}.pt"), lambda file: torch.save(checkpoint, file))
+
+
+def save_atomically(path: str, write: Callable[[BinaryIO], None]) -> str:
+    """Write to a temporary file beside `path` and rename it to `path`, so that no reader ever sees half a file. If
+    that directory cannot be written, write to the system's temporary directory instead (and say so): never lose it."""
+    fallback = os.path.join(tempfile.gettempdir(), f"{int(time.time())}-{os.getpid()}-{os.path.basename(path)}")
+    failures = []
+    for target in (path, fallback):
+        partial = None
+        try:
+            handle, partial = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(target)), suffix=".partial")
+            with os.fdopen(handle, "wb") as file:
+                write(file)
+            os.replace(partial, target)
+            partial = None
+        except OSError as error:
+            failures.append(f"{os.path.dirname(os.path.abspath(target))} ({error.strerror or error})")
+            continue
+        finally:
+            if partial is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(partial)
+        if failures:
+            print(f"dqn.py: could not write {path} into {failures[0]}; wrote {target} instead.", file=sys.stderr)
+        return target
+    raise OSError(f"dqn.py: could not save {path}: neither {' nor '.join(failures)} can be written.")
+
+
+def check_finite(numbers: dict[str, float], networks: dict[str, nn.Module], after: int, step: int) -> None:
+    """Stop the run at a non-finite loss or weight, naming the steps in which it appeared (after the last check)."""
+    bad = [f"{name} = {number}" for name, number in numbers.items() if not math.isfinite(number)]
+    bad += [
+        f"the weights of {name}"
+        for name, net in networks.items()
+        if not all(p.isfinite().all() for p in net.parameters())
+    ]
+    if bad:
+        raise FloatingPointError(
+            f"dqn.py: non-finite numbers appeared between step {after + 1} and step {step} ({', '.join(bad)}), so "
+            "nothing was saved; the usual cause is a step too large for the rewards' scale: try a lower "
+            "--learning-rate, --loss huber or --clip-reward."
+        )
+
+
+def interrupted(args: Args, run_dir: str, step: int, networks: dict[str, nn.Module]) -> Interrupted:
+    """Ctrl-C: keep the model as it stands (with --save-model) and say in one line where the run stopped."""
+    saved = ""
+    if args.save_model:
+        try:
+            check_finite({}, networks, step, step)
+            saved = f"; model saved to {save_model(args, run_dir, networks)}"
+        except FloatingPointError:
+            saved = "; model not saved: its weights are not finite"
+    return Interrupted(f"dqn.py: stopped by Ctrl-C at step {step} of {args.total_timesteps}{saved}; logs in {run_dir}.")
+
+
 if __name__ == "__main__":
     try:
         train(tyro.cli(Args))
     except UsageError as error:
         print(error, file=sys.stderr)
         sys.exit(2)
+    except (FloatingPointError, OSError) as error:
+        print(error, file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt as error:  # an Interrupted says where; one before training began has nothing to say
+        print(str(error) or "dqn.py: stopped by Ctrl-C before training began.", file=sys.stderr)
+        sys.exit(130)

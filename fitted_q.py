@@ -42,14 +42,20 @@ Examples:
 """
 
 import contextlib
+import itertools
 import math
+import numbers
 import os
 import random
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+import types
+import typing
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Literal, NamedTuple
+from typing import BinaryIO, Literal, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -298,17 +304,16 @@ def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device:
 def train(args: Args) -> dict:
     check_args(args)
     device = resolve_device(args.device)
-    env = make_checked_env(args.env_id)
+    env = make_checked_env(args, device)
     obs_dim = int(np.prod(env.observation_space.shape))
     n_actions = int(env.action_space.n)
     dataset = load_dataset(args.dataset, obs_dim, n_actions) if args.dataset is not None else None
+    run_dir = make_run_dir(args)
 
-    with seeded_run(args, device):  # seeds, threads, determinism; the caller's settings come back after
+    # seeds, threads, determinism (the caller's settings come back after); the logs are flushed however the run ends
+    with seeded_run(args, device), SummaryWriter(run_dir) as writer:
         rng = np.random.default_rng(args.seed)
         env.action_space.seed(args.seed)
-
-        run_dir = make_run_dir(args)
-        writer = SummaryWriter(run_dir)
         table = "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
         writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
 
@@ -317,7 +322,8 @@ def train(args: Args) -> dict:
         target_q_network.load_state_dict(q_network.state_dict())
         optimizer = make_optimizer(q_network, args)
         if dataset is None:
-            replay_buffer = ReplayBuffer(args.buffer_size, obs_dim, rng)
+            # A run never stores more transitions than it takes, so a larger buffer would only cost memory.
+            replay_buffer = ReplayBuffer(min(args.buffer_size, args.total_timesteps), obs_dim, rng)
         else:
             replay_buffer = ReplayBuffer(len(dataset["action"]), obs_dim, rng)
             for i in range(len(dataset["action"])):
@@ -328,81 +334,78 @@ def train(args: Args) -> dict:
         exploration_steps = args.exploration_fraction * args.total_timesteps
         iterations = math.ceil(args.total_timesteps / args.transitions_per_iteration)
         progress_every = max(1, iterations // 10)
-        global_step = 0
+        global_step, checked_step = 0, 0  # checked_step: where the loss was last read and found finite
         start_time = time.perf_counter()
         obs, _ = env.reset(seed=args.seed)
-        for iteration in range(iterations):
-            update_target_network(target_q_network, q_network, args.tau)  # (2) w' ← w
+        try:
+            for iteration in range(iterations):
+                update_target_network(target_q_network, q_network, args.tau)  # (2) w' ← w
 
-            if dataset is None:  # (1) collect N transitions with ε-greedy(q̂_w)
-                for _ in range(min(args.transitions_per_iteration, args.total_timesteps - global_step)):
-                    epsilon = linear_schedule(args.start_e, args.end_e, exploration_steps, global_step)
-                    if rng.random() < epsilon:
-                        action = int(env.action_space.sample()) - int(env.action_space.start)
-                    else:
-                        with torch.no_grad():
-                            q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))
-                        action = int(q_values.argmax())
-                    next_obs, reward, terminated, truncated, info = env.step(action + int(env.action_space.start))
-                    # next_obs is the real successor, also when the episode just ended: the reset comes after.
-                    replay_buffer.add(obs, action, float(reward), next_obs, terminated, truncated)
-                    if terminated or truncated:
-                        episodic_returns.append(float(info["episode"]["r"]))
-                        episode_end_steps.append(global_step)
-                        writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
-                        writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
-                        obs, _ = env.reset()
-                    else:
-                        obs = next_obs
-                    global_step += 1
-                if global_step < args.learning_starts:
-                    continue
+                if dataset is None:  # (1) collect N transitions with ε-greedy(q̂_w)
+                    for _ in range(min(args.transitions_per_iteration, args.total_timesteps - global_step)):
+                        epsilon = linear_schedule(args.start_e, args.end_e, exploration_steps, global_step)
+                        if rng.random() < epsilon:
+                            action = int(env.action_space.sample()) - int(env.action_space.start)
+                        else:
+                            with torch.no_grad():
+                                q_values = q_network(
+                                    torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
+                                )
+                            action = int(q_values.argmax())
+                        next_obs, reward, terminated, truncated, info = env.step(action + int(env.action_space.start))
+                        # next_obs is the real successor, also when the episode just ended: the reset comes after.
+                        replay_buffer.add(obs, action, float(reward), next_obs, terminated, truncated)
+                        if terminated or truncated:
+                            episodic_returns.append(float(info["episode"]["r"]))
+                            episode_end_steps.append(global_step)
+                            writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
+                            writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
+                            obs, _ = env.reset()
+                        else:
+                            obs = next_obs
+                        global_step += 1
+                    if global_step < args.learning_starts:
+                        continue
+                else:
+                    global_step += args.transitions_per_iteration  # offline: the budget counts iterations
+
+                if args.refit_from_scratch:
+                    q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
+                    optimizer = make_optimizer(q_network, args)
+                loss = fit(q_network, target_q_network, optimizer, replay_buffer, args, device)  # (3) K steps
+
+                if iteration % progress_every == 0 or iteration == iterations - 1:
+                    loss_value = loss.item()  # waits for the device: once per logged iteration
+                    writer.add_scalar("losses/td_loss", loss_value, global_step)
+                    check_finite({"losses/td_loss": loss_value}, {}, checked_step, global_step)
+                    checked_step = global_step
+                    elapsed = time.perf_counter() - start_time
+                    if dataset is None:
+                        writer.add_scalar("charts/SPS", global_step / elapsed, global_step)
+                        speed = f"step {global_step}  SPS {global_step / elapsed:.0f}"
+                    else:  # offline there are no environment steps to count
+                        speed = f"{(iteration + 1) * args.fit_steps / elapsed:.0f} regression steps/s"
+                    latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
+                    print(f"iteration {iteration + 1}/{iterations}  latest return {latest}  {speed}", flush=True)
+            train_time = time.perf_counter() - start_time
+            sps = global_step / train_time if dataset is None else 0.0  # offline: no environment steps
+            if dataset is None:
+                steps = f"{global_step} steps, {train_time:.1f} s training ({sps:.0f} SPS)"
             else:
-                global_step += args.transitions_per_iteration  # offline: the budget counts iterations
+                steps = f"offline: {iterations * args.fit_steps} regression steps in {train_time:.1f} s"
+            env.close()
 
-            if args.refit_from_scratch:
-                q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
-                optimizer = make_optimizer(q_network, args)
-            loss = fit(q_network, target_q_network, optimizer, replay_buffer, args, device)  # (3) K steps
-
-            if iteration % progress_every == 0 or iteration == iterations - 1:
-                loss_value = loss.item()  # waits for the device: once per logged iteration
-                writer.add_scalar("losses/td_loss", loss_value, global_step)
-                if not math.isfinite(loss_value):
-                    writer.close()
-                    env.close()
-                    raise FloatingPointError(
-                        f"fitted_q.py: the regression loss became {loss_value} at step {global_step} "
-                        f"(iteration {iteration}); try a lower --learning-rate."
-                    )
-                elapsed = time.perf_counter() - start_time
-                if dataset is None:
-                    writer.add_scalar("charts/SPS", global_step / elapsed, global_step)
-                    speed = f"step {global_step}  SPS {global_step / elapsed:.0f}"
-                else:  # offline there are no environment steps to count
-                    speed = f"{(iteration + 1) * args.fit_steps / elapsed:.0f} regression steps/s"
-                latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
-                print(f"iteration {iteration + 1}/{iterations}  latest return {latest}  {speed}", flush=True)
-        train_time = time.perf_counter() - start_time
-        sps = global_step / train_time if dataset is None else 0.0  # offline: no environment steps
-        if dataset is None:
-            steps = f"{global_step} steps, {train_time:.1f} s training ({sps:.0f} SPS)"
-        else:
-            steps = f"offline: {iterations * args.fit_steps} regression steps in {train_time:.1f} s"
-        env.close()
-
-        eval_returns = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, device)
+            # The loss was last read at checked_step: no non-finite weight may reach the results.
+            check_finite({}, {"q_network": q_network}, checked_step, global_step)
+            eval_returns = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, device)
+        except KeyboardInterrupt:
+            raise interrupted(args, run_dir, global_step, {"q_network": q_network}, replay_buffer) from None
         for i, episode_return in enumerate(eval_returns):
             writer.add_scalar("eval/return", episode_return, i)
         if args.save_model:
-            model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
-            state = {k: v.cpu() for k, v in q_network.state_dict().items()}
-            torch.save({"q_network": state, "args": asdict(args)}, model_path)
-            print(f"model saved to {model_path}")
+            print(f"model saved to {save_model(args, run_dir, {'q_network': q_network})}")
         if args.save_dataset is not None:
-            np.savez(args.save_dataset, **replay_buffer.as_dataset())
-            print(f"{replay_buffer.size} transitions saved to {args.save_dataset}")
-        writer.close()
+            print(f"{replay_buffer.size} transitions saved to {save_dataset(args.save_dataset, replay_buffer)}")
 
         if eval_returns:
             summary = f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
@@ -421,13 +424,18 @@ def train(args: Args) -> dict:
 
 
 # ------------------------------------------------------------------ plumbing: the algorithm ends above
-# Input checks, the device, seeds and threads, the run directory, file I/O and the command line.
+# Input checks, the device, seeds and threads, the run directory, saving, Ctrl-C and the command line.
 class UsageError(ValueError):
     """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training or evaluation, raised after the model was saved (with --save-model); says where."""
+
+
 def check_args(args: Args) -> None:
     """Reject settings that cannot work, each with one sentence, before anything is written."""
+    check_types(args)
     positive = ("total_timesteps", "buffer_size", "batch_size", "transitions_per_iteration", "fit_steps")
     for name in positive:
         if getattr(args, name) <= 0:
@@ -464,13 +472,14 @@ def check_args(args: Args) -> None:
             raise UsageError(f"fitted_q.py: {args.save_dataset!r} exists already; pick a new --save-dataset path.")
         if not os.path.isdir(os.path.dirname(os.path.abspath(args.save_dataset))):
             raise UsageError(f"fitted_q.py: the directory of --save-dataset {args.save_dataset!r} does not exist.")
+        check_writable_directory("the directory of --save-dataset", os.path.dirname(os.path.abspath(args.save_dataset)))
+    cores = os.cpu_count() or 1
     checks = [
         (
             args.dataset is not None or args.learning_starts < args.total_timesteps,
             f"--learning-starts {args.learning_starts} leaves no regression inside --total-timesteps "
             f"{args.total_timesteps}, so the run would evaluate an untrained network; lower it or train longer",
         ),
-        (args.optimizer in ("adam", "rprop"), f"--optimizer must be adam or rprop, got {args.optimizer!r}"),
         (0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
         (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
         (0.0 < args.tau <= 1.0, f"--tau must lie in (0, 1], got {args.tau}"),
@@ -483,17 +492,79 @@ def check_args(args: Args) -> None:
             f"--exploration-fraction must lie in [0, 1], got {args.exploration_fraction}",
         ),
         (args.learning_starts >= 0, f"--learning-starts must be non-negative, got {args.learning_starts}"),
-        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
         (args.max_grad_norm >= 0, f"--max-grad-norm must be non-negative, got {args.max_grad_norm}"),
-        (args.torch_threads >= 0, f"--torch-threads must be non-negative, got {args.torch_threads}"),
         (
             len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0,
             f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
+        ),
+        (0 <= args.seed < 2**32, f"--seed must lie in [0, 2**32 - 1] (numpy's seeds), got {args.seed}"),
+        (0 <= args.torch_threads <= cores, f"--torch-threads must lie in [0, {cores}] here, got {args.torch_threads}"),
+        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
+        (
+            args.exp_name not in ("", ".", "..") and not set("/\\\0") & set(args.exp_name),
+            f"--exp-name must be usable as a file name (no '/'), got {args.exp_name!r}",
         ),
     ]
     for ok, message in checks:
         if not ok:
             raise UsageError(f"fitted_q.py: {message}.")
+    check_writable_directory("--log-dir", args.log_dir)
+
+
+def check_types(args: Args) -> None:
+    """In process a field can hold anything: each must match its annotation, and every float be finite."""
+    for name, kind in typing.get_type_hints(Args).items():
+        if not has_type(getattr(args, name), kind):
+            raise UsageError(
+                f"fitted_q.py: --{name.replace('_', '-')} must be {describe(kind)}, got {getattr(args, name)!r}."
+            )
+
+
+def has_type(value: object, kind: object) -> bool:
+    if typing.get_origin(kind) is Literal:
+        return value in typing.get_args(kind)
+    if typing.get_origin(kind) is tuple:
+        return isinstance(value, tuple | list) and all(has_type(item, int) for item in value)
+    if typing.get_origin(kind) is types.UnionType:
+        return any(has_type(value, option) for option in typing.get_args(kind))
+    if kind is float:  # inf would pass every "> 0" check
+        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return isinstance(value, kind)  # type: ignore[arg-type]  # bool, str
+
+
+def describe(kind: object) -> str:
+    if typing.get_origin(kind) is Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(kind)))
+    if typing.get_origin(kind) is types.UnionType:
+        return " or ".join(describe(option) for option in typing.get_args(kind))
+    return (
+        "a finite number"
+        if kind is float
+        else str(kind)
+        if typing.get_origin(kind)
+        else "None"
+        if kind is type(None)
+        else kind.__name__
+    )  # type: ignore[attr-defined]
+
+
+def check_writable_directory(flag: str, path: str) -> None:
+    """The directory must exist or be creatable, and be writable: a probe directory made in its nearest existing
+    ancestor, and removed at once, says so where permission bits do not (root, read-only mounts, /proc)."""
+    if not path:
+        raise UsageError(f"fitted_q.py: {flag} is empty; give a directory.")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        where = "is a file" if existing == os.path.abspath(path) else f"lies under the file {existing!r}"
+        raise UsageError(f"fitted_q.py: {flag} {path!r} {where}, not a directory.")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=existing))
+    except OSError as error:
+        raise UsageError(f"fitted_q.py: {flag} {path!r} cannot be written ({existing!r}: {error.strerror}).") from None
 
 
 def load_dataset(path: str, obs_dim: int, n_actions: int) -> dict[str, np.ndarray]:
@@ -554,18 +625,62 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def make_checked_env(env_id: str) -> gym.Env:
+def make_checked_env(args: Args, device: torch.device) -> gym.Env:
+    """The env, or one sentence on why it cannot be made (any exception, not only Gymnasium's) or used here."""
     try:
-        env = make_env(env_id)
-    except gym.error.Error as error:
-        raise UsageError(f"fitted_q.py cannot make the environment {env_id!r}: {error}") from None
-    if not isinstance(env.action_space, gym.spaces.Discrete):
-        env.close()
-        raise UsageError(
-            f"fitted_q.py needs a Discrete action space, but {env_id} has {env.action_space}; "
-            "for continuous (Box) actions use ddpg.py, reinforce.py, trpo.py or natural_gradient.py."
+        with warnings.catch_warnings(record=True) as caught:  # shown below if the env is made, else the error says it
+            env = make_env(args.env_id)
+    except Exception as error:
+        reason = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
+        raise UsageError(f"fitted_q.py cannot make the environment {args.env_id!r}: {reason}.") from None
+    for warning in caught:
+        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    space = env.action_space
+    if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
+        problem = (
+            f"fitted_q.py cannot use {args.env_id}: its observations ({env.unwrapped.observation_space}) "
+            "cannot be flattened into a vector of fixed length"
         )
+    elif not isinstance(space, gym.spaces.Discrete):
+        problem = (
+            f"fitted_q.py needs a Discrete action space, but {args.env_id} has {space}; for continuous (Box) actions "
+            "use ddpg.py, reinforce.py, trpo.py or natural_gradient.py"
+        )
+    else:
+        obs_dim = env.observation_space.shape[0]
+        widths = (obs_dim, *args.hidden_sizes, int(space.n))
+        weights = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+        rows = 0 if args.dataset is not None else min(args.buffer_size, args.total_timesteps)  # (a dataset: its own)
+        batch = rows if args.optimizer == "rprop" else args.batch_size  # Rprop regresses on all of D at once
+        problem = memory_problem(
+            {  # bytes: the stored transitions; two networks, a gradient and the optimiser's state; a batch's activations
+                "--buffer-size": rows * 4 * (2 * obs_dim + 5),
+                "--hidden-sizes": 4 * (5 * weights + 3 * batch * sum(widths)),
+            },
+            device,
+        )
+    if problem is not None:
+        env.close()
+        raise UsageError(problem + ".")
     return env
+
+
+def memory_problem(needed: dict[str, int], device: torch.device) -> str | None:
+    """Sizes that cannot fit, found before any is allocated: the bytes needed against the memory available now."""
+    try:
+        with open("/proc/meminfo") as file:
+            available = next(int(line.split()[1]) * 1024 for line in file if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):  # not Linux: assume it fits
+        available = math.inf
+    if device.type == "cuda":  # the networks live there (the buffer in host memory: this is the stricter test)
+        available = min(available, torch.cuda.mem_get_info(device)[0])
+    if sum(needed.values()) <= available:
+        return None
+    largest = max(needed, key=needed.__getitem__)
+    return (
+        f"fitted_q.py: this run needs about {sum(needed.values()) / 2**30:.1f} GiB of memory, mostly for {largest}, but "
+        f"{available / 2**30:.1f} GiB are available; lower {largest}"
+    )
 
 
 @contextlib.contextmanager
@@ -609,9 +724,88 @@ def make_run_dir(args: Args) -> str:
     raise RuntimeError(f"fitted_q.py: could not create a fresh run directory under {args.log_dir}.")
 
 
+def save_model(args: Args, run_dir: str, networks: dict[str, nn.Module]) -> str:
+    """<run_dir>/<exp_name>.pt: the state dicts and the args as plain types; returns where it was written."""
+    checkpoint = {name: {k: v.cpu() for k, v in net.state_dict().items()} for name, net in networks.items()}
+    checkpoint["args"] = asdict(args)
+    return save_atomically(os.path.join(run_dir, f"{args.exp_name}.pt"), lambda file: torch.save(checkpoint, file))
+
+
+def save_dataset(path: str, replay_buffer: ReplayBuffer) -> str:
+    """Every transition of D, in the order collected, as the .npz file --dataset reads; returns where it was written."""
+    return save_atomically(path, lambda file: np.savez(file, **replay_buffer.as_dataset()))
+
+
+def save_atomically(path: str, write: Callable[[BinaryIO], None]) -> str:
+    """Write to a temporary file beside `path` and rename it to `path`, so that no reader ever sees half a file. If
+    that directory cannot be written, write to the system's temporary directory instead (and say so): never lose it."""
+    fallback = os.path.join(tempfile.gettempdir(), f"{int(time.time())}-{os.getpid()}-{os.path.basename(path)}")
+    failures = []
+    for target in (path, fallback):
+        partial = None
+        try:
+            handle, partial = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(target)), suffix=".partial")
+            with os.fdopen(handle, "wb") as file:
+                write(file)
+            os.replace(partial, target)
+            partial = None
+        except OSError as error:
+            failures.append(f"{os.path.dirname(os.path.abspath(target))} ({error.strerror or error})")
+            continue
+        finally:
+            if partial is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(partial)
+        if failures:
+            print(f"fitted_q.py: could not write {path} into {failures[0]}; wrote {target} instead.", file=sys.stderr)
+        return target
+    raise OSError(f"fitted_q.py: could not save {path}: neither {' nor '.join(failures)} can be written.")
+
+
+def check_finite(numbers: dict[str, float], networks: dict[str, nn.Module], after: int, step: int) -> None:
+    """Stop the run at a non-finite loss or weight, naming the steps in which it appeared (after the last check)."""
+    bad = [f"{name} = {number}" for name, number in numbers.items() if not math.isfinite(number)]
+    bad += [
+        f"the weights of {name}"
+        for name, net in networks.items()
+        if not all(p.isfinite().all() for p in net.parameters())
+    ]
+    if bad:
+        raise FloatingPointError(
+            f"fitted_q.py: non-finite numbers appeared between step {after + 1} and step {step} ({', '.join(bad)}), so "
+            "nothing was saved; the usual cause is a step too large for the rewards' scale: try a lower "
+            "--learning-rate."
+        )
+
+
+def interrupted(
+    args: Args, run_dir: str, step: int, networks: dict[str, nn.Module], replay_buffer: ReplayBuffer
+) -> Interrupted:
+    """Ctrl-C: keep the model as it stands (with --save-model) and the transitions collected so far (with
+    --save-dataset), and say in one line where the run stopped."""
+    saved = ""
+    if args.save_model:
+        try:
+            check_finite({}, networks, step, step)
+            saved = f"; model saved to {save_model(args, run_dir, networks)}"
+        except FloatingPointError:
+            saved = "; model not saved: its weights are not finite"
+    if args.save_dataset is not None:
+        saved += f"; {replay_buffer.size} transitions saved to {save_dataset(args.save_dataset, replay_buffer)}"
+    return Interrupted(
+        f"fitted_q.py: stopped by Ctrl-C at step {step} of {args.total_timesteps}{saved}; logs in {run_dir}."
+    )
+
+
 if __name__ == "__main__":
     try:
         train(tyro.cli(Args))
     except UsageError as error:
         print(error, file=sys.stderr)
         sys.exit(2)
+    except (FloatingPointError, OSError) as error:
+        print(error, file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt as error:  # an Interrupted says where; one before training began has nothing to say
+        print(str(error) or "fitted_q.py: stopped by Ctrl-C before training began.", file=sys.stderr)
+        sys.exit(130)

@@ -56,14 +56,21 @@ Examples:
 """
 
 import contextlib
+import itertools
 import math
+import numbers
 import os
 import random
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+import types
+import typing
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
+from typing import BinaryIO, Literal, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -375,15 +382,14 @@ def batch_returns(
 def train(args: Args) -> dict:
     check_args(args)
     device = resolve_device(args.device)
-    envs = make_checked_envs(args.env_id, args.num_envs)
+    envs = make_checked_envs(args, device)
+    run_dir = make_run_dir(args)
 
-    with seeded_run(args, device):  # seeds, threads, determinism; the caller's settings come back after
+    # seeds, threads, determinism (the caller's settings come back after); the logs are flushed however the run ends
+    with seeded_run(args, device), SummaryWriter(run_dir) as writer:
         for i, env in enumerate(envs):
             env.reset(seed=args.seed + i)  # seeds each environment's generator; every episode then resets unseeded
             env.action_space.seed(args.seed + i)
-
-        run_dir = make_run_dir(args)
-        writer = SummaryWriter(run_dir)
         writer.add_text(
             "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
         )
@@ -402,85 +408,82 @@ def train(args: Args) -> dict:
         if value is not None:
             value_optimizer = torch.optim.Adam(value.parameters(), lr=args.value_learning_rate, fused=True)
         recorder = EpisodeRecorder(args.num_envs)
+        networks = {"policy": policy} | ({"value": value} if value is not None else {})  # what --save-model keeps
 
         episodic_returns: list[float] = []
         episode_end_steps: list[int] = []  # the global step each of them is logged at
-        global_step, update = 0, 0
+        global_step, update, checked_step = 0, 0, 0  # checked_step: the last step whose losses were finite
         next_progress = progress_every = max(1, args.total_timesteps // 10)
         start_time = time.perf_counter()
-        while global_step < args.total_timesteps:
-            episodes, statistics, steps = collect_episodes(
-                envs, policy, recorder, args.steps_per_update, args.total_timesteps - global_step, device
-            )
-            global_step_of_episode = global_step + steps  # episodes are logged at the end of their batch
-            for episode_return, episode_length in statistics:
-                episodic_returns.append(episode_return)
-                episode_end_steps.append(global_step_of_episode)
-                writer.add_scalar("charts/episodic_return", episode_return, global_step_of_episode)
-                writer.add_scalar("charts/episodic_length", episode_length, global_step_of_episode)
-            global_step += steps
-            if not episodes:
-                break  # training ended inside the first step of every episode: nothing whole to learn from
-
-            obs = torch.as_tensor(np.concatenate([e.obs for e in episodes]), device=device)  # [n, obs_dim]
-            actions = torch.as_tensor(np.concatenate([e.actions for e in episodes]), device=device)
-            returns = batch_returns(episodes, value, gamma, device)  # G_t, [n]
-            with torch.no_grad():
-                values = value(obs) if value is not None else None  # V_w(S_t) before this update's regression
-            advantage = advantages(returns, values, args.normalize_advantages)  # Â_t, [n]
-
-            policy_loss, entropy = policy_gradient_loss(policy, obs, actions, advantage, len(episodes))
-            policy_optimizer.zero_grad(set_to_none=True)
-            policy_loss.backward()
-            policy_optimizer.step()
-
-            value_loss = torch.zeros(())
-            if value is not None:
-                for _ in range(args.value_iters):
-                    value_loss = (value(obs) - returns).pow(2).mean()
-                    value_optimizer.zero_grad(set_to_none=True)
-                    value_loss.backward()
-                    value_optimizer.step()
-
-            # One read of the losses per update (each read waits for the device).
-            update += 1
-            policy_loss_value, value_loss_value = policy_loss.item(), value_loss.item()
-            writer.add_scalar("losses/policy_loss", policy_loss_value, global_step)
-            writer.add_scalar("losses/entropy", entropy.item(), global_step)
-            writer.add_scalar("charts/episodes_per_update", len(episodes), global_step)
-            if value is not None:
-                writer.add_scalar("losses/value_loss", value_loss_value, global_step)
-            if not (math.isfinite(policy_loss_value) and math.isfinite(value_loss_value)):
-                writer.close()
-                for env in envs:
-                    env.close()
-                raise FloatingPointError(
-                    f"reinforce.py: the policy loss became {policy_loss_value} and the value loss {value_loss_value} "
-                    f"at step {global_step} (update {update}); try a lower --learning-rate or --value-learning-rate."
+        try:
+            while global_step < args.total_timesteps:
+                episodes, statistics, steps = collect_episodes(
+                    envs, policy, recorder, args.steps_per_update, args.total_timesteps - global_step, device
                 )
+                global_step_of_episode = global_step + steps  # episodes are logged at the end of their batch
+                for episode_return, episode_length in statistics:
+                    episodic_returns.append(episode_return)
+                    episode_end_steps.append(global_step_of_episode)
+                    writer.add_scalar("charts/episodic_return", episode_return, global_step_of_episode)
+                    writer.add_scalar("charts/episodic_length", episode_length, global_step_of_episode)
+                global_step += steps
+                if not episodes:
+                    break  # training ended inside the first step of every episode: nothing whole to learn from
 
-            if global_step >= next_progress or global_step >= args.total_timesteps:
-                next_progress = (global_step // progress_every + 1) * progress_every
-                sps = global_step / (time.perf_counter() - start_time)
-                writer.add_scalar("charts/SPS", sps, global_step)
-                latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
-                print(f"step {global_step}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True)
-        train_time = time.perf_counter() - start_time
-        sps = global_step / train_time
-        for env in envs:
-            env.close()
+                obs = torch.as_tensor(np.concatenate([e.obs for e in episodes]), device=device)  # [n, obs_dim]
+                actions = torch.as_tensor(np.concatenate([e.actions for e in episodes]), device=device)
+                returns = batch_returns(episodes, value, gamma, device)  # G_t, [n]
+                with torch.no_grad():
+                    values = value(obs) if value is not None else None  # V_w(S_t) before this update's regression
+                advantage = advantages(returns, values, args.normalize_advantages)  # Â_t, [n]
 
-        eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device)
+                policy_loss, entropy = policy_gradient_loss(policy, obs, actions, advantage, len(episodes))
+                policy_optimizer.zero_grad(set_to_none=True)
+                policy_loss.backward()
+                policy_optimizer.step()
+
+                value_loss = torch.zeros(())
+                if value is not None:
+                    for _ in range(args.value_iters):
+                        value_loss = (value(obs) - returns).pow(2).mean()
+                        value_optimizer.zero_grad(set_to_none=True)
+                        value_loss.backward()
+                        value_optimizer.step()
+
+                # One read of the losses per update (each read waits for the device).
+                update += 1
+                losses = {"losses/policy_loss": policy_loss.item(), "losses/entropy": entropy.item()}
+                if value is not None:
+                    losses["losses/value_loss"] = value_loss.item()
+                for tag, number in losses.items():
+                    writer.add_scalar(tag, number, global_step)
+                writer.add_scalar("charts/episodes_per_update", len(episodes), global_step)
+                check_finite(losses, {}, checked_step, global_step)
+                checked_step = global_step
+
+                if global_step >= next_progress or global_step >= args.total_timesteps:
+                    next_progress = (global_step // progress_every + 1) * progress_every
+                    sps = global_step / (time.perf_counter() - start_time)
+                    writer.add_scalar("charts/SPS", sps, global_step)
+                    latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
+                    print(
+                        f"step {global_step}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True
+                    )
+            if update == 0:  # no episode ended inside the budget: refuse, rather than report an untrained policy
+                raise nothing_learned(args, run_dir, writer)
+            train_time = time.perf_counter() - start_time
+            sps = global_step / train_time
+            for env in envs:
+                env.close()
+
+            check_finite({}, networks, checked_step, global_step)
+            eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device)
+        except KeyboardInterrupt:
+            raise interrupted(args, run_dir, global_step, networks) from None
         for i, episode_return in enumerate(eval_returns):
             writer.add_scalar("eval/return", episode_return, i)
         if args.save_model:
-            model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
-            checkpoint = {"policy": {k: v.cpu() for k, v in policy.state_dict().items()}, "args": asdict(args)}
-            if value is not None:
-                checkpoint["value"] = {k: v.cpu() for k, v in value.state_dict().items()}
-            torch.save(checkpoint, model_path)
-            print(f"model saved to {model_path}")
-        writer.close()
+            print(f"model saved to {save_model(args, run_dir, networks)}")
 
         summary = (
             f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
@@ -504,34 +507,101 @@ def train(args: Args) -> dict:
 
 
 # ------------------------------------------------------------------ plumbing: the algorithm ends above
-# Input checks, the device, seeds and threads, the run directory, file I/O and the command line.
+# Input checks, the device, seeds and threads, the run directory, saving, Ctrl-C and the command line.
 class UsageError(ValueError):
     """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training or evaluation, raised after the model was saved (with --save-model); says where."""
+
+
 def check_args(args: Args) -> None:
     """Reject settings that cannot work, each with one sentence, before anything is written."""
+    check_types(args)
     for name in ("total_timesteps", "num_envs", "steps_per_update"):
         if getattr(args, name) <= 0:
             raise UsageError(
                 f"reinforce.py: --{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}."
             )
+    cores = os.cpu_count() or 1
     checks = [
         (args.gamma is None or 0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
         (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
         (args.value_learning_rate > 0, f"--value-learning-rate must be positive, got {args.value_learning_rate}"),
         (args.value_iters >= 0, f"--value-iters must be non-negative, got {args.value_iters}"),
-        (math.isfinite(args.init_log_std), f"--init-log-std must be a finite number, got {args.init_log_std}"),
-        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
-        (args.torch_threads >= 0, f"--torch-threads must be non-negative, got {args.torch_threads}"),
         (
             all(width > 0 for width in args.hidden_sizes),
             f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
+        ),
+        (0 <= args.seed < 2**32, f"--seed must lie in [0, 2**32 - 1] (numpy's seeds), got {args.seed}"),
+        (0 <= args.torch_threads <= cores, f"--torch-threads must lie in [0, {cores}] here, got {args.torch_threads}"),
+        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
+        (
+            args.exp_name not in ("", ".", "..") and not set("/\\\0") & set(args.exp_name),
+            f"--exp-name must be usable as a file name (no '/'), got {args.exp_name!r}",
         ),
     ]
     for ok, message in checks:
         if not ok:
             raise UsageError(f"reinforce.py: {message}.")
+    check_writable_directory("--log-dir", args.log_dir)
+
+
+def check_types(args: Args) -> None:
+    """In process a field can hold anything: each must match its annotation, and every float be finite."""
+    for name, kind in typing.get_type_hints(Args).items():
+        if not has_type(getattr(args, name), kind):
+            raise UsageError(
+                f"reinforce.py: --{name.replace('_', '-')} must be {describe(kind)}, got {getattr(args, name)!r}."
+            )
+
+
+def has_type(value: object, kind: object) -> bool:
+    if typing.get_origin(kind) is Literal:
+        return value in typing.get_args(kind)
+    if typing.get_origin(kind) is tuple:
+        return isinstance(value, tuple | list) and all(has_type(item, int) for item in value)
+    if typing.get_origin(kind) is types.UnionType:
+        return any(has_type(value, option) for option in typing.get_args(kind))
+    if kind is float:  # inf would pass every "> 0" check
+        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return isinstance(value, kind)  # type: ignore[arg-type]  # bool, str
+
+
+def describe(kind: object) -> str:
+    if typing.get_origin(kind) is Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(kind)))
+    if typing.get_origin(kind) is types.UnionType:
+        return " or ".join(describe(option) for option in typing.get_args(kind))
+    return (
+        "a finite number"
+        if kind is float
+        else str(kind)
+        if typing.get_origin(kind)
+        else "None"
+        if kind is type(None)
+        else kind.__name__
+    )  # type: ignore[attr-defined]
+
+
+def check_writable_directory(flag: str, path: str) -> None:
+    """The directory must exist or be creatable, and be writable: a probe directory made in its nearest existing
+    ancestor, and removed at once, says so where permission bits do not (root, read-only mounts, /proc)."""
+    if not path:
+        raise UsageError(f"reinforce.py: {flag} is empty; give a directory.")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        where = "is a file" if existing == os.path.abspath(path) else f"lies under the file {existing!r}"
+        raise UsageError(f"reinforce.py: {flag} {path!r} {where}, not a directory.")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=existing))
+    except OSError as error:
+        raise UsageError(f"reinforce.py: {flag} {path!r} cannot be written ({existing!r}: {error.strerror}).") from None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -556,22 +626,64 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def make_checked_envs(env_id: str, num_envs: int) -> list[gym.Env]:
+def make_checked_envs(args: Args, device: torch.device) -> list[gym.Env]:
+    """The envs, or one sentence on why the env cannot be made (any exception, not only Gymnasium's) or used here."""
     try:
-        envs = [make_env(env_id) for _ in range(num_envs)]
-    except gym.error.Error as error:
-        raise UsageError(f"reinforce.py cannot make the environment {env_id!r}: {error}") from None
-    space = envs[0].action_space
-    if not isinstance(space, gym.spaces.Discrete | gym.spaces.Box) or (
+        with warnings.catch_warnings(record=True) as caught:  # shown below if the env is made, else the error says it
+            envs = [make_env(args.env_id) for _ in range(args.num_envs)]
+    except Exception as error:
+        reason = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
+        raise UsageError(f"reinforce.py cannot make the environment {args.env_id!r}: {reason}.") from None
+    for warning in caught:
+        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    obs_space, space = envs[0].observation_space, envs[0].action_space
+    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+        problem = (
+            f"reinforce.py cannot use {args.env_id}: its observations ({envs[0].unwrapped.observation_space}) "
+            "cannot be flattened into a vector of fixed length"
+        )
+    elif not isinstance(space, gym.spaces.Discrete | gym.spaces.Box) or (
         isinstance(space, gym.spaces.Box) and len(space.shape) != 1
     ):
+        problem = (
+            f"reinforce.py needs a Discrete or a one-dimensional Box action space, but {args.env_id} has {space}; "
+            "wrap the env to flatten its actions first"
+        )
+    else:
+        obs_dim, act_dim = obs_space.shape[0], space.shape[0] if space.shape else int(space.n)
+        rows = min(args.steps_per_update, args.total_timesteps)  # one update's steps (and the episodes they finish)
+        widths = (obs_dim, *args.hidden_sizes)
+        weights = sum((a + 1) * b for out in (act_dim, 1) for a, b in itertools.pairwise((*widths, out)))
+        problem = memory_problem(
+            {  # bytes: the networks with gradients and Adam's moments; one update's steps and their activations
+                "--hidden-sizes": 4 * (5 * weights + 4 * rows * (2 * sum(args.hidden_sizes) + act_dim + 1)),
+                "--steps-per-update": rows * 4 * (obs_dim + act_dim + 2),
+            },
+            device,
+        )
+    if problem is not None:
         for env in envs:
             env.close()
-        raise UsageError(
-            f"reinforce.py needs a Discrete or a one-dimensional Box action space, but {env_id} has {space}; "
-            "wrap the env to flatten its actions first."
-        )
+        raise UsageError(problem + ".")
     return envs
+
+
+def memory_problem(needed: dict[str, int], device: torch.device) -> str | None:
+    """Sizes that cannot fit, found before any is allocated: the bytes needed against the memory available now."""
+    try:
+        with open("/proc/meminfo") as file:
+            available = next(int(line.split()[1]) * 1024 for line in file if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):  # not Linux: assume it fits
+        available = math.inf
+    if device.type == "cuda":  # the networks live there (the buffer in host memory: this is the stricter test)
+        available = min(available, torch.cuda.mem_get_info(device)[0])
+    if sum(needed.values()) <= available:
+        return None
+    largest = max(needed, key=needed.__getitem__)
+    return (
+        f"reinforce.py: this run needs about {sum(needed.values()) / 2**30:.1f} GiB of memory, mostly for {largest}, but "
+        f"{available / 2**30:.1f} GiB are available; lower {largest}"
+    )
 
 
 @contextlib.contextmanager
@@ -615,9 +727,89 @@ def make_run_dir(args: Args) -> str:
     raise RuntimeError(f"reinforce.py: could not create a fresh run directory under {args.log_dir}.")
 
 
+def nothing_learned(args: Args, run_dir: str, writer: SummaryWriter) -> UsageError:
+    """No episode ended inside the budget, so there was no update: remove the run's logs (they hold no episode)."""
+    writer.close()
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return UsageError(
+        f"reinforce.py: no episode of {args.env_id} ended within --total-timesteps {args.total_timesteps} (about "
+        f"{args.total_timesteps // args.num_envs} steps in each of --num-envs {args.num_envs}), so the policy was never "
+        "updated; raise --total-timesteps or lower --num-envs."
+    )
+
+
+def save_model(args: Args, run_dir: str, networks: dict[str, nn.Module]) -> str:
+    """<run_dir>/<exp_name>.pt: the state dicts and the args as plain types; returns where it was written."""
+    checkpoint = {name: {k: v.cpu() for k, v in net.state_dict().items()} for name, net in networks.items()}
+    checkpoint["args"] = asdict(args)
+    return save_atomically(os.path.join(run_dir, f"{args.exp_name}.pt"), lambda file: torch.save(checkpoint, file))
+
+
+def save_atomically(path: str, write: Callable[[BinaryIO], None]) -> str:
+    """Write to a temporary file beside `path` and rename it to `path`, so that no reader ever sees half a file. If
+    that directory cannot be written, write to the system's temporary directory instead (and say so): never lose it."""
+    fallback = os.path.join(tempfile.gettempdir(), f"{int(time.time())}-{os.getpid()}-{os.path.basename(path)}")
+    failures = []
+    for target in (path, fallback):
+        partial = None
+        try:
+            handle, partial = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(target)), suffix=".partial")
+            with os.fdopen(handle, "wb") as file:
+                write(file)
+            os.replace(partial, target)
+            partial = None
+        except OSError as error:
+            failures.append(f"{os.path.dirname(os.path.abspath(target))} ({error.strerror or error})")
+            continue
+        finally:
+            if partial is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(partial)
+        if failures:
+            print(f"reinforce.py: could not write {path} into {failures[0]}; wrote {target} instead.", file=sys.stderr)
+        return target
+    raise OSError(f"reinforce.py: could not save {path}: neither {' nor '.join(failures)} can be written.")
+
+
+def check_finite(numbers: dict[str, float], networks: dict[str, nn.Module], after: int, step: int) -> None:
+    """Stop the run at a non-finite loss or weight, naming the steps in which it appeared (after the last check)."""
+    bad = [f"{name} = {number}" for name, number in numbers.items() if not math.isfinite(number)]
+    bad += [
+        f"the weights of {name}"
+        for name, net in networks.items()
+        if not all(p.isfinite().all() for p in net.parameters())
+    ]
+    if bad:
+        raise FloatingPointError(
+            f"reinforce.py: non-finite numbers appeared between step {after + 1} and step {step} ({', '.join(bad)}), so "
+            "nothing was saved; the usual cause is a step too large for the rewards' scale: try a lower "
+            "--learning-rate or --value-learning-rate."
+        )
+
+
+def interrupted(args: Args, run_dir: str, step: int, networks: dict[str, nn.Module]) -> Interrupted:
+    """Ctrl-C: keep the model as it stands (with --save-model) and say in one line where the run stopped."""
+    saved = ""
+    if args.save_model:
+        try:
+            check_finite({}, networks, step, step)
+            saved = f"; model saved to {save_model(args, run_dir, networks)}"
+        except FloatingPointError:
+            saved = "; model not saved: its weights are not finite"
+    return Interrupted(
+        f"reinforce.py: stopped by Ctrl-C at step {step} of {args.total_timesteps}{saved}; logs in {run_dir}."
+    )
+
+
 if __name__ == "__main__":
     try:
         train(tyro.cli(Args))
     except UsageError as error:
         print(error, file=sys.stderr)
         sys.exit(2)
+    except (FloatingPointError, OSError) as error:
+        print(error, file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt as error:  # an Interrupted says where; one before training began has nothing to say
+        print(str(error) or "reinforce.py: stopped by Ctrl-C before training began.", file=sys.stderr)
+        sys.exit(130)

@@ -60,13 +60,20 @@ Examples:
 """
 
 import contextlib
+import itertools
 import math
+import numbers
 import os
 import random
 import sys
+import tempfile
 import time
+import types
+import typing
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from typing import BinaryIO, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -573,15 +580,14 @@ def fit_value(
 def train(args: Args) -> dict:
     check_args(args)
     device = resolve_device(args.device)
-    envs = make_checked_envs(args.env_id, args.num_envs)
+    envs = make_checked_envs(args, device)
+    run_dir = make_run_dir(args)
 
-    with seeded_run(args, device):  # seeds, threads, determinism; the caller's settings come back after
+    # seeds, threads, determinism (the caller's settings come back after); the logs are flushed however the run ends
+    with seeded_run(args, device), SummaryWriter(run_dir) as writer:
         generator = torch.Generator().manual_seed(args.seed)  # the value regression's shuffling
         envs.action_space.seed(args.seed)
         obs, _ = envs.reset(seed=args.seed)  # environment i is seeded with seed + i
-
-        run_dir = make_run_dir(args)
-        writer = SummaryWriter(run_dir)
         writer.add_text(
             "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
         )
@@ -599,96 +605,88 @@ def train(args: Args) -> dict:
         policy = policy.to(device)
         value = ValueNetwork(obs_dim, args.hidden_sizes, normalizer).to(device)  # shares the one normaliser
         value_optimizer = torch.optim.Adam(value.net.parameters(), lr=args.learning_rate, fused=True)
-        storage = RolloutStorage(args.num_steps, args.num_envs, obs_dim, space.shape, device)
+        # An update never collects more than the budget, so longer storage would only cost memory.
+        storage_steps = min(args.num_steps, args.total_timesteps // args.num_envs)
+        storage = RolloutStorage(storage_steps, args.num_envs, obs_dim, space.shape, device)
 
         episodic_returns: list[float] = []
         episode_end_steps: list[int] = []  # the global step each of them is logged at
-        global_step, update = 0, 0
+        global_step, update, checked_step = 0, 0, 0  # checked_step: the last step whose losses were finite
         if args.normalize_observations:  # counted in the budget: they are steps in the environment
             obs = warm_up_normalizer(envs, normalizer, obs, args.num_steps)
-            global_step = args.num_steps * args.num_envs
+            global_step = checked_step = args.num_steps * args.num_envs
         next_progress = progress_every = max(1, args.total_timesteps // 10)
         start_time = time.perf_counter()
-        while global_step < args.total_timesteps:
-            # The last rollout is shortened to the steps left (rounded up to whole steps of all environments).
-            num_steps = min(args.num_steps, math.ceil((args.total_timesteps - global_step) / args.num_envs))
-            obs, statistics = collect_rollout(envs, policy, storage, obs, num_steps, device)
-            global_step += num_steps * args.num_envs
-            update += 1
-            for episode_return, episode_length in statistics:
-                episodic_returns.append(episode_return)
-                episode_end_steps.append(global_step)
-                writer.add_scalar("charts/episodic_return", episode_return, global_step)
-                writer.add_scalar("charts/episodic_length", episode_length, global_step)
+        try:
+            while global_step + args.num_envs <= args.total_timesteps:
+                # The last rollout is shortened to the whole steps of all environments that the budget has left.
+                num_steps = min(args.num_steps, (args.total_timesteps - global_step) // args.num_envs)
+                obs, statistics = collect_rollout(envs, policy, storage, obs, num_steps, device)
+                global_step += num_steps * args.num_envs
+                update += 1
+                for episode_return, episode_length in statistics:
+                    episodic_returns.append(episode_return)
+                    episode_end_steps.append(global_step)
+                    writer.add_scalar("charts/episodic_return", episode_return, global_step)
+                    writer.add_scalar("charts/episodic_length", episode_length, global_step)
 
-            batch_obs = storage.obs[:num_steps].reshape(-1, obs_dim)  # [n, obs_dim]
-            batch_actions = storage.actions[:num_steps].flatten(0, 1)
-            if args.normalize_observations:  # new statistics, the same functions: only the step below moves π_θ
-                normalizer.update(batch_obs, (policy, value))
-            with torch.no_grad():
-                values = value(storage.obs[:num_steps])  # V_w(S_t), [T, N]
-                next_values = value(storage.next_obs[:num_steps])  # V_w(S_{t+1}) of the real next observation
-            advantages = generalized_advantages(
-                storage.rewards[:num_steps],
-                values,
-                next_values,
-                storage.terminated[:num_steps],
-                storage.truncated[:num_steps],
-                gamma,
-                args.gae_lambda,
-            )
-            value_targets = (advantages + values).flatten()  # the λ-return
-            advantages = advantages.flatten()
-            if args.normalize_advantages and len(advantages) > 1:
-                # A batch whose advantages are all equal carries no signal: it becomes zeros, not 0/0.
-                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-
-            logged = trpo_update(policy, batch_obs, batch_actions, advantages, args)
-            value_loss = fit_value(
-                value, value_optimizer, batch_obs, value_targets, args.vf_iters, args.value_batch_size, generator
-            )
-
-            logged["losses/value_loss"] = value_loss.item()
-            for tag, number in logged.items():
-                writer.add_scalar(tag, number, global_step)
-            if not all(math.isfinite(number) for number in logged.values()):
-                writer.close()
-                envs.close()
-                raise FloatingPointError(
-                    f"trpo.py: a loss became non-finite at step {global_step} (update {update}): "
-                    f"value loss {logged['losses/value_loss']}, KL {logged['policy/kl']}; "
-                    "try a lower --learning-rate or --max-kl, or --normalize-observations."
+                batch_obs = storage.obs[:num_steps].reshape(-1, obs_dim)  # [n, obs_dim]
+                batch_actions = storage.actions[:num_steps].flatten(0, 1)
+                if args.normalize_observations:  # new statistics, the same functions: only the step below moves π_θ
+                    normalizer.update(batch_obs, (policy, value))
+                with torch.no_grad():
+                    values = value(storage.obs[:num_steps])  # V_w(S_t), [T, N]
+                    next_values = value(storage.next_obs[:num_steps])  # V_w(S_{t+1}) of the real next observation
+                advantages = generalized_advantages(
+                    storage.rewards[:num_steps],
+                    values,
+                    next_values,
+                    storage.terminated[:num_steps],
+                    storage.truncated[:num_steps],
+                    gamma,
+                    args.gae_lambda,
                 )
-            if logged["policy/step_rejected"]:
-                print(
-                    f"update {update}: no line-search step kept the KL within {args.max_kl} and improved the surrogate; θ kept"
+                value_targets = (advantages + values).flatten()  # the λ-return
+                advantages = advantages.flatten()
+                if args.normalize_advantages and len(advantages) > 1:
+                    # A batch whose advantages are all equal carries no signal: it becomes zeros, not 0/0.
+                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+                logged = trpo_update(policy, batch_obs, batch_actions, advantages, args)
+                value_loss = fit_value(
+                    value, value_optimizer, batch_obs, value_targets, args.vf_iters, args.value_batch_size, generator
                 )
 
-            if global_step >= next_progress or global_step >= args.total_timesteps:
-                next_progress = (global_step // progress_every + 1) * progress_every
-                sps = global_step / (time.perf_counter() - start_time)
-                writer.add_scalar("charts/SPS", sps, global_step)
-                latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
-                print(f"step {global_step}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True)
-        train_time = time.perf_counter() - start_time
-        sps = global_step / train_time
-        envs.close()
+                logged["losses/value_loss"] = value_loss.item()
+                for tag, number in logged.items():
+                    writer.add_scalar(tag, number, global_step)
+                check_finite(logged, {}, checked_step, global_step)
+                checked_step = global_step
+                if logged["policy/step_rejected"]:
+                    print(
+                        f"update {update}: no line-search step kept the KL within {args.max_kl} and improved the surrogate; θ kept"
+                    )
 
-        eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device)
+                if global_step >= next_progress or global_step + args.num_envs > args.total_timesteps:
+                    next_progress = (global_step // progress_every + 1) * progress_every
+                    sps = global_step / (time.perf_counter() - start_time)
+                    writer.add_scalar("charts/SPS", sps, global_step)
+                    latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
+                    print(
+                        f"step {global_step}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True
+                    )
+            train_time = time.perf_counter() - start_time
+            sps = global_step / train_time
+            envs.close()
+
+            check_finite({}, {"policy": policy, "value": value}, checked_step, global_step)
+            eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device)
+        except KeyboardInterrupt:
+            raise interrupted(args, run_dir, global_step, {"policy": policy, "value": value}) from None
         for i, episode_return in enumerate(eval_returns):
             writer.add_scalar("eval/return", episode_return, i)
         if args.save_model:
-            model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
-            torch.save(
-                {
-                    "policy": {k: v.cpu() for k, v in policy.state_dict().items()},
-                    "value": {k: v.cpu() for k, v in value.state_dict().items()},
-                    "args": asdict(args),
-                },
-                model_path,
-            )
-            print(f"model saved to {model_path}")
-        writer.close()
+            print(f"model saved to {save_model(args, run_dir, {'policy': policy, 'value': value})}")
 
         summary = (
             f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
@@ -710,22 +708,33 @@ def train(args: Args) -> dict:
 
 
 # ------------------------------------------------------------------ plumbing: the algorithm ends above
-# Input checks, the device, seeds and threads, the run directory, file I/O and the command line.
+# Input checks, the device, seeds and threads, the run directory, saving, Ctrl-C and the command line.
 class UsageError(ValueError):
     """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training or evaluation, raised after the model was saved (with --save-model); says where."""
+
+
 def check_args(args: Args) -> None:
     """Reject settings that cannot work, each with one sentence, before anything is written."""
+    check_types(args)
     for name in ("total_timesteps", "num_envs", "num_steps", "cg_iters", "backtrack_iters", "value_batch_size"):
         if getattr(args, name) <= 0:
             raise UsageError(
                 f"trpo.py: --{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}."
             )
+    cores = os.cpu_count() or 1
     checks = [
         (args.gamma is None or 0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
         (
-            not args.normalize_observations or args.total_timesteps > args.num_steps * args.num_envs,
+            args.num_envs <= args.total_timesteps,
+            f"--num-envs {args.num_envs} takes more steps in one step of all environments than --total-timesteps "
+            f"{args.total_timesteps} allows",
+        ),
+        (
+            not args.normalize_observations or args.total_timesteps >= (args.num_steps + 1) * args.num_envs,
             f"--normalize-observations spends its first {args.num_steps * args.num_envs} steps (--num-steps × "
             f"--num-envs) on random actions, which leaves nothing of --total-timesteps {args.total_timesteps} to train on",
         ),
@@ -735,17 +744,78 @@ def check_args(args: Args) -> None:
         (0.0 < args.backtrack_coeff < 1.0, f"--backtrack-coeff must lie in (0, 1), got {args.backtrack_coeff}"),
         (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
         (args.vf_iters >= 0, f"--vf-iters must be non-negative, got {args.vf_iters}"),
-        (math.isfinite(args.init_log_std), f"--init-log-std must be a finite number, got {args.init_log_std}"),
-        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
-        (args.torch_threads >= 0, f"--torch-threads must be non-negative, got {args.torch_threads}"),
         (
             all(width > 0 for width in args.hidden_sizes),
             f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
+        ),
+        (0 <= args.seed < 2**32, f"--seed must lie in [0, 2**32 - 1] (numpy's seeds), got {args.seed}"),
+        (0 <= args.torch_threads <= cores, f"--torch-threads must lie in [0, {cores}] here, got {args.torch_threads}"),
+        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
+        (
+            args.exp_name not in ("", ".", "..") and not set("/\\\0") & set(args.exp_name),
+            f"--exp-name must be usable as a file name (no '/'), got {args.exp_name!r}",
         ),
     ]
     for ok, message in checks:
         if not ok:
             raise UsageError(f"trpo.py: {message}.")
+    check_writable_directory("--log-dir", args.log_dir)
+
+
+def check_types(args: Args) -> None:
+    """In process a field can hold anything: each must match its annotation, and every float be finite."""
+    for name, kind in typing.get_type_hints(Args).items():
+        if not has_type(getattr(args, name), kind):
+            raise UsageError(
+                f"trpo.py: --{name.replace('_', '-')} must be {describe(kind)}, got {getattr(args, name)!r}."
+            )
+
+
+def has_type(value: object, kind: object) -> bool:
+    if typing.get_origin(kind) is Literal:
+        return value in typing.get_args(kind)
+    if typing.get_origin(kind) is tuple:
+        return isinstance(value, tuple | list) and all(has_type(item, int) for item in value)
+    if typing.get_origin(kind) is types.UnionType:
+        return any(has_type(value, option) for option in typing.get_args(kind))
+    if kind is float:  # inf would pass every "> 0" check
+        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return isinstance(value, kind)  # type: ignore[arg-type]  # bool, str
+
+
+def describe(kind: object) -> str:
+    if typing.get_origin(kind) is Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(kind)))
+    if typing.get_origin(kind) is types.UnionType:
+        return " or ".join(describe(option) for option in typing.get_args(kind))
+    return (
+        "a finite number"
+        if kind is float
+        else str(kind)
+        if typing.get_origin(kind)
+        else "None"
+        if kind is type(None)
+        else kind.__name__
+    )  # type: ignore[attr-defined]
+
+
+def check_writable_directory(flag: str, path: str) -> None:
+    """The directory must exist or be creatable, and be writable: a probe directory made in its nearest existing
+    ancestor, and removed at once, says so where permission bits do not (root, read-only mounts, /proc)."""
+    if not path:
+        raise UsageError(f"trpo.py: {flag} is empty; give a directory.")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        where = "is a file" if existing == os.path.abspath(path) else f"lies under the file {existing!r}"
+        raise UsageError(f"trpo.py: {flag} {path!r} {where}, not a directory.")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=existing))
+    except OSError as error:
+        raise UsageError(f"trpo.py: {flag} {path!r} cannot be written ({existing!r}: {error.strerror}).") from None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -768,24 +838,67 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def make_checked_envs(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
+def make_checked_envs(args: Args, device: torch.device) -> gym.vector.VectorEnv:
+    """The vector env, or one sentence on why the env cannot be made (any exception, not only Gymnasium's) or used."""
     try:
-        probe = make_env(env_id)
-    except gym.error.Error as error:
-        raise UsageError(f"trpo.py cannot make the environment {env_id!r}: {error}") from None
-    space = probe.action_space
+        with warnings.catch_warnings(record=True) as caught:  # shown below if the env is made, else the error says it
+            probe = make_env(args.env_id)
+    except Exception as error:
+        reason = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
+        raise UsageError(f"trpo.py cannot make the environment {args.env_id!r}: {reason}.") from None
+    for warning in caught:
+        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    obs_space, space = probe.observation_space, probe.action_space
     probe.close()
-    if not isinstance(space, gym.spaces.Discrete | gym.spaces.Box) or (
+    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+        problem = (
+            f"trpo.py cannot use {args.env_id}: its observations ({probe.unwrapped.observation_space}) "
+            "cannot be flattened into a vector of fixed length"
+        )
+    elif not isinstance(space, gym.spaces.Discrete | gym.spaces.Box) or (
         isinstance(space, gym.spaces.Box) and len(space.shape) != 1
     ):
-        raise UsageError(
-            f"trpo.py needs a Discrete or a one-dimensional Box action space, but {env_id} has {space}; "
-            "wrap the env to flatten its actions first."
+        problem = (
+            f"trpo.py needs a Discrete or a one-dimensional Box action space, but {args.env_id} has {space}; "
+            "wrap the env to flatten its actions first"
         )
+    else:
+        obs_dim, act_dim = obs_space.shape[0], space.shape[0] if space.shape else int(space.n)
+        rows = min(args.num_steps, args.total_timesteps // args.num_envs) * args.num_envs  # one update's transitions
+        weights = sum(
+            (a + 1) * b for out in (act_dim, 1) for a, b in itertools.pairwise((obs_dim, *args.hidden_sizes, out))
+        )
+        problem = memory_problem(
+            {  # bytes: the rollout; the networks with gradients and Adam's moments; the batch's activations
+                "--num-steps": rows * 4 * (2 * obs_dim + act_dim + 4),
+                "--hidden-sizes": 4 * (5 * weights + 4 * rows * (2 * sum(args.hidden_sizes) + act_dim + 1)),
+            },
+            device,
+        )
+    if problem is not None:
+        raise UsageError(problem + ".")
     envs = gym.vector.SyncVectorEnv(
-        [lambda: make_env(env_id) for _ in range(num_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+        [lambda: make_env(args.env_id) for _ in range(args.num_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
     )
     return gym.wrappers.vector.RecordEpisodeStatistics(envs)
+
+
+def memory_problem(needed: dict[str, int], device: torch.device) -> str | None:
+    """Sizes that cannot fit, found before any is allocated: the bytes needed against the memory available now."""
+    try:
+        with open("/proc/meminfo") as file:
+            available = next(int(line.split()[1]) * 1024 for line in file if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):  # not Linux: assume it fits
+        available = math.inf
+    if device.type == "cuda":  # the networks live there (the buffer in host memory: this is the stricter test)
+        available = min(available, torch.cuda.mem_get_info(device)[0])
+    if sum(needed.values()) <= available:
+        return None
+    largest = max(needed, key=needed.__getitem__)
+    return (
+        f"trpo.py: this run needs about {sum(needed.values()) / 2**30:.1f} GiB of memory, mostly for {largest}, but "
+        f"{available / 2**30:.1f} GiB are available; lower {largest}"
+    )
 
 
 @contextlib.contextmanager
@@ -829,9 +942,78 @@ def make_run_dir(args: Args) -> str:
     raise RuntimeError(f"trpo.py: could not create a fresh run directory under {args.log_dir}.")
 
 
+def save_model(args: Args, run_dir: str, networks: dict[str, nn.Module]) -> str:
+    """<run_dir>/<exp_name>.pt: the state dicts and the args as plain types; returns where it was written."""
+    checkpoint = {name: {k: v.cpu() for k, v in net.state_dict().items()} for name, net in networks.items()}
+    checkpoint["args"] = asdict(args)
+    return save_atomically(os.path.join(run_dir, f"{args.exp_name}.pt"), lambda file: torch.save(checkpoint, file))
+
+
+def save_atomically(path: str, write: Callable[[BinaryIO], None]) -> str:
+    """Write to a temporary file beside `path` and rename it to `path`, so that no reader ever sees half a file. If
+    that directory cannot be written, write to the system's temporary directory instead (and say so): never lose it."""
+    fallback = os.path.join(tempfile.gettempdir(), f"{int(time.time())}-{os.getpid()}-{os.path.basename(path)}")
+    failures = []
+    for target in (path, fallback):
+        partial = None
+        try:
+            handle, partial = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(target)), suffix=".partial")
+            with os.fdopen(handle, "wb") as file:
+                write(file)
+            os.replace(partial, target)
+            partial = None
+        except OSError as error:
+            failures.append(f"{os.path.dirname(os.path.abspath(target))} ({error.strerror or error})")
+            continue
+        finally:
+            if partial is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(partial)
+        if failures:
+            print(f"trpo.py: could not write {path} into {failures[0]}; wrote {target} instead.", file=sys.stderr)
+        return target
+    raise OSError(f"trpo.py: could not save {path}: neither {' nor '.join(failures)} can be written.")
+
+
+def check_finite(numbers: dict[str, float], networks: dict[str, nn.Module], after: int, step: int) -> None:
+    """Stop the run at a non-finite loss or weight, naming the steps in which it appeared (after the last check)."""
+    bad = [f"{name} = {number}" for name, number in numbers.items() if not math.isfinite(number)]
+    bad += [
+        f"the weights of {name}"
+        for name, net in networks.items()
+        if not all(p.isfinite().all() for p in net.parameters())
+    ]
+    if bad:
+        raise FloatingPointError(
+            f"trpo.py: non-finite numbers appeared between step {after + 1} and step {step} ({', '.join(bad)}), so "
+            "nothing was saved; the usual cause is a step too large for the rewards' scale: try a lower "
+            "--learning-rate or --max-kl, or --normalize-observations."
+        )
+
+
+def interrupted(args: Args, run_dir: str, step: int, networks: dict[str, nn.Module]) -> Interrupted:
+    """Ctrl-C: keep the model as it stands (with --save-model) and say in one line where the run stopped."""
+    saved = ""
+    if args.save_model:
+        try:
+            check_finite({}, networks, step, step)
+            saved = f"; model saved to {save_model(args, run_dir, networks)}"
+        except FloatingPointError:
+            saved = "; model not saved: its weights are not finite"
+    return Interrupted(
+        f"trpo.py: stopped by Ctrl-C at step {step} of {args.total_timesteps}{saved}; logs in {run_dir}."
+    )
+
+
 if __name__ == "__main__":
     try:
         train(tyro.cli(Args))
     except UsageError as error:
         print(error, file=sys.stderr)
         sys.exit(2)
+    except (FloatingPointError, OSError) as error:
+        print(error, file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt as error:  # an Interrupted says where; one before training began has nothing to say
+        print(str(error) or "trpo.py: stopped by Ctrl-C before training began.", file=sys.stderr)
+        sys.exit(130)

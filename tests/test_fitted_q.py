@@ -300,7 +300,7 @@ def test_save_dataset_never_overwrites_a_file(tmp_path, log_dir):
         ({"save_dataset": "/no/such/dir/data.npz"}, "does not exist"),
         ({"save_dataset": "data.csv"}, "must end in .npz"),
         ({"learning_starts": 30_000}, "leaves no regression inside --total-timesteps 30000"),
-        ({"optimizer": "sgd"}, "--optimizer must be adam or rprop"),
+        ({"optimizer": "sgd"}, "--optimizer must be one of 'adam', 'rprop', got 'sgd'"),
     ],
 )
 def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):

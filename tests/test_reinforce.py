@@ -220,7 +220,9 @@ def test_without_a_baseline_the_result_has_no_value_network(log_dir):
 # -------------------------------------------------------------------------------------- bad input
 def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir):
     args = short_args(log_dir, env_id="tests/NaNReward-v0", eval_episodes=0, normalize_advantages=False)
-    with pytest.raises(FloatingPointError, match=r"reinforce\.py: the policy loss became nan .* at step 40"):
+    with pytest.raises(
+        FloatingPointError, match=r"reinforce\.py: non-finite numbers appeared between step 1 and step 4\d "
+    ):
         reinforce.train(args)
     assert_logs_were_flushed(log_dir)
 

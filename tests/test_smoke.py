@@ -341,6 +341,11 @@ def test_shifted_discrete_actions_reach_the_env_in_its_own_range(module_name, sh
 @pytest.mark.parametrize("module_name, short", POLICY_GRADIENT_RUNS)
 def test_an_env_without_a_time_limit_trains_to_its_budget_and_evaluates_capped(module_name, short, log_dir):
     module, args = short_args(module_name, "tests/Endless-v0", short, log_dir, eval_episodes=1)
+    if module_name == "reinforce":  # learns from whole episodes only: with none, the run is refused, its logs removed
+        with pytest.raises(ValueError, match=r"no episode of tests/Endless-v0 ended within --total-timesteps 600"):
+            module.train(args)
+        assert os.listdir(log_dir) == []
+        return
     result = module.train(args)
     assert result["episodic_returns"] == []  # no episode ever ended
     assert result["eval_returns"] == [float(module.EVAL_STEP_LIMIT)]
