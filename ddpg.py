@@ -372,6 +372,8 @@ def train(args: Args) -> dict:
                     with torch.no_grad():
                         mu = actor(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))[0]
                     action = np.clip(mu.cpu().numpy() + noise.sample(), low, high).astype(env.action_space.dtype)
+                    if not np.isfinite(action).all():  # a free check (the action is on the CPU): no NaN reaches the env
+                        check_finite({}, {"actor": actor}, max(last_logged_step, 0), global_step)
                 next_obs, reward, terminated, truncated, info = env.step(action)
                 # next_obs is the real successor, also when the episode just ended: the reset comes after.
                 replay_buffer.add(obs, action, float(reward), next_obs, terminated)

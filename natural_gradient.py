@@ -896,8 +896,8 @@ def make_checked_envs(args: Args, device: torch.device) -> gym.vector.VectorEnv:
         )
         problem = memory_problem(
             {  # bytes: the rollout; the networks with gradients and Adam's moments; the batch's activations
-                "--num-steps": rows * 4 * (2 * obs_dim + act_dim + 4),
-                "--hidden-sizes": 4 * (5 * weights + 4 * rows * (2 * sum(args.hidden_sizes) + act_dim + 1)),
+                "--num-steps": rows * 4 * (2 * obs_dim + act_dim + 4 + 4 * (2 * sum(args.hidden_sizes) + act_dim + 1)),
+                "--hidden-sizes": 4 * 5 * weights,
             },
             device,
         )

@@ -656,8 +656,10 @@ def make_checked_envs(args: Args, device: torch.device) -> list[gym.Env]:
         weights = sum((a + 1) * b for out in (act_dim, 1) for a, b in itertools.pairwise((*widths, out)))
         problem = memory_problem(
             {  # bytes: the networks with gradients and Adam's moments; one update's steps and their activations
-                "--hidden-sizes": 4 * (5 * weights + 4 * rows * (2 * sum(args.hidden_sizes) + act_dim + 1)),
-                "--steps-per-update": rows * 4 * (obs_dim + act_dim + 2),
+                "--hidden-sizes": 4 * 5 * weights,
+                "--steps-per-update": rows
+                * 4
+                * (obs_dim + act_dim + 2 + 4 * (2 * sum(args.hidden_sizes) + act_dim + 1)),
             },
             device,
         )

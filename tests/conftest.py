@@ -17,11 +17,21 @@ class CountingEnv(gym.Env):
     raises, so a script that sends one (off by one ulp, of the wrong shape, or unshifted) is caught.
     """
 
-    def __init__(self, action_space: gym.Space, terminate_at: int | None = None, reward: float = 1.0):
+    def __init__(
+        self,
+        action_space: gym.Space,
+        terminate_at: int | None = None,
+        reward: float = 1.0,
+        nan_from: int | None = None,
+        interrupt_at: int | None = None,
+    ):
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
         self.action_space = action_space
         self.terminate_at = terminate_at
         self.reward = reward
+        self.nan_from = nan_from  # the reward is NaN from this step of the env's life on
+        self.interrupt_at = interrupt_at  # this step of the env's life raises KeyboardInterrupt, as Ctrl-C would
+        self.steps = 0
         self.episode = -1
         self.t = 0
 
@@ -38,8 +48,12 @@ class CountingEnv(gym.Env):
         if not self.action_space.contains(action):
             raise AssertionError(f"action {action!r} is outside {self.action_space}")
         self.t += 1
+        self.steps += 1
+        if self.steps == self.interrupt_at:
+            raise KeyboardInterrupt
         terminated = self.terminate_at is not None and self.t >= self.terminate_at
-        return self._obs(), float(self.reward), terminated, False, {}
+        reward = float("nan") if self.nan_from is not None and self.steps >= self.nan_from else self.reward
+        return self._obs(), reward, terminated, False, {}
 
 
 class RandomStartEnv(gym.Env):
@@ -88,6 +102,13 @@ class ActionRewardEnv(gym.Env):
         return np.array([0.5, -0.5], np.float32), reward, False, False, {}
 
 
+class ObservationSpaceEnv(gym.Env):
+    """An env whose observation space is given: only made, never stepped (the scripts must refuse it first)."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space):
+        self.observation_space, self.action_space = observation_space, action_space
+
+
 def register(env_id: str, action_space: gym.Space, max_episode_steps: int | None, **kwargs) -> None:
     kwargs = {"action_space": action_space, **kwargs}
     gym.register(env_id, entry_point=CountingEnv, max_episode_steps=max_episode_steps, kwargs=kwargs)
@@ -114,6 +135,21 @@ gym.register(
 gym.register("tests/ActionReward-v0", ActionRewardEnv, max_episode_steps=50, kwargs={"action_space": TWO_ACTIONS})
 gym.register("tests/BoxActionReward-v0", ActionRewardEnv, max_episode_steps=50, kwargs={"action_space": BOX_ACTIONS})
 register("tests/MultiDiscrete-v0", gym.spaces.MultiDiscrete([2, 3]), 5)  # no script handles this one
+register("tests/MultiBinary-v0", gym.spaces.MultiBinary(3), 5)  # nor this one
+register("tests/LateNaNReward-v0", TWO_ACTIONS, 20, nan_from=450)  # finite rewards first, then NaN
+register("tests/BoxLateNaNReward-v0", BOX_ACTIONS, 20, nan_from=450)
+register("tests/CtrlC-v0", TWO_ACTIONS, 20, interrupt_at=300)  # Ctrl-C at its 300th step
+register("tests/BoxCtrlC-v0", BOX_ACTIONS, 20, interrupt_at=300)
+for name, space in [
+    ("Sequence", gym.spaces.Sequence(gym.spaces.Discrete(3))),
+    ("Graph", gym.spaces.Graph(BOX_ACTIONS, None)),
+]:
+    for prefix, actions in [("", TWO_ACTIONS), ("Box", BOX_ACTIONS)]:  # observations no script can flatten
+        gym.register(
+            f"tests/{prefix}{name}Observations-v0",
+            ObservationSpaceEnv,
+            kwargs={"observation_space": space, "action_space": actions},
+        )
 
 
 def assert_transitions_follow_episodes(buffer, episode_length: int, terminates: bool) -> None:

@@ -1,0 +1,302 @@
+"""Nothing lost, nothing silent (CONVENTIONS.md §5): every failure a user can cause ends in one sentence, before
+anything is written, and a run that is stopped (Ctrl-C, a NaN, a directory that cannot be written) keeps its work.
+
+Each case runs on all six scripts. Bad input is checked in process (a ValueError naming the script, nothing written);
+a few cases also through the command line (exit status 2, one line on stderr, no traceback).
+"""
+
+import importlib
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import assert_logs_were_flushed
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_smoke import ROOT, SCRIPTS, run_cli, short_args
+
+MODULES = [module for module, *_ in SCRIPTS]
+FIRST_RUNS = [(module, env_ids[0], short) for module, env_ids, _, short in SCRIPTS]
+NETWORKS = ("q_network", "actor", "critic", "policy", "value")
+
+
+def box(module_name: str) -> str:
+    """The prefix of the test env ids whose action space the script uses ("Box" for ddpg.py)."""
+    return "Box" if module_name == "ddpg" else ""
+
+
+def bad_input_cases(module_name: str, tmp_path: Path) -> list[tuple[dict, str]]:
+    """(Args overrides, a phrase the refusal must contain) for every kind of bad input a user can give this script."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    cases = [
+        ({"log_dir": str(a_file)}, "is a file, not a directory"),
+        ({"log_dir": str(a_file / "runs")}, "lies under the file"),
+        ({"log_dir": "/proc/runs"}, "cannot be written"),  # read-only even for root
+        ({"log_dir": ""}, "--log-dir is empty"),
+        ({"exp_name": "a/b"}, "--exp-name must be usable as a file name"),
+        ({"exp_name": ""}, "--exp-name must be usable as a file name"),
+        ({"seed": -1}, "--seed must lie in [0, 2**32 - 1]"),
+        ({"seed": 2**32}, "--seed must lie in [0, 2**32 - 1]"),
+        ({"env_id": "Hopper-v3"}, "cannot make the environment 'Hopper-v3': ImportError"),
+        ({"env_id": "phys2d/CartPole-v1"}, "ModuleNotFoundError: No module named 'jax'"),
+        ({"env_id": "no_such_module:Env-v0"}, "ModuleNotFoundError: No module named 'no_such_module'"),
+        ({"env_id": f"tests/{box(module_name)}SequenceObservations-v0"}, "cannot be flattened into a vector"),
+        ({"env_id": f"tests/{box(module_name)}GraphObservations-v0"}, "cannot be flattened into a vector"),
+        ({"hidden_sizes": (100_000, 100_000)}, "mostly for --hidden-sizes"),
+        ({"torch_threads": 100_000}, "--torch-threads must lie in [0, "),
+        ({"learning_rate": math.inf}, "--learning-rate must be a finite number, got inf"),
+        ({"learning_rate": math.nan}, "--learning-rate must be a finite number, got nan"),
+        ({"total_timesteps": "1000"}, "--total-timesteps must be int, got '1000'"),
+        ({"total_timesteps": True}, "--total-timesteps must be int, got True"),
+        ({"seed": 1.5}, "--seed must be int, got 1.5"),
+        ({"hidden_sizes": (64, "a")}, "--hidden-sizes must be tuple[int, ...], got (64, 'a')"),
+        ({"save_model": "yes"}, "--save-model must be bool"),
+    ]
+    huge = {"total_timesteps": 10**12}
+    specific = {
+        "dqn": [({"buffer_size": 10**12, **huge}, "mostly for --buffer-size")],
+        "fitted_q": [
+            ({"buffer_size": 10**12, **huge}, "mostly for --buffer-size"),
+            ({"save_dataset": "/proc/d.npz", "buffer_size": 30_000}, "the directory of --save-dataset '/proc' cannot"),
+        ],
+        "ddpg": [
+            ({"buffer_size": 10**12, **huge}, "mostly for --buffer-size"),
+            ({"exploration_noise": math.inf}, "--exploration-noise must be a finite number"),
+            ({"env_id": "tests/MultiBinary-v0"}, "which no script here handles"),
+        ],
+        "reinforce": [
+            ({"steps_per_update": 10**11, **huge}, "mostly for --steps-per-update"),
+            ({"init_log_std": math.inf}, "--init-log-std must be a finite number"),
+            ({"gamma": math.inf}, "--gamma must be a finite number or None, got inf"),
+        ],
+    }
+    policy_gradient = [
+        ({"num_steps": 10**9, **huge}, "mostly for --num-steps"),
+        ({"max_kl": math.inf}, "--max-kl must be a finite number"),
+        ({"cg_damping": math.inf}, "--cg-damping must be a finite number"),
+        ({"init_log_std": math.inf}, "--init-log-std must be a finite number"),
+        ({"num_envs": 16, "total_timesteps": 10}, "--num-envs 16 takes more steps"),
+    ]
+    return cases + specific.get(module_name, policy_gradient)
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_bad_input_is_refused_in_one_sentence_before_anything_is_written(module_name, tmp_path, log_dir):
+    module = importlib.import_module(module_name)
+    for overrides, phrase in bad_input_cases(module_name, tmp_path):
+        args = module.Args(**{"log_dir": log_dir, **overrides})
+        with pytest.raises(ValueError) as error:
+            module.train(args)
+        message = str(error.value)
+        assert phrase in message, (overrides, message)
+        assert message.startswith(f"{module_name}.py") and "\n" not in message and message.endswith("."), message
+        assert not os.path.exists(log_dir), f"{overrides} wrote {log_dir}"
+        assert (tmp_path / "a_file").read_text() == "keep me"
+
+
+def test_ddpg_does_not_send_a_multibinary_user_to_a_script_that_refuses_it_too(log_dir):
+    ddpg = importlib.import_module("ddpg")
+    with pytest.raises(ValueError) as error:
+        ddpg.train(ddpg.Args(env_id="tests/MultiBinary-v0", log_dir=log_dir))
+    assert ".py" not in str(error.value).removeprefix("ddpg.py")
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+@pytest.mark.parametrize("flags", [("--seed", "-1"), ("--learning-rate", "inf"), ("--env-id", "Hopper-v3")])
+def test_bad_input_on_the_command_line_is_one_line_and_exit_status_2(module_name, flags, log_dir):
+    proc = run_cli(module_name, "--log-dir", log_dir, *flags)
+    assert proc.returncode == 2, proc.stderr
+    message = proc.stderr.strip()
+    assert message.startswith(f"{module_name}.py") and "\n" not in message and message.endswith("."), message
+    assert not os.path.exists(log_dir)
+
+
+def test_reinforce_refuses_a_budget_that_no_episode_fits_in_and_leaves_no_run(log_dir):
+    reinforce = importlib.import_module("reinforce")
+    # CartPole-v1's episodes last at least 8 steps; 5 steps in each of 8 environments finish none.
+    args = reinforce.Args(total_timesteps=40, num_envs=8, log_dir=log_dir, save_model=True)
+    with pytest.raises(
+        ValueError, match=r"no episode of CartPole-v1 ended within --total-timesteps 40 .*never updated"
+    ):
+        reinforce.train(args)
+    assert os.listdir(log_dir) == []
+
+
+@pytest.mark.parametrize("module_name", ["trpo", "natural_gradient"])
+def test_a_budget_that_is_no_multiple_of_the_environments_is_never_overrun(module_name, log_dir):
+    module = importlib.import_module(module_name)
+    args = module.Args(total_timesteps=101, num_envs=4, num_steps=10, eval_episodes=0, log_dir=log_dir)
+    events = EventAccumulator(module.train(args)["run_dir"], size_guidance={"scalars": 0})
+    events.Reload()
+    assert [point.step for point in events.Scalars("policy/kl")] == [40, 80, 100]  # 25 whole steps of 4 envs
+
+
+# ------------------------------------------------------------------------------------------ non-finite numbers
+@pytest.mark.parametrize("module_name, env_id, short", FIRST_RUNS)
+def test_a_nan_in_the_last_stretch_reaches_no_saved_model_and_no_result(module_name, env_id, short, log_dir):
+    # Rewards turn NaN at the env's 450th step: after the last loss dqn.py and ddpg.py read (every 100 steps).
+    module = importlib.import_module(module_name)
+    env = f"tests/{'Box' if env_id == 'Pendulum-v1' else ''}LateNaNReward-v0"
+    overrides = {"num_envs": 1} if "num_envs" in short else {}  # one env lives all 500 steps
+    module, args = short_args(module_name, env, short, log_dir, total_timesteps=500, save_model=True, **overrides)
+    with pytest.raises(FloatingPointError) as error:
+        module.train(args)
+    message = str(error.value)
+    assert message.startswith(f"{module_name}.py: non-finite numbers appeared between step ") and "\n" not in message
+    if module_name == "dqn":  # found by the check at the end of training
+        assert "between step 401 and step 500 (the weights of q_network)" in message
+    if module_name == "ddpg":  # found as soon as the actor's action (on the CPU anyway) is NaN
+        assert re.search(r"between step 40\d and step 4\d\d \(the weights of actor\)", message), message
+    (run_dir,) = os.listdir(log_dir)
+    assert not any(name.endswith(".pt") for name in os.listdir(os.path.join(log_dir, run_dir)))
+    assert_logs_were_flushed(log_dir)
+
+
+# ---------------------------------------------------------------------------------------------------- saving
+@pytest.mark.parametrize("module_name", MODULES)
+def test_saves_are_atomic_an_interrupted_write_leaves_nothing(module_name, tmp_path):
+    module = importlib.import_module(module_name)
+    target = tmp_path / "model.pt"
+
+    def half_then_ctrl_c(file):
+        file.write(b"half a model")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        module.save_atomically(str(target), half_then_ctrl_c)
+    assert os.listdir(tmp_path) == [], "no partial file at the path or beside it"
+    target.write_bytes(b"the old model")
+    module.save_atomically(str(target), lambda file: file.write(b"the new model"))
+    assert target.read_bytes() == b"the new model" and os.listdir(tmp_path) == ["model.pt"]
+
+
+@pytest.fixture
+def unwritable_run_dirs(tmp_path, monkeypatch):
+    """Writes into any directory under tmp_path/"runs" fail as a read-only disk would (root ignores chmod); the
+    system's temporary directory becomes tmp_path/"elsewhere". Yields that directory."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(elsewhere))
+    mkstemp = tempfile.mkstemp
+
+    def read_only_mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and str(tmp_path / "runs") in str(dir):
+            raise PermissionError(30, "Read-only file system")
+        return mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only_mkstemp)
+    return elsewhere
+
+
+@pytest.mark.parametrize("module_name, env_id, short", FIRST_RUNS)
+def test_a_model_that_cannot_be_written_in_its_run_dir_is_written_elsewhere_and_said(
+    module_name, env_id, short, log_dir, unwritable_run_dirs, capsys
+):
+    module, args = short_args(module_name, env_id, short, log_dir, save_model=True, eval_episodes=0)
+    result = module.train(args)
+    (saved,) = unwritable_run_dirs.iterdir()
+    assert saved.name.endswith(f"-{module_name}.pt")
+    checkpoint = torch.load(saved, weights_only=True)
+    for name in NETWORKS:
+        if name in result:
+            result[name].load_state_dict(checkpoint[name])
+    out, err = capsys.readouterr()
+    assert f"could not write {os.path.join(result['run_dir'], module_name + '.pt')}" in err and str(saved) in err
+    assert f"model saved to {saved}" in out
+
+
+def test_fitted_q_keeps_its_dataset_when_the_directory_stops_being_writable(tmp_path, log_dir, unwritable_run_dirs):
+    fitted_q = importlib.import_module("fitted_q")
+    path = Path(log_dir) / "data" / "transitions.npz"
+    path.parent.mkdir(parents=True)
+    args = fitted_q.Args(
+        total_timesteps=300,
+        learning_starts=100,
+        batch_size=32,
+        eval_episodes=0,
+        log_dir=log_dir,
+        save_dataset=str(path),
+    )
+    fitted_q.train(args)  # (the check before the run probes with a directory, which the fixture still allows)
+    (saved,) = unwritable_run_dirs.iterdir()
+    assert not path.exists() and len(fitted_q.load_dataset(str(saved), 4, 2)["action"]) == 300
+
+
+# ---------------------------------------------------------------------------------------------------- Ctrl-C
+@pytest.mark.parametrize("module_name, env_id, short", FIRST_RUNS)
+def test_ctrl_c_in_process_saves_the_model_as_it_stands_and_raises_keyboard_interrupt(
+    module_name, env_id, short, log_dir
+):
+    # tests/CtrlC-v0 raises KeyboardInterrupt at its 300th step, as Ctrl-C there would.
+    module = importlib.import_module(module_name)
+    env = f"tests/{'Box' if env_id == 'Pendulum-v1' else ''}CtrlC-v0"
+    overrides = {"num_envs": 1} if "num_envs" in short else {}
+    module, args = short_args(module_name, env, short, log_dir, save_model=True, total_timesteps=1000, **overrides)
+    with pytest.raises(KeyboardInterrupt) as error:
+        module.train(args)
+    message = str(error.value)
+    assert message.startswith(f"{module_name}.py: stopped by Ctrl-C at step ") and "of 1000; model saved to" in message
+    (run_dir,) = os.listdir(log_dir)
+    checkpoint = torch.load(Path(log_dir, run_dir, f"{module_name}.pt"), weights_only=True)
+    assert checkpoint["args"]["env_id"] == env and any(name in checkpoint for name in NETWORKS)
+    assert_logs_were_flushed(log_dir)
+
+
+CTRL_C_RUNS = {  # a run long enough to be interrupted in the middle of training, on its default env
+    "dqn": ["--learning-starts", "100"],
+    "fitted_q": ["--learning-starts", "100", "--buffer-size", "10000000", "--save-dataset", "{log_dir}-data.npz"],
+    "ddpg": ["--learning-starts", "100", "--hidden-sizes", "32", "32"],
+    "reinforce": ["--steps-per-update", "200"],
+    "trpo": ["--num-steps", "32"],
+    "natural_gradient": ["--num-steps", "32"],
+}
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_ctrl_c_on_the_command_line_is_one_line_exit_130_and_keeps_model_and_logs(module_name, log_dir):
+    flags = [flag.format(log_dir=log_dir) for flag in CTRL_C_RUNS[module_name]]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            f"{module_name}.py",
+            "--log-dir",
+            log_dir,
+            "--save-model",
+            "--total-timesteps",
+            "10000000",
+            *flags,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (os.path.isdir(log_dir) and os.listdir(log_dir)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(3)  # into the training loop, with some episodes behind it
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    message = stderr.strip()
+    assert "\n" not in message and "Traceback" not in message, message
+    assert message.startswith(f"{module_name}.py: stopped by Ctrl-C at step ") and "; model saved to " in message
+    (run_dir,) = Path(log_dir).glob("*__*")
+    checkpoint = torch.load(run_dir / f"{module_name}.pt", weights_only=True)
+    assert all(
+        torch.isfinite(tensor).all() for name in NETWORKS if name in checkpoint for tensor in checkpoint[name].values()
+    )
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    assert len(events.Scalars("charts/episodic_return")) > 0, "the logs up to the interruption read back"
+    if module_name == "fitted_q":
+        dataset = importlib.import_module("fitted_q").load_dataset(f"{log_dir}-data.npz", 4, 2)
+        assert len(dataset["action"]) > 0 and f"transitions saved to {log_dir}-data.npz" in message
