@@ -33,9 +33,6 @@ The script steps a single environment and resets it by hand, so a stored transit
 reset and no autoreset mode is involved. Observations pass through Gymnasium's FlattenObservation, so
 Discrete and Tuple observation spaces (FrozenLake-v1, Blackjack-v1) arrive one-hot encoded.
 
-The defaults solve CartPole-v1 in 50k steps on most seeds, not all; README.md has the measurements and
-why the target is copied every 100 steps (each hard copy is one Bellman backup).
-
 Examples:
     python dqn.py                                   # CartPole-v1, the defaults
     python dqn.py --env-id Acrobot-v1 --total-timesteps 100000 --seed 3
@@ -68,31 +65,14 @@ from torch.utils.tensorboard import SummaryWriter
 
 @dataclass
 class Args:
-    exp_name: str = os.path.basename(__file__).removesuffix(".py")
-    """name of this experiment, used in the run directory's name"""
     env_id: str = "CartPole-v1"
     """id of a registered Gymnasium environment with a Discrete action space"""
-    seed: int = 1
-    """seed of random, numpy, torch and the environment"""
     total_timesteps: int = 50_000
     """environment steps to train for"""
     gamma: float = 0.99
     """discount factor γ"""
     learning_rate: float = 1e-3
     """Adam learning rate α of the Q-network"""
-    device: str = "auto"
-    """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
-    torch_deterministic: bool = True
-    """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
-    log_dir: str = "runs"
-    """directory under which each run writes its TensorBoard logs (and model)"""
-    save_model: bool = False
-    """save the Q-network and the args to <run_dir>/<exp_name>.pt at the end"""
-    eval_episodes: int = 10
-    """greedy evaluation episodes after training (0 turns the evaluation off)"""
-    torch_threads: int = 1
-    """torch CPU threads (small networks run fastest on one; 0 keeps torch's default)"""
-
     hidden_sizes: tuple[int, ...] = (64, 64)
     """widths of the Q-network's hidden layers"""
     buffer_size: int = 50_000
@@ -123,6 +103,24 @@ class Args:
     """clip rewards to [-1, 1] before they enter the buffer"""
     double_q: bool = False
     """use the Double DQN target: argmax by the online network, value by the target network"""
+
+    # the run: where it logs, how it is seeded, where it runs, what it keeps
+    exp_name: str = os.path.basename(__file__).removesuffix(".py")
+    """name of this experiment, used in the run directory's name"""
+    seed: int = 1
+    """seed of random, numpy, torch and the environment"""
+    device: str = "auto"
+    """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
+    torch_deterministic: bool = True
+    """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
+    log_dir: str = "runs"
+    """directory under which each run writes its TensorBoard logs (and model)"""
+    save_model: bool = False
+    """save the Q-network and the args to <run_dir>/<exp_name>.pt at the end"""
+    eval_episodes: int = 10
+    """greedy evaluation episodes after training (0 turns the evaluation off)"""
+    torch_threads: int = 1
+    """torch CPU threads (small networks run fastest on one; 0 keeps torch's default)"""
 
 
 # ----------------------------------------------------------------------------------------- networks
@@ -168,23 +166,16 @@ class ReplayBuffer:
 
     def add(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray, terminated: bool) -> None:
         i = self.position
-        self.obs[i] = obs
-        self.actions[i] = action
-        self.rewards[i] = reward
-        self.next_obs[i] = next_obs
-        self.terminated[i] = terminated
+        self.obs[i], self.actions[i], self.rewards[i] = obs, action, reward
+        self.next_obs[i], self.terminated[i] = next_obs, terminated
         self.position = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
     def sample(self, batch_size: int, device: torch.device) -> Batch:
         """A uniform mini-batch (with replacement) from the slots written so far."""
         idx = self.rng.integers(0, self.size, size=batch_size)
-        return Batch(
-            *(
-                torch.from_numpy(a[idx]).to(device)
-                for a in (self.obs, self.actions, self.rewards, self.next_obs, self.terminated)
-            )
-        )
+        arrays = (self.obs, self.actions, self.rewards, self.next_obs, self.terminated)
+        return Batch(*(torch.from_numpy(a[idx]).to(device) for a in arrays))
 
 
 # --------------------------------------------------------------------------------- the algorithm
@@ -213,12 +204,10 @@ def td_target(
     gamma: float,
     next_q_online: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """y_i = R_i + γ (1 − terminated_i) q̂_w'(S_{i+1}, a*_i), shape [B].
+    """y_i = R_i + γ (1 − terminated_i) q̂_w'(S_{i+1}, a*_i), [B], from `next_q_target` = q̂_w'(S_{i+1}, ·) [B, n_actions].
 
-    a*_i = argmax_a' q̂_w'(S_{i+1}, a') for DQN; when `next_q_online` (q̂_w(S_{i+1}, ·), [B, n_actions])
-    is given, a*_i = argmax_a' q̂_w(S_{i+1}, a'), the Double DQN target. `next_q_target` is
-    q̂_w'(S_{i+1}, ·), [B, n_actions]. Only termination cuts the bootstrap; truncation does not.
-    """
+    a*_i = argmax_a' q̂_w'(S_{i+1}, a') (DQN), or argmax_a' q̂_w(S_{i+1}, a') when `next_q_online` = q̂_w(S_{i+1}, ·)
+    is given (Double DQN). Only termination cuts the bootstrap; truncation does not."""
     if next_q_online is None:
         next_value = next_q_target.max(dim=1).values
     else:
@@ -271,15 +260,9 @@ EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one
 
 
 def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
-    """Undiscounted returns of greedy episodes on a fresh env, seeded once per run.
-
-    The first reset seeds the env with seed + 10_000; later episodes draw their start states from its own
-    random stream. So a seed meets the same start states run after run, and two seeds draw theirs
-    independently (no start state is shared between neighbouring seeds).
-
-    A greedy policy can loop forever in an env without a time limit (CliffWalking-v1), so such an env
-    is truncated after EVAL_STEP_LIMIT steps here.
-    """
+    """Undiscounted returns of greedy episodes on a fresh env, seeded once per run (reset(seed=seed + 10_000), then
+    its own stream): a seed meets the same start states every run, two seeds independent ones. An env without a
+    time limit is cut at EVAL_STEP_LIMIT steps, where a greedy policy could loop forever (CliffWalking-v1)."""
     env = make_env(env_id)
     if env.spec is None or env.spec.max_episode_steps is None:
         env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
@@ -308,305 +291,272 @@ def train(args: Args) -> dict:
     device = resolve_device(args.device)
     env = make_checked_env(args, device)
     run_dir = make_run_dir(args)
-
-    # seeds, threads, determinism (the caller's settings come back after); the logs are flushed however the run ends
+    # seeds, threads, determinism (the caller's come back after); the logs are flushed however the run ends
     with seeded_run(args, device), SummaryWriter(run_dir) as writer:
-        rng = np.random.default_rng(args.seed)
+        log, rng = RunLog(writer, args), np.random.default_rng(args.seed)
         env.action_space.seed(args.seed)
-        writer.add_text(
-            "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-        )
-
-        obs_dim = int(np.prod(env.observation_space.shape))
-        n_actions = int(env.action_space.n)
+        obs_dim, n_actions, shift = env.observation_space.shape[0], int(env.action_space.n), int(env.action_space.start)
         q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
         target_q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
-        target_q_network.load_state_dict(q_network.state_dict())
-        # The fused kernel takes ~30 % less time per step on CPU for networks this small.
-        optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
-        # A run never stores more transitions than it takes, so a larger buffer would only cost memory.
-        replay_buffer = ReplayBuffer(min(args.buffer_size, args.total_timesteps), obs_dim, rng)
-
-        episodic_returns: list[float] = []
-        episode_end_steps: list[int] = []  # the global step each of them is logged at
-        exploration_steps = args.exploration_fraction * args.total_timesteps
-        progress_every = max(1, args.total_timesteps // 10)
-        global_step, last_logged_step = 0, -LOG_INTERVAL
-        start_time = time.perf_counter()
+        target_q_network.load_state_dict(q_network.state_dict())  # w' ← w
+        optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)  # fused: ~30 % faster
+        replay_buffer = ReplayBuffer(min(args.buffer_size, args.total_timesteps), obs_dim, rng)  # never holds more
+        global_step, logged_step, exploration_steps = 0, -LOG_INTERVAL, args.exploration_fraction * args.total_timesteps
         obs, _ = env.reset(seed=args.seed)
         try:
             for global_step in range(args.total_timesteps):
                 epsilon = linear_schedule(args.start_e, args.end_e, exploration_steps, global_step)
                 action = epsilon_greedy_action(q_network, obs, epsilon, env, rng, device)
-                next_obs, reward, terminated, truncated, info = env.step(action + int(env.action_space.start))
+                next_obs, reward, terminated, truncated, info = env.step(action + shift)
                 if args.clip_reward:
                     reward = float(np.clip(reward, -1.0, 1.0))
                 # next_obs is the real successor, also when the episode just ended: the reset comes after.
                 replay_buffer.add(obs, action, float(reward), next_obs, terminated)
+                obs = next_obs
                 if terminated or truncated:
-                    episodic_returns.append(float(info["episode"]["r"]))
-                    episode_end_steps.append(global_step)
-                    writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
-                    writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
+                    log.episode(info["episode"]["r"], info["episode"]["l"], global_step)
                     obs, _ = env.reset()
-                else:
-                    obs = next_obs
 
                 if global_step >= args.learning_starts and global_step % args.train_frequency == 0:
                     for _ in range(args.gradient_steps):
                         batch = replay_buffer.sample(args.batch_size, device)
                         td_loss, q_taken = gradient_step(q_network, target_q_network, optimizer, batch, args)
-                    # .item() waits for the device: read the loss (and check it) only every LOG_INTERVAL steps.
-                    if global_step - last_logged_step >= LOG_INTERVAL:
-                        losses = {"losses/td_loss": td_loss.item(), "losses/q_values": q_taken.mean().item()}
-                        for tag, number in losses.items():
-                            writer.add_scalar(tag, number, global_step)
-                        check_finite(losses, {}, max(last_logged_step, 0), global_step)
-                        last_logged_step = global_step
+                    if global_step - logged_step >= LOG_INTERVAL:  # .item() waits for the device: only now and then
+                        log.losses(
+                            {"losses/td_loss": td_loss.item(), "losses/q_values": q_taken.mean().item()}, global_step
+                        )
+                        logged_step = global_step
                 if global_step >= args.learning_starts and global_step % args.target_network_frequency == 0:
                     update_target_network(target_q_network, q_network, args.tau)
-
-                if (global_step + 1) % progress_every == 0:
-                    sps = (global_step + 1) / (time.perf_counter() - start_time)
-                    writer.add_scalar("charts/SPS", sps, global_step)
-                    writer.add_scalar("charts/epsilon", epsilon, global_step)
-                    latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
-                    print(
-                        f"step {global_step + 1}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}",
-                        flush=True,
-                    )
-            train_time = time.perf_counter() - start_time
-            sps = args.total_timesteps / train_time
+                log.progress(global_step + 1, {"charts/epsilon": epsilon})
             env.close()
-            # The losses were last read at last_logged_step: no non-finite weight may reach the results.
-            check_finite({}, {"q_network": q_network}, last_logged_step, args.total_timesteps)
+            log.finish({"q_network": q_network})  # no non-finite weight goes on to the evaluation or a file
             eval_returns = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, device)
         except KeyboardInterrupt:
             raise interrupted(args, run_dir, global_step, {"q_network": q_network}) from None
-        for i, episode_return in enumerate(eval_returns):
-            writer.add_scalar("eval/return", episode_return, i)
-        if args.save_model:
-            print(f"model saved to {save_model(args, run_dir, {'q_network': q_network})}")
-
-        summary = (
-            f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
-            if eval_returns
-            else "no evaluation"
-        )
-        print(
-            f"{args.env_id} seed {args.seed}: {summary}, {args.total_timesteps} steps, {train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
-        )
-        return {
-            "episodic_returns": episodic_returns,
-            "episode_end_steps": episode_end_steps,
-            "eval_returns": eval_returns,
-            "sps": sps,
-            "run_dir": run_dir,
-            "q_network": q_network,
-            "replay_buffer": replay_buffer,
-        }
+        results = report(args, log, run_dir, eval_returns, {"q_network": q_network})
+        return results | {"replay_buffer": replay_buffer}
 
 
 # ------------------------------------------------------------------ plumbing: the algorithm ends above
-# Input checks, the device, seeds and threads, the run directory, saving, Ctrl-C and the command line.
+# Logging, input checks, device, seeds, run directory, saving, Ctrl-C and the command line, alike in all six scripts.
+class RunLog:
+    """TensorBoard scalars, every finished episode, a progress line each tenth of the budget, the NaN checks."""
+
+    def __init__(self, writer: SummaryWriter, args: Args) -> None:
+        self.writer, self.total, self.checked_step, self.start_time = (
+            writer,
+            args.total_timesteps,
+            0,
+            time.perf_counter(),
+        )
+        self.episodic_returns: list[float] = []
+        self.episode_end_steps: list[int] = []  # the global step each return is logged at
+        self.every = self.next_progress = max(1, args.total_timesteps // 10)
+        writer.add_text(
+            "hyperparameters", "|param|value|\n|-|-|\n" + "".join(f"|{k}|{v}|\n" for k, v in asdict(args).items())
+        )
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def losses(self, values: dict[str, float], step: int) -> None:
+        """Log the losses and stop the run if one is not finite (all were at the last check)."""
+        self.scalars(values, step)
+        check_finite(values, {}, self.checked_step, step)
+        self.checked_step = step
+
+    def episode(self, episode_return: float, length: int, step: int) -> None:
+        self.episodic_returns.append(float(episode_return))
+        self.episode_end_steps.append(step)
+        self.scalars({"charts/episodic_return": float(episode_return), "charts/episodic_length": int(length)}, step)
+
+    def progress(self, step: int, values: dict[str, float] | None = None) -> None:
+        if step >= self.next_progress or step >= self.total:
+            self.next_progress = (step // self.every + 1) * self.every
+            sps = step / (time.perf_counter() - self.start_time)
+            self.scalars({"charts/SPS": sps, **(values or {})}, step)
+            latest = f"{self.episodic_returns[-1]:.1f}" if self.episodic_returns else "-"
+            print(f"step {step}/{self.total}  latest return {latest}  SPS {sps:.0f}", flush=True)
+
+    def finish(self, networks: dict[str, nn.Module], steps: int | None = None) -> None:
+        """The end of training: its time and speed, and one last check that every weight is finite."""
+        self.steps = self.total if steps is None else steps
+        self.train_time = time.perf_counter() - self.start_time
+        check_finite({}, networks, self.checked_step, self.steps)
+
+
+def report(args: Args, log: RunLog, run_dir: str, eval_returns: list[float], networks: dict[str, nn.Module]) -> dict:
+    """Log the evaluation, save the model (with --save-model), print the summary line; train()'s result."""
+    for i, episode_return in enumerate(eval_returns):
+        log.writer.add_scalar("eval/return", episode_return, i)
+    if args.save_model:
+        print(f"model saved to {save_model(args, run_dir, networks)}")
+    sps = log.steps / log.train_time
+    summary = "no evaluation"
+    if eval_returns:
+        summary = (
+            f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
+        )
+    print(
+        f"{args.env_id} seed {args.seed}: {summary}, {log.steps} steps, "
+        f"{log.train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
+    )
+    results = {"episodic_returns": log.episodic_returns, "episode_end_steps": log.episode_end_steps}
+    return results | {"eval_returns": eval_returns, "sps": sps, "run_dir": run_dir, **networks}
+
+
 class UsageError(ValueError):
-    """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
+    """Bad input, found before any work starts: the CLI prints the sentence and exits with status 2."""
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during training or evaluation, raised after the model was saved (with --save-model); says where."""
+    """Ctrl-C during a run, raised after the model was saved (with --save-model); its message says where."""
 
 
 def check_args(args: Args) -> None:
-    """Reject settings that cannot work, each with one sentence, before anything is written."""
-    check_types(args)
-    positive = (
-        "total_timesteps",
-        "buffer_size",
-        "batch_size",
-        "train_frequency",
-        "gradient_steps",
-        "target_network_frequency",
-    )
-    for name in positive:
-        if getattr(args, name) <= 0:
-            raise UsageError(
-                f"dqn.py: --{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}."
-            )
-    if args.batch_size > args.buffer_size:
-        raise UsageError(
-            f"dqn.py: --batch-size {args.batch_size} is larger than the replay buffer can ever hold (--buffer-size {args.buffer_size})."
-        )
-    first_update = -(-args.learning_starts // args.train_frequency) * args.train_frequency  # steps with t % F == 0
-    cores = os.cpu_count() or 1
-    checks = [
-        (
-            first_update < args.total_timesteps,
-            f"--learning-starts {args.learning_starts} leaves no gradient step inside --total-timesteps "
-            f"{args.total_timesteps}, so the run would evaluate an untrained network; lower it or train longer",
-        ),
-        (0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
-        (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
-        (0.0 < args.tau <= 1.0, f"--tau must lie in (0, 1], got {args.tau}"),
-        (
-            0.0 <= args.end_e <= 1.0 and 0.0 <= args.start_e <= 1.0,
-            f"--start-e and --end-e must lie in [0, 1], got {args.start_e} and {args.end_e}",
-        ),
-        (
-            0.0 <= args.exploration_fraction <= 1.0,
-            f"--exploration-fraction must lie in [0, 1], got {args.exploration_fraction}",
-        ),
-        (args.learning_starts >= 0, f"--learning-starts must be non-negative, got {args.learning_starts}"),
-        (args.max_grad_norm >= 0, f"--max-grad-norm must be non-negative, got {args.max_grad_norm}"),
-        (
-            len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0,
-            f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
-        ),
-        (0 <= args.seed < 2**32, f"--seed must lie in [0, 2**32 - 1] (numpy's seeds), got {args.seed}"),
-        (0 <= args.torch_threads <= cores, f"--torch-threads must lie in [0, {cores}] here, got {args.torch_threads}"),
-        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
-        (
-            args.exp_name not in ("", ".", "..") and not set("/\\\0") & set(args.exp_name),
-            f"--exp-name must be usable as a file name (no '/'), got {args.exp_name!r}",
-        ),
+    """Refuse settings that cannot work, each in one sentence, before anything is written."""
+    enforce(args, [(name, has_type(getattr(args, name), kind), f"be {describe(kind)}") for name, kind in hints(Args)])
+    first_update = -(-args.learning_starts // args.train_frequency) * args.train_frequency  # the first t % F == 0
+    positive = ["total_timesteps", "buffer_size", "batch_size", "train_frequency", "gradient_steps", "learning_rate"]
+    rules = [(name, getattr(args, name) > 0, "be positive") for name in [*positive, "target_network_frequency"]]
+    rules += [  # (field, whether its rule holds, what it must do)
+        ("batch_size", args.batch_size <= args.buffer_size, "fit in the replay buffer (--buffer-size)"),
+        ("learning_starts", 0 <= first_update < args.total_timesteps, "leave a gradient step in --total-timesteps"),
+        ("gamma", 0 <= args.gamma <= 1, "lie in [0, 1]"),
+        ("tau", 0 < args.tau <= 1, "lie in (0, 1]"),
+        ("start_e", 0 <= args.start_e <= 1, "lie in [0, 1]"),
+        ("end_e", 0 <= args.end_e <= 1, "lie in [0, 1]"),
+        ("exploration_fraction", 0 <= args.exploration_fraction <= 1, "lie in [0, 1]"),
+        ("max_grad_norm", args.max_grad_norm >= 0, "be non-negative"),
+        ("hidden_sizes", len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0, "be positive widths"),
     ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(f"dqn.py: {message}.")
-    check_writable_directory("--log-dir", args.log_dir)
+    enforce(args, rules + run_rules(args))
 
 
-def check_types(args: Args) -> None:
-    """In process a field can hold anything: each must match its annotation, and every float be finite."""
-    for name, kind in typing.get_type_hints(Args).items():
-        if not has_type(getattr(args, name), kind):
-            raise UsageError(
-                f"dqn.py: --{name.replace('_', '-')} must be {describe(kind)}, got {getattr(args, name)!r}."
-            )
+def run_rules(args: Args) -> list[tuple[str, bool, str]]:
+    """The rules of the run settings every script shares; --log-dir is probed by making a directory there."""
+    cores, name = os.cpu_count() or 1, args.exp_name
+    return [
+        ("seed", 0 <= args.seed < 2**32, "lie in [0, 2**32 - 1] (numpy's seeds)"),
+        ("torch_threads", 0 <= args.torch_threads <= cores, f"lie in [0, {cores}], the cores of this machine"),
+        ("eval_episodes", args.eval_episodes >= 0, "be non-negative"),
+        ("exp_name", name not in ("", ".", "..") and not set("/\\\0") & set(name), "be a file name (no '/')"),
+        ("log_dir", writable(args.log_dir), "be a directory this process can create or write"),
+    ]
+
+
+def enforce(args: Args, rules: list[tuple[str, bool, str]]) -> None:
+    for name, holds, requirement in rules:
+        if not holds:
+            raise UsageError(f"dqn.py: --{name.replace('_', '-')} must {requirement}, got {getattr(args, name)!r}.")
+
+
+def hints(cls: type) -> list[tuple[str, object]]:
+    return list(typing.get_type_hints(cls).items())
 
 
 def has_type(value: object, kind: object) -> bool:
+    """Whether a field's value matches its annotation (floats finite too: inf would pass every "> 0")."""
     if typing.get_origin(kind) is Literal:
         return value in typing.get_args(kind)
     if typing.get_origin(kind) is tuple:
         return isinstance(value, tuple | list) and all(has_type(item, int) for item in value)
-    if kind is float:  # inf would pass every "> 0" check
-        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if kind is int:
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    return isinstance(value, kind)  # type: ignore[arg-type]  # bool, str
+    if kind in (int, float):
+        number = isinstance(value, numbers.Integral if kind is int else numbers.Real) and not isinstance(value, bool)
+        return number and math.isfinite(value)  # type: ignore[arg-type]
+    return isinstance(value, kind)  # type: ignore[arg-type]
 
 
 def describe(kind: object) -> str:
     if typing.get_origin(kind) is Literal:
         return "one of " + ", ".join(map(repr, typing.get_args(kind)))
-    return "a finite number" if kind is float else str(kind) if typing.get_origin(kind) else kind.__name__  # type: ignore[attr-defined]
+    names = {int: "an integer", float: "a finite number", bool: "True or False", str: "a string"}
+    return names.get(kind) or str(kind)  # type: ignore[call-overload]
 
 
-def check_writable_directory(flag: str, path: str) -> None:
-    """The directory must exist or be creatable, and be writable: a probe directory made in its nearest existing
-    ancestor, and removed at once, says so where permission bits do not (root, read-only mounts, /proc)."""
-    if not path:
-        raise UsageError(f"dqn.py: {flag} is empty; give a directory.")
+def writable(path: str) -> bool:
+    """Whether `path` is, or can become, a writable directory: a probe made in its nearest existing ancestor (and
+    removed at once) tells where permission bits do not (root, read-only mounts, /proc)."""
     existing = os.path.abspath(path)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        where = "is a file" if existing == os.path.abspath(path) else f"lies under the file {existing!r}"
-        raise UsageError(f"dqn.py: {flag} {path!r} {where}, not a directory.")
     try:
         os.rmdir(tempfile.mkdtemp(dir=existing))
-    except OSError as error:
-        raise UsageError(f"dqn.py: {flag} {path!r} cannot be written ({existing!r}: {error.strerror}).") from None
+        return path != ""
+    except OSError:
+        return False
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """auto: cuda when torch sees a GPU, else cpu; any other name must be a device this machine has."""
     try:
-        device = torch.device(name)
+        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
     except RuntimeError:
-        raise UsageError(f"dqn.py: --device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N.") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(
-            f"dqn.py: --device {name} was asked for, but torch sees no CUDA GPU on this machine; use --device cpu or auto."
-        )
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UsageError(
-            f"dqn.py: --device {name} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)."
-        )
-    if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"dqn.py: --device {name} is not supported; use auto, cpu, cuda or cuda:N.")
-    return device
+        device = torch.device("meta")  # not a device name: refused below
+    if device.type == "cpu" or (device.type == "cuda" and (device.index or 0) < torch.cuda.device_count()):
+        return device
+    count = torch.cuda.device_count()
+    raise UsageError(
+        f"dqn.py: --device {name} is not a device of this machine ({count} CUDA GPUs); use auto, cpu, cuda or cuda:N."
+    )
 
 
 def make_checked_env(args: Args, device: torch.device) -> gym.Env:
     """The env, or one sentence on why it cannot be made (any exception, not only Gymnasium's) or used here."""
     try:
-        with warnings.catch_warnings(record=True) as caught:  # shown below if the env is made, else the error says it
+        with warnings.catch_warnings(record=True) as caught:  # shown if the env is made; otherwise the error says it
             env = make_env(args.env_id)
     except Exception as error:
         reason = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
         raise UsageError(f"dqn.py cannot make the environment {args.env_id!r}: {reason}.") from None
     for warning in caught:
         warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
-    space = env.action_space
-    if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
-        problem = (
-            f"dqn.py cannot use {args.env_id}: its observations ({env.unwrapped.observation_space}) "
-            "cannot be flattened into a vector of fixed length"
-        )
-    elif not isinstance(space, gym.spaces.Discrete):
-        problem = (
-            f"dqn.py needs a Discrete action space, but {args.env_id} has {space}; for continuous (Box) actions use "
-            "ddpg.py, reinforce.py, trpo.py or natural_gradient.py"
-        )
+    obs, actions = env.observation_space, env.action_space
+    if not (isinstance(obs, gym.spaces.Box) and len(obs.shape) == 1):
+        problem = f"cannot flatten the observations of {args.env_id} ({env.unwrapped.observation_space}) into a vector"
+    elif not isinstance(actions, gym.spaces.Discrete):
+        problem = f"needs a Discrete action space, but {args.env_id} has {actions}; for Box actions use ddpg.py, reinforce.py, trpo.py or natural_gradient.py"
     else:
-        obs_dim = env.observation_space.shape[0]
-        widths = (obs_dim, *args.hidden_sizes, int(space.n))
+        widths = (obs.shape[0], *args.hidden_sizes, int(actions.n))
         weights = sum((a + 1) * b for a, b in itertools.pairwise(widths))
-        problem = memory_problem(
-            {  # bytes: the stored transitions; two networks, a gradient and Adam's two moments; a batch's activations
-                "--buffer-size": min(args.buffer_size, args.total_timesteps) * 4 * (2 * obs_dim + 4),
-                "--hidden-sizes": 4 * (5 * weights + 3 * args.batch_size * sum(widths)),
-            },
-            device,
+        problem = (
+            memory_problem(  # bytes: the transitions; the weights ×5 (w, w', ∇, Adam's two); a batch's activations
+                {
+                    "--buffer-size": min(args.buffer_size, args.total_timesteps) * 4 * (2 * obs.shape[0] + 4),
+                    "--hidden-sizes": 4 * (5 * weights + 3 * args.batch_size * sum(widths)),
+                },
+                device,
+            )
         )
     if problem is not None:
         env.close()
-        raise UsageError(problem + ".")
+        raise UsageError(f"dqn.py {problem}.")
     return env
 
 
 def memory_problem(needed: dict[str, int], device: torch.device) -> str | None:
-    """Sizes that cannot fit, found before any is allocated: the bytes needed against the memory available now."""
-    try:
-        with open("/proc/meminfo") as file:
-            available = next(int(line.split()[1]) * 1024 for line in file if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError):  # not Linux: assume it fits
-        available = math.inf
-    if device.type == "cuda":  # the networks live there (the buffer in host memory: this is the stricter test)
-        available = min(available, torch.cuda.mem_get_info(device)[0])
-    if sum(needed.values()) <= available:
-        return None
+    """Sizes that cannot fit, found before any is allocated: the bytes needed against those available now."""
+    free = math.inf  # (not Linux: assume it fits)
+    with contextlib.suppress(OSError, StopIteration), open("/proc/meminfo") as file:
+        free = next(int(line.split()[1]) * 1024 for line in file if line.startswith("MemAvailable:"))
+    free = min(free, torch.cuda.mem_get_info(device)[0]) if device.type == "cuda" else free
     largest = max(needed, key=needed.__getitem__)
-    return (
-        f"dqn.py: this run needs about {sum(needed.values()) / 2**30:.1f} GiB of memory, mostly for {largest}, but "
-        f"{available / 2**30:.1f} GiB are available; lower {largest}"
-    )
+    gib = f"{sum(needed.values()) / 2**30:.1f} GiB of memory, mostly for {largest}, but {free / 2**30:.1f} GiB are free"
+    return None if sum(needed.values()) <= free else f"would need about {gib}; lower {largest}"
 
 
 @contextlib.contextmanager
 def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
-    """Seed random, numpy and torch and set torch's threads and determinism for one run; on the way out
-    (return or raise) put back what the caller had, so that calling train() leaves its process as it was."""
+    """Seed random, numpy and torch and set torch's threads and determinism for the run; on the way out (return or
+    raise) put back what the caller had, so that train() leaves its process as it found it."""
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     warn_only, cublas = torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
     python_state, numpy_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # torch's generators
         try:
-            if args.torch_threads > 0:
-                torch.set_num_threads(args.torch_threads)
+            torch.set_num_threads(args.torch_threads or threads)
             if args.torch_deterministic and device.type == "cuda" and cublas is None:
                 os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
             torch.use_deterministic_algorithms(args.torch_deterministic)
@@ -624,16 +574,13 @@ def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
 
 
 def make_run_dir(args: Args) -> str:
-    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
+    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if another run took that name."""
     name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
     os.makedirs(args.log_dir, exist_ok=True)
     for attempt in range(1000):
-        run_dir = os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}")
-        try:
-            os.mkdir(run_dir)  # fails if another run took this name, so no run writes into another's
+        with contextlib.suppress(FileExistsError):  # another run took this name: no run writes into another's
+            os.mkdir(run_dir := os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}"))
             return run_dir
-        except FileExistsError:
-            continue
     raise RuntimeError(f"dqn.py: could not create a fresh run directory under {args.log_dir}.")
 
 
@@ -644,11 +591,11 @@ def save_model(args: Args, run_dir: str, networks: dict[str, nn.Module]) -> str:
     return save_atomically(os.path.join(run_dir, f"{args.exp_name}.pt"), lambda file: torch.save(checkpoint, file))
 
 
-def save_atomically(path: str, write: Callable[[BinaryIO], None]) -> str:
-    """Write to a temporary file beside `path` and rename it to `path`, so that no reader ever sees half a file. If
-    that directory cannot be written, write to the system's temporary directory instead (and say so): never lose it."""
+def save_atomically(path: str, write: Callable[[BinaryIO], object]) -> str:
+    """Write to a temporary file beside `path` and rename it onto `path`, so no reader sees half a file. If that
+    directory cannot be written, write to the system's temporary directory instead (and say so): never lose it."""
     fallback = os.path.join(tempfile.gettempdir(), f"{int(time.time())}-{os.getpid()}-{os.path.basename(path)}")
-    failures = []
+    failures: list[str] = []
     for target in (path, fallback):
         partial = None
         try:
@@ -657,22 +604,21 @@ def save_atomically(path: str, write: Callable[[BinaryIO], None]) -> str:
                 write(file)
             os.replace(partial, target)
             partial = None
+            if target != path:
+                print(f"dqn.py: could not write {path} ({failures[0]}); wrote {target} instead.", file=sys.stderr)
+            return target
         except OSError as error:
-            failures.append(f"{os.path.dirname(os.path.abspath(target))} ({error.strerror or error})")
-            continue
+            failures.append(error.strerror or str(error))
         finally:
             if partial is not None:
                 with contextlib.suppress(OSError):
                     os.remove(partial)
-        if failures:
-            print(f"dqn.py: could not write {path} into {failures[0]}; wrote {target} instead.", file=sys.stderr)
-        return target
-    raise OSError(f"dqn.py: could not save {path}: neither {' nor '.join(failures)} can be written.")
+    raise OSError(f"dqn.py: could not save {path}, nor in {tempfile.gettempdir()}: {'; '.join(failures)}.")
 
 
-def check_finite(numbers: dict[str, float], networks: dict[str, nn.Module], after: int, step: int) -> None:
-    """Stop the run at a non-finite loss or weight, naming the steps in which it appeared (after the last check)."""
-    bad = [f"{name} = {number}" for name, number in numbers.items() if not math.isfinite(number)]
+def check_finite(values: dict[str, float], networks: dict[str, nn.Module], after: int, step: int) -> None:
+    """Stop the run at a non-finite loss or weight, saying between which steps it appeared."""
+    bad = [f"{name} = {value}" for name, value in values.items() if not math.isfinite(value)]
     bad += [
         f"the weights of {name}"
         for name, net in networks.items()
@@ -681,7 +627,7 @@ def check_finite(numbers: dict[str, float], networks: dict[str, nn.Module], afte
     if bad:
         raise FloatingPointError(
             f"dqn.py: non-finite numbers appeared between step {after + 1} and step {step} ({', '.join(bad)}), so "
-            "nothing was saved; the usual cause is a step too large for the rewards' scale: try a lower "
+            "nothing was saved; a step too large for the rewards' scale is the usual cause: try a lower "
             "--learning-rate, --loss huber or --clip-reward."
         )
 
@@ -700,7 +646,8 @@ def interrupted(args: Args, run_dir: str, step: int, networks: dict[str, nn.Modu
 
 if __name__ == "__main__":
     try:
-        train(tyro.cli(Args))
+        summary, examples = __doc__.split("\n\n")[0], __doc__[__doc__.index("Examples:") :]
+        train(tyro.cli(Args, description=f"{summary}\n\n{examples}"))
     except UsageError as error:
         print(error, file=sys.stderr)
         sys.exit(2)

@@ -218,14 +218,17 @@ def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir)
 @pytest.mark.parametrize(
     "overrides, phrase",
     [
-        ({"batch_size": 1000, "buffer_size": 100}, "larger than the replay buffer"),
-        ({"buffer_size": 0}, "--buffer-size must be a positive integer"),
+        ({"batch_size": 1000, "buffer_size": 100}, "--batch-size must fit in the replay buffer"),
+        ({"buffer_size": 0}, "--buffer-size must be positive, got 0"),
         ({"gamma": 1.5}, "--gamma must lie in [0, 1]"),
         ({"tau": 0.0}, "--tau must lie in (0, 1]"),
-        ({"learning_starts": 50_000}, "--learning-starts 50000 leaves no gradient step"),
-        ({"total_timesteps": 1003, "learning_starts": 1001}, "leaves no gradient step"),  # steps 1001, 1002: t % 4 ≠ 0
+        ({"learning_starts": 50_000}, "--learning-starts must leave a gradient step in --total-timesteps, got 50000"),
+        (
+            {"total_timesteps": 1003, "learning_starts": 1001},
+            "--learning-starts must leave a gradient step",
+        ),  # steps 1001, 1002: t % 4 ≠ 0
         ({"loss": "l1"}, "--loss must be one of 'mse', 'huber', got 'l1'"),
-        ({"device": "tpu"}, "is not a torch device"),
+        ({"device": "tpu"}, "--device tpu is not a device of this machine"),
     ],
 )
 def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):

@@ -37,28 +37,28 @@ def bad_input_cases(module_name: str, tmp_path: Path) -> list[tuple[dict, str]]:
     a_file = tmp_path / "a_file"
     a_file.write_text("keep me")
     cases = [
-        ({"log_dir": str(a_file)}, "is a file, not a directory"),
-        ({"log_dir": str(a_file / "runs")}, "lies under the file"),
-        ({"log_dir": "/proc/runs"}, "cannot be written"),  # read-only even for root
-        ({"log_dir": ""}, "--log-dir is empty"),
-        ({"exp_name": "a/b"}, "--exp-name must be usable as a file name"),
-        ({"exp_name": ""}, "--exp-name must be usable as a file name"),
+        ({"log_dir": str(a_file)}, "--log-dir must be a directory this process can create or write"),
+        ({"log_dir": str(a_file / "runs")}, "--log-dir must be a directory this process can create or write"),
+        ({"log_dir": "/proc/runs"}, "--log-dir must be a directory this process can create or write"),  # even as root
+        ({"log_dir": ""}, "--log-dir must be a directory this process can create or write, got ''"),
+        ({"exp_name": "a/b"}, "--exp-name must be a file name (no '/'), got 'a/b'"),
+        ({"exp_name": ""}, "--exp-name must be a file name"),
         ({"seed": -1}, "--seed must lie in [0, 2**32 - 1]"),
         ({"seed": 2**32}, "--seed must lie in [0, 2**32 - 1]"),
         ({"env_id": "Hopper-v3"}, "cannot make the environment 'Hopper-v3': ImportError"),
         ({"env_id": "phys2d/CartPole-v1"}, "ModuleNotFoundError: No module named 'jax'"),
         ({"env_id": "no_such_module:Env-v0"}, "ModuleNotFoundError: No module named 'no_such_module'"),
-        ({"env_id": f"tests/{box(module_name)}SequenceObservations-v0"}, "cannot be flattened into a vector"),
-        ({"env_id": f"tests/{box(module_name)}GraphObservations-v0"}, "cannot be flattened into a vector"),
+        ({"env_id": f"tests/{box(module_name)}SequenceObservations-v0"}, "cannot flatten the observations of"),
+        ({"env_id": f"tests/{box(module_name)}GraphObservations-v0"}, "cannot flatten the observations of"),
         ({"hidden_sizes": (100_000, 100_000)}, "mostly for --hidden-sizes"),
         ({"torch_threads": 100_000}, "--torch-threads must lie in [0, "),
         ({"learning_rate": math.inf}, "--learning-rate must be a finite number, got inf"),
         ({"learning_rate": math.nan}, "--learning-rate must be a finite number, got nan"),
-        ({"total_timesteps": "1000"}, "--total-timesteps must be int, got '1000'"),
-        ({"total_timesteps": True}, "--total-timesteps must be int, got True"),
-        ({"seed": 1.5}, "--seed must be int, got 1.5"),
+        ({"total_timesteps": "1000"}, "--total-timesteps must be an integer, got '1000'"),
+        ({"total_timesteps": True}, "--total-timesteps must be an integer, got True"),
+        ({"seed": 1.5}, "--seed must be an integer, got 1.5"),
         ({"hidden_sizes": (64, "a")}, "--hidden-sizes must be tuple[int, ...], got (64, 'a')"),
-        ({"save_model": "yes"}, "--save-model must be bool"),
+        ({"save_model": "yes"}, "--save-model must be True or False"),
     ]
     huge = {"total_timesteps": 10**12}
     specific = {
