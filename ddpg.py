@@ -65,31 +65,14 @@ from torch.utils.tensorboard import SummaryWriter
 
 @dataclass
 class Args:
-    exp_name: str = os.path.basename(__file__).removesuffix(".py")
-    """name of this experiment, used in the run directory's name"""
     env_id: str = "Pendulum-v1"
     """id of a registered Gymnasium environment with a Box action space"""
-    seed: int = 1
-    """seed of random, numpy, torch and the environment"""
     total_timesteps: int = 15_000
     """environment steps to train for"""
     gamma: float = 0.98
     """discount factor γ"""
     learning_rate: float = 1e-3
     """Adam learning rate α_μ of the actor"""
-    device: str = "auto"
-    """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
-    torch_deterministic: bool = True
-    """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
-    log_dir: str = "runs"
-    """directory under which each run writes its TensorBoard logs (and model)"""
-    save_model: bool = False
-    """save the actor, the critic and the args to <run_dir>/<exp_name>.pt at the end"""
-    eval_episodes: int = 10
-    """deterministic evaluation episodes after training (0 turns the evaluation off)"""
-    torch_threads: int = 1
-    """torch CPU threads (small networks run fastest on one; 0 keeps torch's default)"""
-
     critic_learning_rate: float = 1e-3
     """Adam learning rate α_q of the critic"""
     hidden_sizes: tuple[int, ...] = (64, 64)
@@ -110,6 +93,24 @@ class Args:
     """noise scale σ, relative to the half-width (high − low) / 2 of each action dimension"""
     ou_theta: float = 0.15
     """mean reversion θ of the Ornstein–Uhlenbeck process (with --noise-type ou)"""
+
+    # the run: where it logs, how it is seeded, where it runs, what it keeps
+    exp_name: str = os.path.basename(__file__).removesuffix(".py")
+    """name of this experiment, used in the run directory's name"""
+    seed: int = 1
+    """seed of random, numpy, torch and the environment"""
+    device: str = "auto"
+    """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
+    torch_deterministic: bool = True
+    """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
+    log_dir: str = "runs"
+    """directory under which each run writes its TensorBoard logs (and model)"""
+    save_model: bool = False
+    """save the actor, the critic and the args to <run_dir>/<exp_name>.pt at the end"""
+    eval_episodes: int = 10
+    """deterministic evaluation episodes after training (0 turns the evaluation off)"""
+    torch_threads: int = 1
+    """torch CPU threads (small networks run fastest on one; 0 keeps torch's default)"""
 
 
 # ----------------------------------------------------------------------------------------- networks
@@ -179,11 +180,8 @@ class ReplayBuffer:
 
     def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray, terminated: bool) -> None:
         i = self.position
-        self.obs[i] = obs
-        self.actions[i] = action
-        self.rewards[i] = reward
-        self.next_obs[i] = next_obs
-        self.terminated[i] = terminated
+        self.obs[i], self.actions[i], self.rewards[i] = obs, action, reward
+        self.next_obs[i], self.terminated[i] = next_obs, terminated
         self.position = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -294,15 +292,9 @@ EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one
 
 
 def evaluate(actor: Actor, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
-    """Undiscounted returns of deterministic episodes a = μ_θ(s) on a fresh env, seeded once per run.
-
-    The first reset seeds the env with seed + 10_000; later episodes draw their start states from its own
-    random stream. So a seed meets the same start states run after run, and two seeds draw theirs
-    independently (no start state is shared between neighbouring seeds).
-
-    An env without a time limit is truncated after EVAL_STEP_LIMIT steps here, so that a policy that
-    never reaches a terminal state cannot hang the evaluation.
-    """
+    """Undiscounted returns of deterministic episodes, a = μ_θ(s), on a fresh env seeded once per run
+    (reset(seed=seed + 10_000), then its own stream): a seed meets the same start states every run, two seeds
+    independent ones. An env without a time limit is cut at EVAL_STEP_LIMIT steps, so no episode can hang."""
     env = make_env(env_id)
     if env.spec is None or env.spec.max_episode_steps is None:
         env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
@@ -330,39 +322,33 @@ def train(args: Args) -> dict:
     device = resolve_device(args.device)
     env = make_checked_env(args, device)
     run_dir = make_run_dir(args)
-
-    # seeds, threads, determinism (the caller's settings come back after); the logs are flushed however the run ends
+    # seeds, threads, determinism (the caller's come back after); the logs are flushed however the run ends
     with seeded_run(args, device), SummaryWriter(run_dir) as writer:
-        rng = np.random.default_rng(args.seed)
+        log, rng = RunLog(writer, args), np.random.default_rng(args.seed)
         env.action_space.seed(args.seed)
-        table = "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-        writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
-
-        obs_dim = int(np.prod(env.observation_space.shape))
+        obs_dim = env.observation_space.shape[0]
         low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
-        act_dim = low.shape[0]
-        actor = Actor(obs_dim, act_dim, args.hidden_sizes, low, high).to(device)
-        target_actor = Actor(obs_dim, act_dim, args.hidden_sizes, low, high).to(device)
-        target_actor.load_state_dict(actor.state_dict())
-        critic = Critic(obs_dim, act_dim, args.hidden_sizes).to(device)
-        target_critic = Critic(obs_dim, act_dim, args.hidden_sizes).to(device)
-        target_critic.load_state_dict(critic.state_dict())
+        actor = Actor(obs_dim, len(low), args.hidden_sizes, low, high).to(device)
+        target_actor = Actor(obs_dim, len(low), args.hidden_sizes, low, high)
+        target_actor.to(device).load_state_dict(actor.state_dict())  # θ' ← θ
+        critic = Critic(obs_dim, len(low), args.hidden_sizes).to(device)
+        target_critic = Critic(obs_dim, len(low), args.hidden_sizes)
+        target_critic.to(device).load_state_dict(critic.state_dict())  # w' ← w
         # The fused kernels take ~30 % less time per step on CPU for networks this small.
         actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
         critic_optimizer = torch.optim.Adam(critic.parameters(), lr=args.critic_learning_rate, fused=True)
-        # A run never stores more transitions than it takes, so a larger buffer would only cost memory.
-        replay_buffer = ReplayBuffer(min(args.buffer_size, args.total_timesteps), obs_dim, act_dim, rng)
+        replay_buffer = ReplayBuffer(min(args.buffer_size, args.total_timesteps), obs_dim, len(low), rng)  # no more
         sigma = args.exploration_noise * (high - low) / 2.0
         noise = (
             OrnsteinUhlenbeckNoise(sigma, args.ou_theta, rng) if args.noise_type == "ou" else GaussianNoise(sigma, rng)
         )
-
-        episodic_returns: list[float] = []
-        episode_end_steps: list[int] = []  # the global step each of them is logged at
-        progress_every = max(1, args.total_timesteps // 10)
-        global_step, last_logged_step = 0, -LOG_INTERVAL
-        updates, pi_loss = 0, None  # pi_loss: −J(θ) of the actor's latest step
-        start_time = time.perf_counter()
+        networks = {"actor": actor, "critic": critic}
+        global_step, logged_step, updates, pi_loss = (
+            0,
+            -LOG_INTERVAL,
+            0,
+            None,
+        )  # pi_loss: −J(θ) of the latest actor step
         obs, _ = env.reset(seed=args.seed)
         try:
             for global_step in range(args.total_timesteps):
@@ -373,23 +359,20 @@ def train(args: Args) -> dict:
                         mu = actor(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))[0]
                     action = np.clip(mu.cpu().numpy() + noise.sample(), low, high).astype(env.action_space.dtype)
                     if not np.isfinite(action).all():  # a free check (the action is on the CPU): no NaN reaches the env
-                        check_finite({}, {"actor": actor}, max(last_logged_step, 0), global_step)
+                        check_finite({}, {"actor": actor}, log.checked_step, global_step)
                 next_obs, reward, terminated, truncated, info = env.step(action)
                 # next_obs is the real successor, also when the episode just ended: the reset comes after.
                 replay_buffer.add(obs, action, float(reward), next_obs, terminated)
+                obs = next_obs
                 if terminated or truncated:
-                    episodic_returns.append(float(info["episode"]["r"]))
-                    episode_end_steps.append(global_step)
-                    writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
-                    writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
+                    log.episode(info["episode"]["r"], info["episode"]["l"], global_step)
                     obs, _ = env.reset()
                     noise.reset()
-                else:
-                    obs = next_obs
 
                 if global_step >= args.learning_starts:
                     batch = replay_buffer.sample(args.batch_size, device)
                     updates += 1
+                    update_actor = updates % args.policy_frequency == 0
                     q_loss, actor_step_loss = ddpg_update(
                         batch,
                         actor,
@@ -400,255 +383,253 @@ def train(args: Args) -> dict:
                         critic_optimizer,
                         args.gamma,
                         args.tau,
-                        update_actor=updates % args.policy_frequency == 0,
+                        update_actor,
                     )
-                    pi_loss = actor_step_loss if actor_step_loss is not None else pi_loss
+                    pi_loss = actor_step_loss if update_actor else pi_loss
                     # .item() waits for the device: read the losses (and check them) only every LOG_INTERVAL steps.
-                    if global_step - last_logged_step >= LOG_INTERVAL and updates >= args.policy_frequency:
-                        losses = {"losses/critic_loss": q_loss.item(), "losses/actor_loss": pi_loss.item()}
-                        for tag, number in losses.items():
-                            writer.add_scalar(tag, number, global_step)
-                        check_finite(losses, {}, max(last_logged_step, 0), global_step)
-                        last_logged_step = global_step
-
-                if (global_step + 1) % progress_every == 0:
-                    sps = (global_step + 1) / (time.perf_counter() - start_time)
-                    writer.add_scalar("charts/SPS", sps, global_step)
-                    latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
-                    print(
-                        f"step {global_step + 1}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}",
-                        flush=True,
-                    )
-            train_time = time.perf_counter() - start_time
-            sps = args.total_timesteps / train_time
+                    if global_step - logged_step >= LOG_INTERVAL and pi_loss is not None:
+                        log.losses(
+                            {"losses/critic_loss": q_loss.item(), "losses/actor_loss": pi_loss.item()}, global_step
+                        )
+                        logged_step = global_step
+                log.progress(global_step + 1)
             env.close()
-
-            # The losses were last read at last_logged_step: no non-finite weight may reach the results.
-            check_finite({}, {"actor": actor, "critic": critic}, last_logged_step, args.total_timesteps)
+            log.finish(networks)  # no non-finite weight goes on to the evaluation or a file
             eval_returns = evaluate(actor, args.env_id, args.seed, args.eval_episodes, device)
         except KeyboardInterrupt:
-            raise interrupted(args, run_dir, global_step, {"actor": actor, "critic": critic}) from None
-        for i, episode_return in enumerate(eval_returns):
-            writer.add_scalar("eval/return", episode_return, i)
-        if args.save_model:
-            print(f"model saved to {save_model(args, run_dir, {'actor': actor, 'critic': critic})}")
-
-        if eval_returns:
-            summary = f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
-        else:
-            summary = "no evaluation"
-        print(
-            f"{args.env_id} seed {args.seed}: {summary}, {args.total_timesteps} steps, "
-            f"{train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
-        )
-        return {
-            "episodic_returns": episodic_returns,
-            "episode_end_steps": episode_end_steps,
-            "eval_returns": eval_returns,
-            "sps": sps,
-            "run_dir": run_dir,
-            "actor": actor,
-            "critic": critic,
-            "replay_buffer": replay_buffer,
-        }
+            raise interrupted(args, run_dir, global_step, networks) from None
+        return report(args, log, run_dir, eval_returns, networks) | {"replay_buffer": replay_buffer}
 
 
 # ------------------------------------------------------------------ plumbing: the algorithm ends above
-# Input checks, the device, seeds and threads, the run directory, saving, Ctrl-C and the command line.
+# Logging, input checks, device, seeds, run directory, saving, Ctrl-C and the command line, alike in all six scripts.
+class RunLog:
+    """TensorBoard scalars, every finished episode, a progress line each tenth of the budget, the NaN checks."""
+
+    def __init__(self, writer: SummaryWriter, args: Args) -> None:
+        self.writer, self.total, self.checked_step, self.start_time = (
+            writer,
+            args.total_timesteps,
+            0,
+            time.perf_counter(),
+        )
+        self.episodic_returns: list[float] = []
+        self.episode_end_steps: list[int] = []  # the global step each return is logged at
+        self.every = self.next_progress = max(1, args.total_timesteps // 10)
+        writer.add_text(
+            "hyperparameters", "|param|value|\n|-|-|\n" + "".join(f"|{k}|{v}|\n" for k, v in asdict(args).items())
+        )
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def losses(self, values: dict[str, float], step: int) -> None:
+        """Log the losses and stop the run if one is not finite (all were at the last check)."""
+        self.scalars(values, step)
+        check_finite(values, {}, self.checked_step, step)
+        self.checked_step = step
+
+    def episode(self, episode_return: float, length: int, step: int) -> None:
+        self.episodic_returns.append(float(episode_return))
+        self.episode_end_steps.append(step)
+        self.scalars({"charts/episodic_return": float(episode_return), "charts/episodic_length": int(length)}, step)
+
+    def progress(self, step: int, values: dict[str, float] | None = None) -> None:
+        if step >= self.next_progress or step >= self.total:
+            self.next_progress = (step // self.every + 1) * self.every
+            sps = step / (time.perf_counter() - self.start_time)
+            self.scalars({"charts/SPS": sps, **(values or {})}, step)
+            latest = f"{self.episodic_returns[-1]:.1f}" if self.episodic_returns else "-"
+            print(f"step {step}/{self.total}  latest return {latest}  SPS {sps:.0f}", flush=True)
+
+    def finish(self, networks: dict[str, nn.Module], steps: int | None = None) -> None:
+        """The end of training: its time and speed, and one last check that every weight is finite."""
+        self.steps = self.total if steps is None else steps
+        self.train_time = time.perf_counter() - self.start_time
+        check_finite({}, networks, self.checked_step, self.steps)
+
+
+def report(args: Args, log: RunLog, run_dir: str, eval_returns: list[float], networks: dict[str, nn.Module]) -> dict:
+    """Log the evaluation, save the model (with --save-model), print the summary line; train()'s result."""
+    for i, episode_return in enumerate(eval_returns):
+        log.writer.add_scalar("eval/return", episode_return, i)
+    if args.save_model:
+        print(f"model saved to {save_model(args, run_dir, networks)}")
+    sps = log.steps / log.train_time
+    summary = "no evaluation"
+    if eval_returns:
+        summary = (
+            f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
+        )
+    print(
+        f"{args.env_id} seed {args.seed}: {summary}, {log.steps} steps, "
+        f"{log.train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
+    )
+    results = {"episodic_returns": log.episodic_returns, "episode_end_steps": log.episode_end_steps}
+    return results | {"eval_returns": eval_returns, "sps": sps, "run_dir": run_dir, **networks}
+
+
 class UsageError(ValueError):
-    """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
+    """Bad input, found before any work starts: the CLI prints the sentence and exits with status 2."""
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during training or evaluation, raised after the model was saved (with --save-model); says where."""
+    """Ctrl-C during a run, raised after the model was saved (with --save-model); its message says where."""
 
 
 def check_args(args: Args) -> None:
-    """Reject settings that cannot work, each with one sentence, before anything is written."""
-    check_types(args)
-    for name in ("total_timesteps", "buffer_size", "batch_size", "policy_frequency"):
-        if getattr(args, name) <= 0:
-            flag = name.replace("_", "-")
-            raise UsageError(f"ddpg.py: --{flag} must be a positive integer, got {getattr(args, name)}.")
-    if args.batch_size > args.buffer_size:
-        raise UsageError(
-            f"ddpg.py: --batch-size {args.batch_size} is larger than the replay buffer can ever hold "
-            f"(--buffer-size {args.buffer_size})."
-        )
-    cores = os.cpu_count() or 1
-    checks = [
+    """Refuse settings that cannot work, each in one sentence, before anything is written."""
+    enforce(args, [(name, has_type(getattr(args, name), kind), f"be {describe(kind)}") for name, kind in hints(Args)])
+    positive = ["total_timesteps", "buffer_size", "batch_size", "policy_frequency", "learning_rate"]
+    rules = [(name, getattr(args, name) > 0, "be positive") for name in [*positive, "critic_learning_rate"]]
+    rules += [  # (field, whether its rule holds, what it must do)
+        ("batch_size", args.batch_size <= args.buffer_size, "fit in the replay buffer (--buffer-size)"),
         (
-            args.total_timesteps - args.learning_starts >= args.policy_frequency,
-            f"--learning-starts {args.learning_starts} leaves no actor update inside --total-timesteps "
-            f"{args.total_timesteps} (one every --policy-frequency {args.policy_frequency} steps after it), so the run "
-            "would evaluate an untrained actor; lower it or train longer",
+            "learning_starts",
+            0 <= args.learning_starts <= args.total_timesteps - args.policy_frequency,
+            "leave an actor update in --total-timesteps",
         ),
-        (0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
-        (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
-        (args.critic_learning_rate > 0, f"--critic-learning-rate must be positive, got {args.critic_learning_rate}"),
-        (0.0 < args.tau <= 1.0, f"--tau must lie in (0, 1], got {args.tau}"),
-        (args.exploration_noise >= 0, f"--exploration-noise must be non-negative, got {args.exploration_noise}"),
-        (0.0 <= args.ou_theta <= 1.0, f"--ou-theta must lie in [0, 1], got {args.ou_theta}"),
-        (args.learning_starts >= 0, f"--learning-starts must be non-negative, got {args.learning_starts}"),
-        (
-            len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0,
-            f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
-        ),
-        (0 <= args.seed < 2**32, f"--seed must lie in [0, 2**32 - 1] (numpy's seeds), got {args.seed}"),
-        (0 <= args.torch_threads <= cores, f"--torch-threads must lie in [0, {cores}] here, got {args.torch_threads}"),
-        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
-        (
-            args.exp_name not in ("", ".", "..") and not set("/\\\0") & set(args.exp_name),
-            f"--exp-name must be usable as a file name (no '/'), got {args.exp_name!r}",
-        ),
+        ("gamma", 0 <= args.gamma <= 1, "lie in [0, 1]"),
+        ("tau", 0 < args.tau <= 1, "lie in (0, 1]"),
+        ("exploration_noise", args.exploration_noise >= 0, "be non-negative"),
+        ("ou_theta", 0 <= args.ou_theta <= 1, "lie in [0, 1]"),
+        ("hidden_sizes", len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0, "be positive widths"),
     ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(f"ddpg.py: {message}.")
-    check_writable_directory("--log-dir", args.log_dir)
+    enforce(args, rules + run_rules(args))
 
 
-def check_types(args: Args) -> None:
-    """In process a field can hold anything: each must match its annotation, and every float be finite."""
-    for name, kind in typing.get_type_hints(Args).items():
-        if not has_type(getattr(args, name), kind):
-            raise UsageError(
-                f"ddpg.py: --{name.replace('_', '-')} must be {describe(kind)}, got {getattr(args, name)!r}."
-            )
+def run_rules(args: Args) -> list[tuple[str, bool, str]]:
+    """The rules of the run settings every script shares; --log-dir is probed by making a directory there."""
+    cores, name = os.cpu_count() or 1, args.exp_name
+    return [
+        ("seed", 0 <= args.seed < 2**32, "lie in [0, 2**32 - 1] (numpy's seeds)"),
+        ("torch_threads", 0 <= args.torch_threads <= cores, f"lie in [0, {cores}], the cores of this machine"),
+        ("eval_episodes", args.eval_episodes >= 0, "be non-negative"),
+        ("exp_name", name not in ("", ".", "..") and not set("/\\\0") & set(name), "be a file name (no '/')"),
+        ("log_dir", writable(args.log_dir), "be a directory this process can create or write"),
+    ]
+
+
+def enforce(args: Args, rules: list[tuple[str, bool, str]]) -> None:
+    for name, holds, requirement in rules:
+        if not holds:
+            raise UsageError(f"ddpg.py: --{name.replace('_', '-')} must {requirement}, got {getattr(args, name)!r}.")
+
+
+def hints(cls: type) -> list[tuple[str, object]]:
+    return list(typing.get_type_hints(cls).items())
 
 
 def has_type(value: object, kind: object) -> bool:
+    """Whether a field's value matches its annotation (floats finite too: inf would pass every "> 0")."""
     if typing.get_origin(kind) is Literal:
         return value in typing.get_args(kind)
     if typing.get_origin(kind) is tuple:
         return isinstance(value, tuple | list) and all(has_type(item, int) for item in value)
-    if kind is float:  # inf would pass every "> 0" check
-        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if kind is int:
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    return isinstance(value, kind)  # type: ignore[arg-type]  # bool, str
+    if kind in (int, float):
+        number = isinstance(value, numbers.Integral if kind is int else numbers.Real) and not isinstance(value, bool)
+        return number and math.isfinite(value)  # type: ignore[arg-type]
+    return isinstance(value, kind)  # type: ignore[arg-type]
 
 
 def describe(kind: object) -> str:
     if typing.get_origin(kind) is Literal:
         return "one of " + ", ".join(map(repr, typing.get_args(kind)))
-    return "a finite number" if kind is float else str(kind) if typing.get_origin(kind) else kind.__name__  # type: ignore[attr-defined]
+    names = {int: "an integer", float: "a finite number", bool: "True or False", str: "a string"}
+    return names.get(kind) or str(kind)  # type: ignore[call-overload]
 
 
-def check_writable_directory(flag: str, path: str) -> None:
-    """The directory must exist or be creatable, and be writable: a probe directory made in its nearest existing
-    ancestor, and removed at once, says so where permission bits do not (root, read-only mounts, /proc)."""
-    if not path:
-        raise UsageError(f"ddpg.py: {flag} is empty; give a directory.")
+def writable(path: str) -> bool:
+    """Whether `path` is, or can become, a writable directory: a probe made in its nearest existing ancestor (and
+    removed at once) tells where permission bits do not (root, read-only mounts, /proc)."""
     existing = os.path.abspath(path)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        where = "is a file" if existing == os.path.abspath(path) else f"lies under the file {existing!r}"
-        raise UsageError(f"ddpg.py: {flag} {path!r} {where}, not a directory.")
     try:
         os.rmdir(tempfile.mkdtemp(dir=existing))
-    except OSError as error:
-        raise UsageError(f"ddpg.py: {flag} {path!r} cannot be written ({existing!r}: {error.strerror}).") from None
+        return path != ""
+    except OSError:
+        return False
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """auto: cuda when torch sees a GPU, else cpu; any other name must be a device this machine has."""
     try:
-        device = torch.device(name)
+        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
     except RuntimeError:
-        raise UsageError(f"ddpg.py: --device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N.") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(
-            f"ddpg.py: --device {name} was asked for, but torch sees no CUDA GPU on this machine; use --device cpu or auto."
-        )
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UsageError(
-            f"ddpg.py: --device {name} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)."
-        )
-    if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"ddpg.py: --device {name} is not supported; use auto, cpu, cuda or cuda:N.")
-    return device
+        device = torch.device("meta")  # not a device name: refused below
+    if device.type == "cpu" or (device.type == "cuda" and (device.index or 0) < torch.cuda.device_count()):
+        return device
+    count = torch.cuda.device_count()
+    raise UsageError(
+        f"ddpg.py: --device {name} is not a device of this machine ({count} CUDA GPUs); use auto, cpu, cuda or cuda:N."
+    )
 
 
 def make_checked_env(args: Args, device: torch.device) -> gym.Env:
     """The env, or one sentence on why it cannot be made (any exception, not only Gymnasium's) or used here."""
     try:
-        with warnings.catch_warnings(record=True) as caught:  # shown below if the env is made, else the error says it
+        with warnings.catch_warnings(record=True) as caught:  # shown if the env is made; otherwise the error says it
             env = make_env(args.env_id)
     except Exception as error:
         reason = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
         raise UsageError(f"ddpg.py cannot make the environment {args.env_id!r}: {reason}.") from None
     for warning in caught:
         warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
-    space = env.action_space
-    if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
+    obs, actions = env.observation_space, env.action_space
+    if not (isinstance(obs, gym.spaces.Box) and len(obs.shape) == 1):
+        problem = f"cannot flatten the observations of {args.env_id} ({env.unwrapped.observation_space}) into a vector"
+    elif isinstance(actions, gym.spaces.Discrete):
+        problem = f"needs a Box (continuous) action space, but {args.env_id} has {actions}; for Discrete actions use dqn.py, reinforce.py, trpo.py or natural_gradient.py"
+    elif not isinstance(actions, gym.spaces.Box):
         problem = (
-            f"ddpg.py cannot use {args.env_id}: its observations ({env.unwrapped.observation_space}) "
-            "cannot be flattened into a vector of fixed length"
+            f"needs a Box (continuous) action space, but {args.env_id} has {actions}, which no script here handles"
         )
-    elif isinstance(space, gym.spaces.Discrete):
+    elif len(actions.shape) != 1 or not (np.isfinite(actions.low).all() and np.isfinite(actions.high).all()):
         problem = (
-            f"ddpg.py needs a Box (continuous) action space, but {args.env_id} has {space}; "
-            "for Discrete actions use dqn.py, reinforce.py, trpo.py or natural_gradient.py"
-        )
-    elif not isinstance(space, gym.spaces.Box):
-        problem = (
-            f"ddpg.py needs a Box (continuous) action space, but {args.env_id} has {space}, which no script here "
-            "handles; wrap the env to give it Box or Discrete actions"
-        )
-    elif len(space.shape) != 1 or not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
-        problem = (
-            f"ddpg.py needs a flat Box action space with finite bounds to map its tanh actor onto, but {args.env_id} "
-            f"has {space}"
+            f"needs a flat Box action space with finite bounds for its tanh actor, but {args.env_id} has {actions}"
         )
     else:
-        obs_dim, act_dim = env.observation_space.shape[0], space.shape[0]
-        actor, critic = (obs_dim, *args.hidden_sizes, act_dim), (obs_dim + act_dim, *args.hidden_sizes, 1)
+        actor = (obs.shape[0], *args.hidden_sizes, actions.shape[0])
+        critic = (obs.shape[0] + actions.shape[0], *args.hidden_sizes, 1)
         weights = sum((a + 1) * b for widths in (actor, critic) for a, b in itertools.pairwise(widths))
-        problem = memory_problem(
-            {  # bytes: the stored transitions; networks, targets, gradients and Adam's moments; a batch's activations
-                "--buffer-size": min(args.buffer_size, args.total_timesteps) * 4 * (2 * obs_dim + act_dim + 2),
+        problem = memory_problem(  # bytes: the transitions; weights ×5 (θ, w, targets, ∇, Adam's two); activations
+            {
+                "--buffer-size": min(args.buffer_size, args.total_timesteps)
+                * 4
+                * (2 * sum(obs.shape + actions.shape) + 2),
                 "--hidden-sizes": 4 * (5 * weights + 3 * args.batch_size * (sum(actor) + sum(critic))),
             },
             device,
         )
     if problem is not None:
         env.close()
-        raise UsageError(problem + ".")
+        raise UsageError(f"ddpg.py {problem}.")
     return env
 
 
 def memory_problem(needed: dict[str, int], device: torch.device) -> str | None:
-    """Sizes that cannot fit, found before any is allocated: the bytes needed against the memory available now."""
-    try:
-        with open("/proc/meminfo") as file:
-            available = next(int(line.split()[1]) * 1024 for line in file if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError):  # not Linux: assume it fits
-        available = math.inf
-    if device.type == "cuda":  # the networks live there (the buffer in host memory: this is the stricter test)
-        available = min(available, torch.cuda.mem_get_info(device)[0])
-    if sum(needed.values()) <= available:
-        return None
+    """Sizes that cannot fit, found before any is allocated: the bytes needed against those available now."""
+    free = math.inf  # (not Linux: assume it fits)
+    with contextlib.suppress(OSError, StopIteration), open("/proc/meminfo") as file:
+        free = next(int(line.split()[1]) * 1024 for line in file if line.startswith("MemAvailable:"))
+    free = min(free, torch.cuda.mem_get_info(device)[0]) if device.type == "cuda" else free
     largest = max(needed, key=needed.__getitem__)
-    return (
-        f"ddpg.py: this run needs about {sum(needed.values()) / 2**30:.1f} GiB of memory, mostly for {largest}, but "
-        f"{available / 2**30:.1f} GiB are available; lower {largest}"
-    )
+    gib = f"{sum(needed.values()) / 2**30:.1f} GiB of memory, mostly for {largest}, but {free / 2**30:.1f} GiB are free"
+    return None if sum(needed.values()) <= free else f"would need about {gib}; lower {largest}"
 
 
 @contextlib.contextmanager
 def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
-    """Seed random, numpy and torch and set torch's threads and determinism for one run; on the way out
-    (return or raise) put back what the caller had, so that calling train() leaves its process as it was."""
+    """Seed random, numpy and torch and set torch's threads and determinism for the run; on the way out (return or
+    raise) put back what the caller had, so that train() leaves its process as it found it."""
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     warn_only, cublas = torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
     python_state, numpy_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # torch's generators
         try:
-            if args.torch_threads > 0:
-                torch.set_num_threads(args.torch_threads)
+            torch.set_num_threads(args.torch_threads or threads)
             if args.torch_deterministic and device.type == "cuda" and cublas is None:
                 os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
             torch.use_deterministic_algorithms(args.torch_deterministic)
@@ -666,16 +647,13 @@ def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
 
 
 def make_run_dir(args: Args) -> str:
-    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
+    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if another run took that name."""
     name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
     os.makedirs(args.log_dir, exist_ok=True)
     for attempt in range(1000):
-        run_dir = os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}")
-        try:
-            os.mkdir(run_dir)  # fails if another run took this name, so no run writes into another's
+        with contextlib.suppress(FileExistsError):  # another run took this name: no run writes into another's
+            os.mkdir(run_dir := os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}"))
             return run_dir
-        except FileExistsError:
-            continue
     raise RuntimeError(f"ddpg.py: could not create a fresh run directory under {args.log_dir}.")
 
 
@@ -686,11 +664,11 @@ def save_model(args: Args, run_dir: str, networks: dict[str, nn.Module]) -> str:
     return save_atomically(os.path.join(run_dir, f"{args.exp_name}.pt"), lambda file: torch.save(checkpoint, file))
 
 
-def save_atomically(path: str, write: Callable[[BinaryIO], None]) -> str:
-    """Write to a temporary file beside `path` and rename it to `path`, so that no reader ever sees half a file. If
-    that directory cannot be written, write to the system's temporary directory instead (and say so): never lose it."""
+def save_atomically(path: str, write: Callable[[BinaryIO], object]) -> str:
+    """Write to a temporary file beside `path` and rename it onto `path`, so no reader sees half a file. If that
+    directory cannot be written, write to the system's temporary directory instead (and say so): never lose it."""
     fallback = os.path.join(tempfile.gettempdir(), f"{int(time.time())}-{os.getpid()}-{os.path.basename(path)}")
-    failures = []
+    failures: list[str] = []
     for target in (path, fallback):
         partial = None
         try:
@@ -699,22 +677,21 @@ def save_atomically(path: str, write: Callable[[BinaryIO], None]) -> str:
                 write(file)
             os.replace(partial, target)
             partial = None
+            if target != path:
+                print(f"ddpg.py: could not write {path} ({failures[0]}); wrote {target} instead.", file=sys.stderr)
+            return target
         except OSError as error:
-            failures.append(f"{os.path.dirname(os.path.abspath(target))} ({error.strerror or error})")
-            continue
+            failures.append(error.strerror or str(error))
         finally:
             if partial is not None:
                 with contextlib.suppress(OSError):
                     os.remove(partial)
-        if failures:
-            print(f"ddpg.py: could not write {path} into {failures[0]}; wrote {target} instead.", file=sys.stderr)
-        return target
-    raise OSError(f"ddpg.py: could not save {path}: neither {' nor '.join(failures)} can be written.")
+    raise OSError(f"ddpg.py: could not save {path}, nor in {tempfile.gettempdir()}: {'; '.join(failures)}.")
 
 
-def check_finite(numbers: dict[str, float], networks: dict[str, nn.Module], after: int, step: int) -> None:
-    """Stop the run at a non-finite loss or weight, naming the steps in which it appeared (after the last check)."""
-    bad = [f"{name} = {number}" for name, number in numbers.items() if not math.isfinite(number)]
+def check_finite(values: dict[str, float], networks: dict[str, nn.Module], after: int, step: int) -> None:
+    """Stop the run at a non-finite loss or weight, saying between which steps it appeared."""
+    bad = [f"{name} = {value}" for name, value in values.items() if not math.isfinite(value)]
     bad += [
         f"the weights of {name}"
         for name, net in networks.items()
@@ -723,7 +700,7 @@ def check_finite(numbers: dict[str, float], networks: dict[str, nn.Module], afte
     if bad:
         raise FloatingPointError(
             f"ddpg.py: non-finite numbers appeared between step {after + 1} and step {step} ({', '.join(bad)}), so "
-            "nothing was saved; the usual cause is a step too large for the rewards' scale: try a lower "
+            "nothing was saved; a step too large for the rewards' scale is the usual cause: try a lower "
             "--learning-rate or --critic-learning-rate."
         )
 
@@ -744,7 +721,8 @@ def interrupted(args: Args, run_dir: str, step: int, networks: dict[str, nn.Modu
 
 if __name__ == "__main__":
     try:
-        train(tyro.cli(Args))
+        summary, examples = __doc__.split("\n\n")[0], __doc__[__doc__.index("Examples:") :]
+        train(tyro.cli(Args, description=f"{summary}\n\n{examples}"))
     except UsageError as error:
         print(error, file=sys.stderr)
         sys.exit(2)

@@ -270,15 +270,9 @@ EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one
 
 
 def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
-    """Undiscounted returns of greedy episodes on a fresh env, seeded once per run.
-
-    The first reset seeds the env with seed + 10_000; later episodes draw their start states from its own
-    random stream. So a seed meets the same start states run after run, and two seeds draw theirs
-    independently (no start state is shared between neighbouring seeds).
-
-    A greedy policy can loop forever in an env without a time limit (CliffWalking-v1), so such an env
-    is truncated after EVAL_STEP_LIMIT steps here.
-    """
+    """Undiscounted returns of greedy episodes on a fresh env, seeded once per run (reset(seed=seed + 10_000),
+    then its own stream): a seed meets the same start states every run, two seeds independent ones. An env
+    without a time limit is cut at EVAL_STEP_LIMIT steps, so a policy that never ends an episode cannot hang."""
     env = make_env(env_id)
     if env.spec is None or env.spec.max_episode_steps is None:
         env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)

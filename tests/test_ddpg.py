@@ -211,11 +211,14 @@ def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir)
     [
         ({"env_id": "CartPole-v1"}, "use dqn.py"),
         ({"env_id": "tests/ShiftedActions-v0"}, "needs a Box (continuous) action space"),
-        ({"batch_size": 1000, "buffer_size": 100}, "larger than the replay buffer"),
-        ({"policy_frequency": 0}, "--policy-frequency must be a positive integer"),
+        ({"batch_size": 1000, "buffer_size": 100}, "--batch-size must fit in the replay buffer"),
+        ({"policy_frequency": 0}, "--policy-frequency must be positive, got 0"),
         ({"tau": 1.5}, "--tau must lie in (0, 1]"),
-        ({"learning_starts": 15_000}, "--learning-starts 15000 leaves no actor update"),
-        ({"total_timesteps": 1001, "policy_frequency": 2}, "leaves no actor update"),  # one critic update only
+        ({"learning_starts": 15_000}, "--learning-starts must leave an actor update in --total-timesteps, got 15000"),
+        (
+            {"total_timesteps": 1001, "policy_frequency": 2},
+            "--learning-starts must leave an actor update",
+        ),  # one critic update only
         ({"noise_type": "uniform"}, "--noise-type must be one of 'gaussian', 'ou', got 'uniform'"),
         ({"exploration_noise": -0.1}, "--exploration-noise must be non-negative"),
         ({"device": "cuda:7"} if not torch.cuda.is_available() else {"device": "tpu"}, "--device"),
