@@ -68,31 +68,14 @@ from torch.utils.tensorboard import SummaryWriter
 
 @dataclass
 class Args:
-    exp_name: str = os.path.basename(__file__).removesuffix(".py")
-    """name of this experiment, used in the run directory's name"""
     env_id: str = "CartPole-v1"
     """id of a registered Gymnasium environment with a Discrete action space"""
-    seed: int = 1
-    """seed of random, numpy, torch and the environment"""
     total_timesteps: int = 30_000
     """environment steps to collect (offline: sets the number of iterations, total_timesteps / N)"""
     gamma: float = 0.99
     """discount factor γ"""
     learning_rate: float = 1e-3
     """learning rate α of the Q-network's optimiser (Adam; Rprop's initial step size)"""
-    device: str = "auto"
-    """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
-    torch_deterministic: bool = True
-    """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
-    log_dir: str = "runs"
-    """directory under which each run writes its TensorBoard logs (and model)"""
-    save_model: bool = False
-    """save the Q-network and the args to <run_dir>/<exp_name>.pt at the end"""
-    eval_episodes: int = 10
-    """greedy evaluation episodes after training (0 turns the evaluation off)"""
-    torch_threads: int = 1
-    """torch CPU threads (small networks run fastest on one; 0 keeps torch's default)"""
-
     transitions_per_iteration: int = 50
     """N: transitions collected per iteration, with the target frozen"""
     fit_steps: int = 25
@@ -123,6 +106,24 @@ class Args:
     """train offline from this .npz file (written by --save-dataset) instead of the environment"""
     save_dataset: str | None = None
     """write every collected transition to this .npz file at the end (needs buffer_size ≥ total_timesteps)"""
+
+    # the run: where it logs, how it is seeded, where it runs, what it keeps
+    exp_name: str = os.path.basename(__file__).removesuffix(".py")
+    """name of this experiment, used in the run directory's name"""
+    seed: int = 1
+    """seed of random, numpy, torch and the environment"""
+    device: str = "auto"
+    """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
+    torch_deterministic: bool = True
+    """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
+    log_dir: str = "runs"
+    """directory under which each run writes its TensorBoard logs (and model)"""
+    save_model: bool = False
+    """save the Q-network and the args to <run_dir>/<exp_name>.pt at the end"""
+    eval_episodes: int = 10
+    """greedy evaluation episodes after training (0 turns the evaluation off)"""
+    torch_threads: int = 1
+    """torch CPU threads (small networks run fastest on one; 0 keeps torch's default)"""
 
 
 # ----------------------------------------------------------------------------------------- networks
@@ -206,6 +207,17 @@ def linear_schedule(start: float, end: float, duration: float, t: int) -> float:
     if duration <= 0:
         return end
     return start + (end - start) * min(t / duration, 1.0)
+
+
+def epsilon_greedy_action(
+    q_network: QNetwork, obs: np.ndarray, epsilon: float, env: gym.Env, rng: np.random.Generator, device: torch.device
+) -> int:
+    """With probability ε a uniformly random action, else argmax_a q̂_w(s, a); returns an action index."""
+    if rng.random() < epsilon:
+        return int(env.action_space.sample()) - int(env.action_space.start)
+    with torch.no_grad():
+        q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))  # [1, n_actions]
+    return int(q_values.argmax())
 
 
 def td_target(
@@ -299,37 +311,23 @@ def train(args: Args) -> dict:
     check_args(args)
     device = resolve_device(args.device)
     env = make_checked_env(args, device)
-    obs_dim = int(np.prod(env.observation_space.shape))
-    n_actions = int(env.action_space.n)
+    obs_dim, n_actions, shift = env.observation_space.shape[0], int(env.action_space.n), int(env.action_space.start)
     dataset = load_dataset(args.dataset, obs_dim, n_actions) if args.dataset is not None else None
     run_dir = make_run_dir(args)
-
-    # seeds, threads, determinism (the caller's settings come back after); the logs are flushed however the run ends
+    # seeds, threads, determinism (the caller's come back after); the logs are flushed however the run ends
     with seeded_run(args, device), SummaryWriter(run_dir) as writer:
-        rng = np.random.default_rng(args.seed)
+        log, rng = RunLog(writer, args), np.random.default_rng(args.seed)
         env.action_space.seed(args.seed)
-        table = "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-        writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
-
         q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
         target_q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
         target_q_network.load_state_dict(q_network.state_dict())
         optimizer = make_optimizer(q_network, args)
-        if dataset is None:
-            # A run never stores more transitions than it takes, so a larger buffer would only cost memory.
-            replay_buffer = ReplayBuffer(min(args.buffer_size, args.total_timesteps), obs_dim, rng)
-        else:
-            replay_buffer = ReplayBuffer(len(dataset["action"]), obs_dim, rng)
-            for i in range(len(dataset["action"])):
-                replay_buffer.add(*(dataset[name][i] for name in DATASET_FIELDS))
-
-        episodic_returns: list[float] = []
-        episode_end_steps: list[int] = []  # the global step each of them is logged at
-        exploration_steps = args.exploration_fraction * args.total_timesteps
+        capacity = len(dataset["action"]) if dataset is not None else min(args.buffer_size, args.total_timesteps)
+        replay_buffer = ReplayBuffer(capacity, obs_dim, rng)  # online, never more than the run's transitions
+        for i in range(capacity if dataset is not None else 0):  # offline, D is the dataset
+            replay_buffer.add(*(dataset[name][i] for name in DATASET_FIELDS))
         iterations = math.ceil(args.total_timesteps / args.transitions_per_iteration)
-        progress_every = max(1, iterations // 10)
-        global_step, checked_step = 0, 0  # checked_step: where the loss was last read and found finite
-        start_time = time.perf_counter()
+        global_step, exploration_steps = 0, args.exploration_fraction * args.total_timesteps
         obs, _ = env.reset(seed=args.seed)
         try:
             for iteration in range(iterations):
@@ -338,194 +336,213 @@ def train(args: Args) -> dict:
                 if dataset is None:  # (1) collect N transitions with ε-greedy(q̂_w)
                     for _ in range(min(args.transitions_per_iteration, args.total_timesteps - global_step)):
                         epsilon = linear_schedule(args.start_e, args.end_e, exploration_steps, global_step)
-                        if rng.random() < epsilon:
-                            action = int(env.action_space.sample()) - int(env.action_space.start)
-                        else:
-                            with torch.no_grad():
-                                q_values = q_network(
-                                    torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
-                                )
-                            action = int(q_values.argmax())
-                        next_obs, reward, terminated, truncated, info = env.step(action + int(env.action_space.start))
+                        action = epsilon_greedy_action(q_network, obs, epsilon, env, rng, device)
+                        next_obs, reward, terminated, truncated, info = env.step(action + shift)
                         # next_obs is the real successor, also when the episode just ended: the reset comes after.
                         replay_buffer.add(obs, action, float(reward), next_obs, terminated, truncated)
+                        obs = next_obs
                         if terminated or truncated:
-                            episodic_returns.append(float(info["episode"]["r"]))
-                            episode_end_steps.append(global_step)
-                            writer.add_scalar("charts/episodic_return", episodic_returns[-1], global_step)
-                            writer.add_scalar("charts/episodic_length", int(info["episode"]["l"]), global_step)
+                            log.episode(info["episode"]["r"], info["episode"]["l"], global_step)
                             obs, _ = env.reset()
-                        else:
-                            obs = next_obs
                         global_step += 1
                     if global_step < args.learning_starts:
                         continue
                 else:
                     global_step += args.transitions_per_iteration  # offline: the budget counts iterations
 
-                if args.refit_from_scratch:
+                if args.refit_from_scratch:  # NFQ: each iteration fits a fresh network
                     q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
                     optimizer = make_optimizer(q_network, args)
                 loss = fit(q_network, target_q_network, optimizer, replay_buffer, args, device)  # (3) K steps
-
-                if iteration % progress_every == 0 or iteration == iterations - 1:
-                    loss_value = loss.item()  # waits for the device: once per logged iteration
-                    writer.add_scalar("losses/td_loss", loss_value, global_step)
-                    check_finite({"losses/td_loss": loss_value}, {}, checked_step, global_step)
-                    checked_step = global_step
-                    elapsed = time.perf_counter() - start_time
-                    if dataset is None:
-                        writer.add_scalar("charts/SPS", global_step / elapsed, global_step)
-                        speed = f"step {global_step}  SPS {global_step / elapsed:.0f}"
-                    else:  # offline there are no environment steps to count
-                        speed = f"{(iteration + 1) * args.fit_steps / elapsed:.0f} regression steps/s"
-                    latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
-                    print(f"iteration {iteration + 1}/{iterations}  latest return {latest}  {speed}", flush=True)
-            train_time = time.perf_counter() - start_time
-            sps = global_step / train_time if dataset is None else 0.0  # offline: no environment steps
-            if dataset is None:
-                steps = f"{global_step} steps, {train_time:.1f} s training ({sps:.0f} SPS)"
-            else:
-                steps = f"offline: {iterations * args.fit_steps} regression steps in {train_time:.1f} s"
+                if iteration % max(1, iterations // 10) == 0 or iteration == iterations - 1:  # .item() waits: seldom
+                    log.losses({"losses/td_loss": loss.item()}, global_step)
+                if dataset is None:  # (offline there are no environment steps to count)
+                    log.progress(global_step)
             env.close()
-
-            # The loss was last read at checked_step: no non-finite weight may reach the results.
-            check_finite({}, {"q_network": q_network}, checked_step, global_step)
+            log.finish(
+                {"q_network": q_network}, global_step
+            )  # no non-finite weight goes on to the evaluation or a file
             eval_returns = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, device)
         except KeyboardInterrupt:
             raise interrupted(args, run_dir, global_step, {"q_network": q_network}, replay_buffer) from None
-        for i, episode_return in enumerate(eval_returns):
-            writer.add_scalar("eval/return", episode_return, i)
-        if args.save_model:
-            print(f"model saved to {save_model(args, run_dir, {'q_network': q_network})}")
-        if args.save_dataset is not None:
-            print(f"{replay_buffer.size} transitions saved to {save_dataset(args.save_dataset, replay_buffer)}")
-
-        if eval_returns:
-            summary = f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
-        else:
-            summary = "no evaluation"
-        print(f"{args.env_id} seed {args.seed}: {summary}, {steps}, logs in {run_dir}")
-        return {
-            "episodic_returns": episodic_returns,
-            "episode_end_steps": episode_end_steps,
-            "eval_returns": eval_returns,
-            "sps": sps,
-            "run_dir": run_dir,
-            "q_network": q_network,
-            "replay_buffer": replay_buffer,
-        }
+        return report(args, log, run_dir, eval_returns, q_network, replay_buffer) | {"replay_buffer": replay_buffer}
 
 
 # ------------------------------------------------------------------ plumbing: the algorithm ends above
-# Input checks, the device, seeds and threads, the run directory, saving, Ctrl-C and the command line.
+# Logging, input checks, device, seeds, run directory, saving, Ctrl-C and the command line, alike in all six scripts.
+class RunLog:
+    """TensorBoard scalars, every finished episode, a progress line each tenth of the budget, the NaN checks."""
+
+    def __init__(self, writer: SummaryWriter, args: Args) -> None:
+        self.writer, self.total, self.checked_step, self.start_time = (
+            writer,
+            args.total_timesteps,
+            0,
+            time.perf_counter(),
+        )
+        self.episodic_returns: list[float] = []
+        self.episode_end_steps: list[int] = []  # the global step each return is logged at
+        self.every = self.next_progress = max(1, args.total_timesteps // 10)
+        writer.add_text(
+            "hyperparameters", "|param|value|\n|-|-|\n" + "".join(f"|{k}|{v}|\n" for k, v in asdict(args).items())
+        )
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def losses(self, values: dict[str, float], step: int) -> None:
+        """Log the losses and stop the run if one is not finite (all were at the last check)."""
+        self.scalars(values, step)
+        check_finite(values, {}, self.checked_step, step)
+        self.checked_step = step
+
+    def episode(self, episode_return: float, length: int, step: int) -> None:
+        self.episodic_returns.append(float(episode_return))
+        self.episode_end_steps.append(step)
+        self.scalars({"charts/episodic_return": float(episode_return), "charts/episodic_length": int(length)}, step)
+
+    def progress(self, step: int, values: dict[str, float] | None = None) -> None:
+        if step >= self.next_progress or step >= self.total:
+            self.next_progress = (step // self.every + 1) * self.every
+            sps = step / (time.perf_counter() - self.start_time)
+            self.scalars({"charts/SPS": sps, **(values or {})}, step)
+            latest = f"{self.episodic_returns[-1]:.1f}" if self.episodic_returns else "-"
+            print(f"step {step}/{self.total}  latest return {latest}  SPS {sps:.0f}", flush=True)
+
+    def finish(self, networks: dict[str, nn.Module], steps: int | None = None) -> None:
+        """The end of training: its time and speed, and one last check that every weight is finite."""
+        self.steps = self.total if steps is None else steps
+        self.train_time = time.perf_counter() - self.start_time
+        check_finite({}, networks, self.checked_step, self.steps)
+
+
+def report(
+    args: Args, log: RunLog, run_dir: str, eval_returns: list[float], q_network: QNetwork, replay_buffer: ReplayBuffer
+) -> dict:
+    """Log the evaluation, save the model and the dataset (when asked), print the summary line; train()'s result."""
+    for i, episode_return in enumerate(eval_returns):
+        log.writer.add_scalar("eval/return", episode_return, i)
+    if args.save_model:
+        print(f"model saved to {save_model(args, run_dir, {'q_network': q_network})}")
+    if args.save_dataset is not None:
+        print(f"{replay_buffer.size} transitions saved to {save_dataset(args.save_dataset, replay_buffer)}")
+    sps = log.steps / log.train_time if args.dataset is None else 0.0  # offline: no environment steps
+    steps = f"{log.steps} steps, {log.train_time:.1f} s training ({sps:.0f} SPS)"
+    if args.dataset is not None:
+        regressions = math.ceil(args.total_timesteps / args.transitions_per_iteration) * args.fit_steps
+        steps = f"offline: {regressions} regression steps in {log.train_time:.1f} s"
+    summary = "no evaluation"
+    if eval_returns:
+        summary = (
+            f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
+        )
+    print(f"{args.env_id} seed {args.seed}: {summary}, {steps}, logs in {run_dir}")
+    results = {"episodic_returns": log.episodic_returns, "episode_end_steps": log.episode_end_steps}
+    return results | {"eval_returns": eval_returns, "sps": sps, "run_dir": run_dir, "q_network": q_network}
+
+
 class UsageError(ValueError):
-    """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
+    """Bad input, found before any work starts: the CLI prints the sentence and exits with status 2."""
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during training or evaluation, raised after the model was saved (with --save-model); says where."""
+    """Ctrl-C during a run, raised after the model was saved (with --save-model); its message says where."""
 
 
 def check_args(args: Args) -> None:
-    """Reject settings that cannot work, each with one sentence, before anything is written."""
-    check_types(args)
-    positive = ("total_timesteps", "buffer_size", "batch_size", "transitions_per_iteration", "fit_steps")
-    for name in positive:
-        if getattr(args, name) <= 0:
-            flag = name.replace("_", "-")
-            raise UsageError(f"fitted_q.py: --{flag} must be a positive integer, got {getattr(args, name)}.")
-    if args.dataset is not None:
-        collection_only = ("buffer_size", "learning_starts", "start_e", "end_e", "exploration_fraction")
-        changed = [name for name in collection_only if getattr(args, name) != getattr(Args, name)]
-        if changed:
-            flags = ", ".join("--" + name.replace("_", "-") for name in changed)
-            raise UsageError(
-                f"fitted_q.py: --dataset trains offline and collects nothing, so {flags} would have no effect."
-            )
-    elif args.batch_size > args.buffer_size:
-        raise UsageError(
-            f"fitted_q.py: --batch-size {args.batch_size} is larger than the replay buffer can ever hold "
-            f"(--buffer-size {args.buffer_size})."
-        )
-    if args.dataset is not None and not os.path.isfile(args.dataset):
-        raise UsageError(f"fitted_q.py: the dataset {args.dataset!r} does not exist.")
-    if args.dataset is not None and args.save_dataset is not None:
-        raise UsageError(
-            "fitted_q.py: --dataset trains offline and collects nothing, so --save-dataset has nothing to write."
-        )
-    if args.save_dataset is not None:
-        if args.total_timesteps > args.buffer_size:
-            raise UsageError(
-                f"fitted_q.py: --save-dataset keeps every transition, but --buffer-size {args.buffer_size} holds fewer "
-                f"than --total-timesteps {args.total_timesteps}; raise --buffer-size to at least {args.total_timesteps}."
-            )
-        if not args.save_dataset.endswith(".npz"):
-            raise UsageError(f"fitted_q.py: --save-dataset {args.save_dataset!r} must end in .npz.")
-        if os.path.exists(args.save_dataset):
-            raise UsageError(f"fitted_q.py: {args.save_dataset!r} exists already; pick a new --save-dataset path.")
-        if not os.path.isdir(os.path.dirname(os.path.abspath(args.save_dataset))):
-            raise UsageError(f"fitted_q.py: the directory of --save-dataset {args.save_dataset!r} does not exist.")
-        check_writable_directory("the directory of --save-dataset", os.path.dirname(os.path.abspath(args.save_dataset)))
-    cores = os.cpu_count() or 1
-    checks = [
-        (
-            args.dataset is not None or args.learning_starts < args.total_timesteps,
-            f"--learning-starts {args.learning_starts} leaves no regression inside --total-timesteps "
-            f"{args.total_timesteps}, so the run would evaluate an untrained network; lower it or train longer",
-        ),
-        (0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
-        (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
-        (0.0 < args.tau <= 1.0, f"--tau must lie in (0, 1], got {args.tau}"),
-        (
-            0.0 <= args.end_e <= 1.0 and 0.0 <= args.start_e <= 1.0,
-            f"--start-e and --end-e must lie in [0, 1], got {args.start_e} and {args.end_e}",
-        ),
-        (
-            0.0 <= args.exploration_fraction <= 1.0,
-            f"--exploration-fraction must lie in [0, 1], got {args.exploration_fraction}",
-        ),
-        (args.learning_starts >= 0, f"--learning-starts must be non-negative, got {args.learning_starts}"),
-        (args.max_grad_norm >= 0, f"--max-grad-norm must be non-negative, got {args.max_grad_norm}"),
-        (
-            len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0,
-            f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
-        ),
-        (0 <= args.seed < 2**32, f"--seed must lie in [0, 2**32 - 1] (numpy's seeds), got {args.seed}"),
-        (0 <= args.torch_threads <= cores, f"--torch-threads must lie in [0, {cores}] here, got {args.torch_threads}"),
-        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
-        (
-            args.exp_name not in ("", ".", "..") and not set("/\\\0") & set(args.exp_name),
-            f"--exp-name must be usable as a file name (no '/'), got {args.exp_name!r}",
-        ),
+    """Refuse settings that cannot work, each in one sentence, before anything is written."""
+    enforce(args, [(name, has_type(getattr(args, name), kind), f"be {describe(kind)}") for name, kind in hints(Args)])
+    positive = [
+        "total_timesteps",
+        "buffer_size",
+        "batch_size",
+        "transitions_per_iteration",
+        "fit_steps",
+        "learning_rate",
     ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(f"fitted_q.py: {message}.")
-    check_writable_directory("--log-dir", args.log_dir)
+    offline, save = args.dataset is not None, args.save_dataset
+    collection = ["buffer_size", "learning_starts", "start_e", "end_e", "exploration_fraction", "save_dataset"]
+    rules = [(name, getattr(args, name) > 0, "be positive") for name in positive]
+    rules += [
+        (
+            name,
+            not offline or getattr(args, name) == getattr(Args, name),
+            "stay unset with --dataset, which collects nothing",
+        )
+        for name in collection
+    ]
+    rules += [  # (field, whether its rule holds, what it must do)
+        ("dataset", not offline or os.path.isfile(args.dataset), "name an existing file"),
+        ("batch_size", offline or args.batch_size <= args.buffer_size, "fit in the replay buffer (--buffer-size)"),
+        (
+            "learning_starts",
+            offline or 0 <= args.learning_starts < args.total_timesteps,
+            "leave a regression in --total-timesteps",
+        ),
+        (
+            "buffer_size",
+            save is None or args.buffer_size >= args.total_timesteps,
+            "hold every transition (≥ --total-timesteps) to --save-dataset them",
+        ),
+        ("save_dataset", save is None or save.endswith(".npz"), "end in .npz"),
+        ("save_dataset", save is None or not os.path.exists(save), "be a new path (this one exists)"),
+        (
+            "save_dataset",
+            save is None
+            or (
+                os.path.isdir(os.path.dirname(os.path.abspath(save)))
+                and writable(os.path.dirname(os.path.abspath(save)))
+            ),
+            "be in an existing directory this process can write",
+        ),
+        ("gamma", 0 <= args.gamma <= 1, "lie in [0, 1]"),
+        ("tau", 0 < args.tau <= 1, "lie in (0, 1]"),
+        ("start_e", 0 <= args.start_e <= 1, "lie in [0, 1]"),
+        ("end_e", 0 <= args.end_e <= 1, "lie in [0, 1]"),
+        ("exploration_fraction", 0 <= args.exploration_fraction <= 1, "lie in [0, 1]"),
+        ("max_grad_norm", args.max_grad_norm >= 0, "be non-negative"),
+        ("hidden_sizes", len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0, "be positive widths"),
+    ]
+    enforce(args, rules + run_rules(args))
 
 
-def check_types(args: Args) -> None:
-    """In process a field can hold anything: each must match its annotation, and every float be finite."""
-    for name, kind in typing.get_type_hints(Args).items():
-        if not has_type(getattr(args, name), kind):
+def run_rules(args: Args) -> list[tuple[str, bool, str]]:
+    """The rules of the run settings every script shares; --log-dir is probed by making a directory there."""
+    cores, name = os.cpu_count() or 1, args.exp_name
+    return [
+        ("seed", 0 <= args.seed < 2**32, "lie in [0, 2**32 - 1] (numpy's seeds)"),
+        ("torch_threads", 0 <= args.torch_threads <= cores, f"lie in [0, {cores}], the cores of this machine"),
+        ("eval_episodes", args.eval_episodes >= 0, "be non-negative"),
+        ("exp_name", name not in ("", ".", "..") and not set("/\\\0") & set(name), "be a file name (no '/')"),
+        ("log_dir", writable(args.log_dir), "be a directory this process can create or write"),
+    ]
+
+
+def enforce(args: Args, rules: list[tuple[str, bool, str]]) -> None:
+    for name, holds, requirement in rules:
+        if not holds:
             raise UsageError(
-                f"fitted_q.py: --{name.replace('_', '-')} must be {describe(kind)}, got {getattr(args, name)!r}."
+                f"fitted_q.py: --{name.replace('_', '-')} must {requirement}, got {getattr(args, name)!r}."
             )
+
+
+def hints(cls: type) -> list[tuple[str, object]]:
+    return list(typing.get_type_hints(cls).items())
 
 
 def has_type(value: object, kind: object) -> bool:
+    """Whether a field's value matches its annotation (floats finite too: inf would pass every "> 0")."""
     if typing.get_origin(kind) is Literal:
         return value in typing.get_args(kind)
-    if typing.get_origin(kind) is tuple:
-        return isinstance(value, tuple | list) and all(has_type(item, int) for item in value)
     if typing.get_origin(kind) is types.UnionType:
         return any(has_type(value, option) for option in typing.get_args(kind))
-    if kind is float:  # inf would pass every "> 0" check
-        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if kind is int:
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    return isinstance(value, kind)  # type: ignore[arg-type]  # bool, str
+    if typing.get_origin(kind) is tuple:
+        return isinstance(value, tuple | list) and all(has_type(item, int) for item in value)
+    if kind in (int, float):
+        number = isinstance(value, numbers.Integral if kind is int else numbers.Real) and not isinstance(value, bool)
+        return number and math.isfinite(value)  # type: ignore[arg-type]
+    return isinstance(value, kind)  # type: ignore[arg-type]
 
 
 def describe(kind: object) -> str:
@@ -533,32 +550,68 @@ def describe(kind: object) -> str:
         return "one of " + ", ".join(map(repr, typing.get_args(kind)))
     if typing.get_origin(kind) is types.UnionType:
         return " or ".join(describe(option) for option in typing.get_args(kind))
-    return (
-        "a finite number"
-        if kind is float
-        else str(kind)
-        if typing.get_origin(kind)
-        else "None"
-        if kind is type(None)
-        else kind.__name__
-    )  # type: ignore[attr-defined]
+    names = {int: "an integer", float: "a finite number", bool: "True or False", str: "a string", type(None): "None"}
+    return names.get(kind) or str(kind)  # type: ignore[call-overload]
 
 
-def check_writable_directory(flag: str, path: str) -> None:
-    """The directory must exist or be creatable, and be writable: a probe directory made in its nearest existing
-    ancestor, and removed at once, says so where permission bits do not (root, read-only mounts, /proc)."""
-    if not path:
-        raise UsageError(f"fitted_q.py: {flag} is empty; give a directory.")
+def writable(path: str) -> bool:
+    """Whether `path` is, or can become, a writable directory: a probe made in its nearest existing ancestor (and
+    removed at once) tells where permission bits do not (root, read-only mounts, /proc)."""
     existing = os.path.abspath(path)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        where = "is a file" if existing == os.path.abspath(path) else f"lies under the file {existing!r}"
-        raise UsageError(f"fitted_q.py: {flag} {path!r} {where}, not a directory.")
     try:
         os.rmdir(tempfile.mkdtemp(dir=existing))
-    except OSError as error:
-        raise UsageError(f"fitted_q.py: {flag} {path!r} cannot be written ({existing!r}: {error.strerror}).") from None
+        return path != ""
+    except OSError:
+        return False
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto: cuda when torch sees a GPU, else cpu; any other name must be a device this machine has."""
+    try:
+        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    except RuntimeError:
+        device = torch.device("meta")  # not a device name: refused below
+    if device.type == "cpu" or (device.type == "cuda" and (device.index or 0) < torch.cuda.device_count()):
+        return device
+    count = torch.cuda.device_count()
+    raise UsageError(
+        f"fitted_q.py: --device {name} is not a device of this machine ({count} CUDA GPUs); use auto, cpu, cuda or cuda:N."
+    )
+
+
+def make_checked_env(args: Args, device: torch.device) -> gym.Env:
+    """The env, or one sentence on why it cannot be made (any exception, not only Gymnasium's) or used here."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # shown if the env is made; otherwise the error says it
+            env = make_env(args.env_id)
+    except Exception as error:
+        reason = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
+        raise UsageError(f"fitted_q.py cannot make the environment {args.env_id!r}: {reason}.") from None
+    for warning in caught:
+        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    obs, actions = env.observation_space, env.action_space
+    if not (isinstance(obs, gym.spaces.Box) and len(obs.shape) == 1):
+        problem = f"cannot flatten the observations of {args.env_id} ({env.unwrapped.observation_space}) into a vector"
+    elif not isinstance(actions, gym.spaces.Discrete):
+        problem = f"needs a Discrete action space, but {args.env_id} has {actions}; for Box actions use ddpg.py, reinforce.py, trpo.py or natural_gradient.py"
+    else:
+        widths = (obs.shape[0], *args.hidden_sizes, int(actions.n))
+        weights = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+        rows = 0 if args.dataset is not None else min(args.buffer_size, args.total_timesteps)  # (a dataset: its own)
+        batch = rows if args.optimizer == "rprop" else args.batch_size  # Rprop regresses on all of D at once
+        problem = memory_problem(  # bytes: the transitions; the weights ×5 (w, w', ∇, the optimiser's two); activations
+            {
+                "--buffer-size": rows * 4 * (2 * obs.shape[0] + 5),
+                "--hidden-sizes": 4 * (5 * weights + 3 * batch * sum(widths)),
+            },
+            device,
+        )
+    if problem is not None:
+        env.close()
+        raise UsageError(f"fitted_q.py {problem}.")
+    return env
 
 
 def load_dataset(path: str, obs_dim: int, n_actions: int) -> dict[str, np.ndarray]:
@@ -596,98 +649,27 @@ def load_dataset(path: str, obs_dim: int, n_actions: int) -> dict[str, np.ndarra
     return data
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(
-            f"fitted_q.py: --device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N."
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(
-            f"fitted_q.py: --device {name} was asked for, but torch sees no CUDA GPU on this machine; "
-            "use --device cpu or auto."
-        )
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UsageError(
-            f"fitted_q.py: --device {name} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)."
-        )
-    if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"fitted_q.py: --device {name} is not supported; use auto, cpu, cuda or cuda:N.")
-    return device
-
-
-def make_checked_env(args: Args, device: torch.device) -> gym.Env:
-    """The env, or one sentence on why it cannot be made (any exception, not only Gymnasium's) or used here."""
-    try:
-        with warnings.catch_warnings(record=True) as caught:  # shown below if the env is made, else the error says it
-            env = make_env(args.env_id)
-    except Exception as error:
-        reason = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
-        raise UsageError(f"fitted_q.py cannot make the environment {args.env_id!r}: {reason}.") from None
-    for warning in caught:
-        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
-    space = env.action_space
-    if not (isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1):
-        problem = (
-            f"fitted_q.py cannot use {args.env_id}: its observations ({env.unwrapped.observation_space}) "
-            "cannot be flattened into a vector of fixed length"
-        )
-    elif not isinstance(space, gym.spaces.Discrete):
-        problem = (
-            f"fitted_q.py needs a Discrete action space, but {args.env_id} has {space}; for continuous (Box) actions "
-            "use ddpg.py, reinforce.py, trpo.py or natural_gradient.py"
-        )
-    else:
-        obs_dim = env.observation_space.shape[0]
-        widths = (obs_dim, *args.hidden_sizes, int(space.n))
-        weights = sum((a + 1) * b for a, b in itertools.pairwise(widths))
-        rows = 0 if args.dataset is not None else min(args.buffer_size, args.total_timesteps)  # (a dataset: its own)
-        batch = rows if args.optimizer == "rprop" else args.batch_size  # Rprop regresses on all of D at once
-        problem = memory_problem(
-            {  # bytes: the stored transitions; two networks, a gradient and the optimiser's state; a batch's activations
-                "--buffer-size": rows * 4 * (2 * obs_dim + 5),
-                "--hidden-sizes": 4 * (5 * weights + 3 * batch * sum(widths)),
-            },
-            device,
-        )
-    if problem is not None:
-        env.close()
-        raise UsageError(problem + ".")
-    return env
-
-
 def memory_problem(needed: dict[str, int], device: torch.device) -> str | None:
-    """Sizes that cannot fit, found before any is allocated: the bytes needed against the memory available now."""
-    try:
-        with open("/proc/meminfo") as file:
-            available = next(int(line.split()[1]) * 1024 for line in file if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError):  # not Linux: assume it fits
-        available = math.inf
-    if device.type == "cuda":  # the networks live there (the buffer in host memory: this is the stricter test)
-        available = min(available, torch.cuda.mem_get_info(device)[0])
-    if sum(needed.values()) <= available:
-        return None
+    """Sizes that cannot fit, found before any is allocated: the bytes needed against those available now."""
+    free = math.inf  # (not Linux: assume it fits)
+    with contextlib.suppress(OSError, StopIteration), open("/proc/meminfo") as file:
+        free = next(int(line.split()[1]) * 1024 for line in file if line.startswith("MemAvailable:"))
+    free = min(free, torch.cuda.mem_get_info(device)[0]) if device.type == "cuda" else free
     largest = max(needed, key=needed.__getitem__)
-    return (
-        f"fitted_q.py: this run needs about {sum(needed.values()) / 2**30:.1f} GiB of memory, mostly for {largest}, but "
-        f"{available / 2**30:.1f} GiB are available; lower {largest}"
-    )
+    gib = f"{sum(needed.values()) / 2**30:.1f} GiB of memory, mostly for {largest}, but {free / 2**30:.1f} GiB are free"
+    return None if sum(needed.values()) <= free else f"would need about {gib}; lower {largest}"
 
 
 @contextlib.contextmanager
 def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
-    """Seed random, numpy and torch and set torch's threads and determinism for one run; on the way out
-    (return or raise) put back what the caller had, so that calling train() leaves its process as it was."""
+    """Seed random, numpy and torch and set torch's threads and determinism for the run; on the way out (return or
+    raise) put back what the caller had, so that train() leaves its process as it found it."""
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     warn_only, cublas = torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
     python_state, numpy_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # torch's generators
         try:
-            if args.torch_threads > 0:
-                torch.set_num_threads(args.torch_threads)
+            torch.set_num_threads(args.torch_threads or threads)
             if args.torch_deterministic and device.type == "cuda" and cublas is None:
                 os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
             torch.use_deterministic_algorithms(args.torch_deterministic)
@@ -705,16 +687,13 @@ def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
 
 
 def make_run_dir(args: Args) -> str:
-    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
+    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if another run took that name."""
     name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
     os.makedirs(args.log_dir, exist_ok=True)
     for attempt in range(1000):
-        run_dir = os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}")
-        try:
-            os.mkdir(run_dir)  # fails if another run took this name, so no run writes into another's
+        with contextlib.suppress(FileExistsError):  # another run took this name: no run writes into another's
+            os.mkdir(run_dir := os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}"))
             return run_dir
-        except FileExistsError:
-            continue
     raise RuntimeError(f"fitted_q.py: could not create a fresh run directory under {args.log_dir}.")
 
 
@@ -726,15 +705,15 @@ def save_model(args: Args, run_dir: str, networks: dict[str, nn.Module]) -> str:
 
 
 def save_dataset(path: str, replay_buffer: ReplayBuffer) -> str:
-    """Every transition of D, in the order collected, as the .npz file --dataset reads; returns where it was written."""
+    """Every transition of D, in the order collected, as the .npz file --dataset reads; returns where it went."""
     return save_atomically(path, lambda file: np.savez(file, **replay_buffer.as_dataset()))
 
 
-def save_atomically(path: str, write: Callable[[BinaryIO], None]) -> str:
-    """Write to a temporary file beside `path` and rename it to `path`, so that no reader ever sees half a file. If
-    that directory cannot be written, write to the system's temporary directory instead (and say so): never lose it."""
+def save_atomically(path: str, write: Callable[[BinaryIO], object]) -> str:
+    """Write to a temporary file beside `path` and rename it onto `path`, so no reader sees half a file. If that
+    directory cannot be written, write to the system's temporary directory instead (and say so): never lose it."""
     fallback = os.path.join(tempfile.gettempdir(), f"{int(time.time())}-{os.getpid()}-{os.path.basename(path)}")
-    failures = []
+    failures: list[str] = []
     for target in (path, fallback):
         partial = None
         try:
@@ -743,22 +722,21 @@ def save_atomically(path: str, write: Callable[[BinaryIO], None]) -> str:
                 write(file)
             os.replace(partial, target)
             partial = None
+            if target != path:
+                print(f"fitted_q.py: could not write {path} ({failures[0]}); wrote {target} instead.", file=sys.stderr)
+            return target
         except OSError as error:
-            failures.append(f"{os.path.dirname(os.path.abspath(target))} ({error.strerror or error})")
-            continue
+            failures.append(error.strerror or str(error))
         finally:
             if partial is not None:
                 with contextlib.suppress(OSError):
                     os.remove(partial)
-        if failures:
-            print(f"fitted_q.py: could not write {path} into {failures[0]}; wrote {target} instead.", file=sys.stderr)
-        return target
-    raise OSError(f"fitted_q.py: could not save {path}: neither {' nor '.join(failures)} can be written.")
+    raise OSError(f"fitted_q.py: could not save {path}, nor in {tempfile.gettempdir()}: {'; '.join(failures)}.")
 
 
-def check_finite(numbers: dict[str, float], networks: dict[str, nn.Module], after: int, step: int) -> None:
-    """Stop the run at a non-finite loss or weight, naming the steps in which it appeared (after the last check)."""
-    bad = [f"{name} = {number}" for name, number in numbers.items() if not math.isfinite(number)]
+def check_finite(values: dict[str, float], networks: dict[str, nn.Module], after: int, step: int) -> None:
+    """Stop the run at a non-finite loss or weight, saying between which steps it appeared."""
+    bad = [f"{name} = {value}" for name, value in values.items() if not math.isfinite(value)]
     bad += [
         f"the weights of {name}"
         for name, net in networks.items()
@@ -767,7 +745,7 @@ def check_finite(numbers: dict[str, float], networks: dict[str, nn.Module], afte
     if bad:
         raise FloatingPointError(
             f"fitted_q.py: non-finite numbers appeared between step {after + 1} and step {step} ({', '.join(bad)}), so "
-            "nothing was saved; the usual cause is a step too large for the rewards' scale: try a lower "
+            "nothing was saved; a step too large for the rewards' scale is the usual cause: try a lower "
             "--learning-rate."
         )
 
@@ -775,8 +753,8 @@ def check_finite(numbers: dict[str, float], networks: dict[str, nn.Module], afte
 def interrupted(
     args: Args, run_dir: str, step: int, networks: dict[str, nn.Module], replay_buffer: ReplayBuffer
 ) -> Interrupted:
-    """Ctrl-C: keep the model as it stands (with --save-model) and the transitions collected so far (with
-    --save-dataset), and say in one line where the run stopped."""
+    """Ctrl-C: keep the model as it stands (with --save-model) and the transitions so far (with --save-dataset), and
+    say in one line where the run stopped."""
     saved = ""
     if args.save_model:
         try:
@@ -793,7 +771,8 @@ def interrupted(
 
 if __name__ == "__main__":
     try:
-        train(tyro.cli(Args))
+        summary, examples = __doc__.split("\n\n")[0], __doc__[__doc__.index("Examples:") :]
+        train(tyro.cli(Args, description=f"{summary}\n\n{examples}"))
     except UsageError as error:
         print(error, file=sys.stderr)
         sys.exit(2)

@@ -65,7 +65,10 @@ def bad_input_cases(module_name: str, tmp_path: Path) -> list[tuple[dict, str]]:
         "dqn": [({"buffer_size": 10**12, **huge}, "mostly for --buffer-size")],
         "fitted_q": [
             ({"buffer_size": 10**12, **huge}, "mostly for --buffer-size"),
-            ({"save_dataset": "/proc/d.npz", "buffer_size": 30_000}, "the directory of --save-dataset '/proc' cannot"),
+            (
+                {"save_dataset": "/proc/d.npz", "buffer_size": 30_000},
+                "--save-dataset must be in an existing directory this process can write",
+            ),
         ],
         "ddpg": [
             ({"buffer_size": 10**12, **huge}, "mostly for --buffer-size"),

@@ -197,7 +197,10 @@ def test_dataset_round_trip_and_offline_training_never_steps_the_env(tmp_path, l
 
 def test_save_dataset_refuses_a_buffer_that_cannot_hold_every_transition(tmp_path, log_dir):
     path = str(tmp_path / "data.npz")
-    with pytest.raises(fitted_q.UsageError, match="--save-dataset keeps every transition"):
+    with pytest.raises(
+        fitted_q.UsageError,
+        match=r"--buffer-size must hold every transition \(≥ --total-timesteps\) to --save-dataset them",
+    ):
         fitted_q.train(short_args(log_dir, env_id="tests/Truncated-v0", buffer_size=100, save_dataset=path))
     assert not os.path.exists(path) and not os.path.exists(log_dir)
 
@@ -276,7 +279,7 @@ def test_a_well_formed_dataset_of_integral_float_actions_and_boolean_flags_is_ac
 def test_offline_a_collection_flag_is_refused_because_it_would_do_nothing(flag, tmp_path, log_dir):
     path = str(tmp_path / "data.npz")
     changed()(path)
-    with pytest.raises(fitted_q.UsageError, match="trains offline and collects nothing"):
+    with pytest.raises(fitted_q.UsageError, match="must stay unset with --dataset, which collects nothing"):
         fitted_q.train(fitted_q.Args(dataset=path, log_dir=log_dir, **flag))
     assert not os.path.exists(log_dir)
 
@@ -284,7 +287,7 @@ def test_offline_a_collection_flag_is_refused_because_it_would_do_nothing(flag, 
 def test_save_dataset_never_overwrites_a_file(tmp_path, log_dir):
     path = tmp_path / "kept.npz"
     path.write_bytes(b"precious")
-    with pytest.raises(fitted_q.UsageError, match="exists already"):
+    with pytest.raises(fitted_q.UsageError, match="--save-dataset must be a new path"):
         fitted_q.train(short_args(log_dir, save_dataset=str(path)))
     assert path.read_bytes() == b"precious" and not os.path.exists(log_dir)
 
@@ -293,13 +296,13 @@ def test_save_dataset_never_overwrites_a_file(tmp_path, log_dir):
     "overrides, phrase",
     [
         ({"env_id": "Pendulum-v1"}, "needs a Discrete action space"),
-        ({"fit_steps": 0}, "--fit-steps must be a positive integer"),
-        ({"transitions_per_iteration": -1}, "--transitions-per-iteration must be a positive integer"),
-        ({"dataset": "/no/such/file.npz"}, "does not exist"),
-        ({"batch_size": 1000, "buffer_size": 100}, "larger than the replay buffer"),
-        ({"save_dataset": "/no/such/dir/data.npz"}, "does not exist"),
+        ({"fit_steps": 0}, "--fit-steps must be positive, got 0"),
+        ({"transitions_per_iteration": -1}, "--transitions-per-iteration must be positive, got -1"),
+        ({"dataset": "/no/such/file.npz"}, "--dataset must name an existing file"),
+        ({"batch_size": 1000, "buffer_size": 100}, "--batch-size must fit in the replay buffer"),
+        ({"save_dataset": "/no/such/dir/data.npz"}, "must be in an existing directory this process can write"),
         ({"save_dataset": "data.csv"}, "must end in .npz"),
-        ({"learning_starts": 30_000}, "leaves no regression inside --total-timesteps 30000"),
+        ({"learning_starts": 30_000}, "--learning-starts must leave a regression in --total-timesteps, got 30000"),
         ({"optimizer": "sgd"}, "--optimizer must be one of 'adam', 'rprop', got 'sgd'"),
     ],
 )
