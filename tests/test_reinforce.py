@@ -231,8 +231,8 @@ def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir)
     "overrides, phrase",
     [
         ({"env_id": "tests/MultiDiscrete-v0"}, "needs a Discrete or a one-dimensional Box action space"),
-        ({"steps_per_update": 0}, "--steps-per-update must be a positive integer"),
-        ({"num_envs": -1}, "--num-envs must be a positive integer"),
+        ({"steps_per_update": 0}, "--steps-per-update must be positive, got 0"),
+        ({"num_envs": -1}, "--num-envs must be positive, got -1"),
         ({"gamma": 1.5}, "--gamma must lie in [0, 1]"),
         ({"value_learning_rate": 0.0}, "--value-learning-rate must be positive"),
         ({"hidden_sizes": (64, 0)}, "--hidden-sizes must be positive widths"),
