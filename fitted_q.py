@@ -374,12 +374,8 @@ class RunLog:
     """TensorBoard scalars, every finished episode, a progress line each tenth of the budget, the NaN checks."""
 
     def __init__(self, writer: SummaryWriter, args: Args) -> None:
-        self.writer, self.total, self.checked_step, self.start_time = (
-            writer,
-            args.total_timesteps,
-            0,
-            time.perf_counter(),
-        )
+        self.writer, self.total, self.checked_step = writer, args.total_timesteps, 0
+        self.start_time = time.perf_counter()
         self.episodic_returns: list[float] = []
         self.episode_end_steps: list[int] = []  # the global step each return is logged at
         self.every = self.next_progress = max(1, args.total_timesteps // 10)

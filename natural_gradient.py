@@ -94,31 +94,14 @@ from torch.utils.tensorboard import SummaryWriter
 
 @dataclass
 class Args:
-    exp_name: str = os.path.basename(__file__).removesuffix(".py")
-    """name of this experiment, used in the run directory's name"""
     env_id: str = "CartPole-v1"
     """id of a registered Gymnasium environment with a Discrete or Box action space"""
-    seed: int = 1
-    """seed of random, numpy, torch and the environments"""
     total_timesteps: int = 100_000
     """environment steps to train for"""
     gamma: float | None = None
     """discount factor γ (default: 0.9 on Pendulum-v1, where 0.99 learns far less; 0.99 on every other env)"""
     learning_rate: float = 3e-3
     """Adam learning rate α of the value network (the policy moves by the trust-region step, not an optimiser)"""
-    device: str = "auto"
-    """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
-    torch_deterministic: bool = True
-    """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
-    log_dir: str = "runs"
-    """directory under which each run writes its TensorBoard logs (and model)"""
-    save_model: bool = False
-    """save the policy and the value network, with the args, to <run_dir>/<exp_name>.pt at the end"""
-    eval_episodes: int = 10
-    """deterministic evaluation episodes after training (0 turns the evaluation off)"""
-    torch_threads: int = 1
-    """torch CPU threads (small networks run fastest on one; 0 keeps torch's default)"""
-
     num_envs: int = 16
     """environments stepped side by side in one vector env"""
     num_steps: int = 128
@@ -147,6 +130,24 @@ class Args:
     """standardise observations by running moments: started by one rollout of random actions, then kept from moving the policy"""
     init_log_std: float = -0.5
     """Box actions: initial log std of the Gaussian, in units of the bounds' half-width"""
+
+    # the run: where it logs, how it is seeded, where it runs, what it keeps
+    exp_name: str = os.path.basename(__file__).removesuffix(".py")
+    """name of this experiment, used in the run directory's name"""
+    seed: int = 1
+    """seed of random, numpy, torch and the environments"""
+    device: str = "auto"
+    """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
+    torch_deterministic: bool = True
+    """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
+    log_dir: str = "runs"
+    """directory under which each run writes its TensorBoard logs (and model)"""
+    save_model: bool = False
+    """save the policy and the value network, with the args, to <run_dir>/<exp_name>.pt at the end"""
+    eval_episodes: int = 10
+    """deterministic evaluation episodes after training (0 turns the evaluation off)"""
+    torch_threads: int = 1
+    """torch CPU threads (small networks run fastest on one; 0 keeps torch's default)"""
 
 
 # ----------------------------------------------------------------------------------------- networks
@@ -589,18 +590,15 @@ def train(args: Args) -> dict:
     device = resolve_device(args.device)
     envs = make_checked_envs(args, device)
     run_dir = make_run_dir(args)
-
-    # seeds, threads, determinism (the caller's settings come back after); the logs are flushed however the run ends
+    # seeds, threads, determinism (the caller's come back after); the logs are flushed however the run ends
     with seeded_run(args, device), SummaryWriter(run_dir) as writer:
-        generator = torch.Generator().manual_seed(args.seed)  # the value regression's shuffling
+        log, generator = (
+            RunLog(writer, args),
+            torch.Generator().manual_seed(args.seed),
+        )  # (the value regression's order)
         envs.action_space.seed(args.seed)
         obs, _ = envs.reset(seed=args.seed)  # environment i is seeded with seed + i
-        writer.add_text(
-            "hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in asdict(args).items())
-        )
-
-        space = envs.single_action_space
-        obs_dim = int(np.prod(envs.single_observation_space.shape))
+        space, obs_dim = envs.single_action_space, envs.single_observation_space.shape[0]
         gamma = default_gamma(args.env_id) if args.gamma is None else args.gamma
         normalizer = ObservationNormalizer(obs_dim) if args.normalize_observations else nn.Identity()
         if isinstance(space, gym.spaces.Box):
@@ -612,31 +610,20 @@ def train(args: Args) -> dict:
         policy = policy.to(device)
         value = ValueNetwork(obs_dim, args.hidden_sizes, normalizer).to(device)  # shares the one normaliser
         value_optimizer = torch.optim.Adam(value.net.parameters(), lr=args.learning_rate, fused=True)
-        # An update never collects more than the budget, so longer storage would only cost memory.
-        storage_steps = min(args.num_steps, args.total_timesteps // args.num_envs)
+        storage_steps = min(args.num_steps, args.total_timesteps // args.num_envs)  # never more than the budget
         storage = RolloutStorage(storage_steps, args.num_envs, obs_dim, space.shape, device)
-
-        episodic_returns: list[float] = []
-        episode_end_steps: list[int] = []  # the global step each of them is logged at
-        global_step, update, checked_step = 0, 0, 0  # checked_step: the last step whose losses were finite
+        networks, global_step, update = {"policy": policy, "value": value}, 0, 0
         if args.normalize_observations:  # counted in the budget: they are steps in the environment
             obs = warm_up_normalizer(envs, normalizer, obs, args.num_steps)
-            global_step = checked_step = args.num_steps * args.num_envs
-        next_progress = progress_every = max(1, args.total_timesteps // 10)
-        start_time = time.perf_counter()
+            global_step = log.checked_step = args.num_steps * args.num_envs
         try:
             while global_step + args.num_envs <= args.total_timesteps:
                 # The last rollout is shortened to the whole steps of all environments that the budget has left.
                 num_steps = min(args.num_steps, (args.total_timesteps - global_step) // args.num_envs)
                 obs, statistics = collect_rollout(envs, policy, storage, obs, num_steps, device)
-                global_step += num_steps * args.num_envs
-                update += 1
+                global_step, update = global_step + num_steps * args.num_envs, update + 1
                 for episode_return, episode_length in statistics:
-                    episodic_returns.append(episode_return)
-                    episode_end_steps.append(global_step)
-                    writer.add_scalar("charts/episodic_return", episode_return, global_step)
-                    writer.add_scalar("charts/episodic_length", episode_length, global_step)
-
+                    log.episode(episode_return, episode_length, global_step)
                 batch_obs = storage.obs[:num_steps].reshape(-1, obs_dim)  # [n, obs_dim]
                 batch_actions = storage.actions[:num_steps].flatten(0, 1)
                 if args.normalize_observations:  # new statistics, the same functions: only the step below moves π_θ
@@ -644,14 +631,11 @@ def train(args: Args) -> dict:
                 with torch.no_grad():
                     values = value(storage.obs[:num_steps])  # V_w(S_t), [T, N]
                     next_values = value(storage.next_obs[:num_steps])  # V_w(S_{t+1}) of the real next observation
+                rewards, terminated, truncated = (
+                    x[:num_steps] for x in (storage.rewards, storage.terminated, storage.truncated)
+                )
                 advantages = generalized_advantages(
-                    storage.rewards[:num_steps],
-                    values,
-                    next_values,
-                    storage.terminated[:num_steps],
-                    storage.truncated[:num_steps],
-                    gamma,
-                    args.gae_lambda,
+                    rewards, values, next_values, terminated, truncated, gamma, args.gae_lambda
                 )
                 value_targets = (advantages + values).flatten()  # the λ-return
                 advantages = advantages.flatten()
@@ -673,132 +657,146 @@ def train(args: Args) -> dict:
                 value_loss = fit_value(
                     value, value_optimizer, batch_obs, value_targets, args.vf_iters, args.value_batch_size, generator
                 )
-
-                logged["losses/value_loss"] = value_loss.item()
-                for tag, number in logged.items():
-                    writer.add_scalar(tag, number, global_step)
-                check_finite(logged, {}, checked_step, global_step)
-                checked_step = global_step
-
-                if global_step >= next_progress or global_step + args.num_envs > args.total_timesteps:
-                    next_progress = (global_step // progress_every + 1) * progress_every
-                    sps = global_step / (time.perf_counter() - start_time)
-                    writer.add_scalar("charts/SPS", sps, global_step)
-                    latest = f"{episodic_returns[-1]:.1f}" if episodic_returns else "-"
-                    print(
-                        f"step {global_step}/{args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True
-                    )
-            train_time = time.perf_counter() - start_time
-            sps = global_step / train_time
+                log.losses(logged | {"losses/value_loss": value_loss.item()}, global_step)
+                log.progress(global_step)
             envs.close()
-
-            check_finite({}, {"policy": policy, "value": value}, checked_step, global_step)
+            log.finish(networks, global_step)  # no non-finite weight goes on to the evaluation or a file
             eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device)
         except KeyboardInterrupt:
-            raise interrupted(args, run_dir, global_step, {"policy": policy, "value": value}) from None
-        for i, episode_return in enumerate(eval_returns):
-            writer.add_scalar("eval/return", episode_return, i)
-        if args.save_model:
-            print(f"model saved to {save_model(args, run_dir, {'policy': policy, 'value': value})}")
-
-        summary = (
-            f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
-            if eval_returns
-            else "no evaluation"
-        )
-        print(
-            f"{args.env_id} seed {args.seed}: {summary}, {global_step} steps, {train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
-        )
-        return {
-            "episodic_returns": episodic_returns,
-            "episode_end_steps": episode_end_steps,
-            "eval_returns": eval_returns,
-            "sps": sps,
-            "run_dir": run_dir,
-            "policy": policy,
-            "value": value,
-        }
+            raise interrupted(args, run_dir, global_step, networks) from None
+        return report(args, log, run_dir, eval_returns, networks)
 
 
 # ------------------------------------------------------------------ plumbing: the algorithm ends above
-# Input checks, the device, seeds and threads, the run directory, saving, Ctrl-C and the command line.
+# Logging, input checks, device, seeds, run directory, saving, Ctrl-C and the command line, alike in all six scripts.
+class RunLog:
+    """TensorBoard scalars, every finished episode, a progress line each tenth of the budget, the NaN checks."""
+
+    def __init__(self, writer: SummaryWriter, args: Args) -> None:
+        self.writer, self.total, self.checked_step = writer, args.total_timesteps, 0
+        self.start_time = time.perf_counter()
+        self.episodic_returns: list[float] = []
+        self.episode_end_steps: list[int] = []  # the global step each return is logged at
+        self.every = self.next_progress = max(1, args.total_timesteps // 10)
+        writer.add_text(
+            "hyperparameters", "|param|value|\n|-|-|\n" + "".join(f"|{k}|{v}|\n" for k, v in asdict(args).items())
+        )
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def losses(self, values: dict[str, float], step: int) -> None:
+        """Log the losses and stop the run if one is not finite (all were at the last check)."""
+        self.scalars(values, step)
+        check_finite(values, {}, self.checked_step, step)
+        self.checked_step = step
+
+    def episode(self, episode_return: float, length: int, step: int) -> None:
+        self.episodic_returns.append(float(episode_return))
+        self.episode_end_steps.append(step)
+        self.scalars({"charts/episodic_return": float(episode_return), "charts/episodic_length": int(length)}, step)
+
+    def progress(self, step: int, values: dict[str, float] | None = None) -> None:
+        if step >= self.next_progress or step >= self.total:
+            self.next_progress = (step // self.every + 1) * self.every
+            sps = step / (time.perf_counter() - self.start_time)
+            self.scalars({"charts/SPS": sps, **(values or {})}, step)
+            latest = f"{self.episodic_returns[-1]:.1f}" if self.episodic_returns else "-"
+            print(f"step {step}/{self.total}  latest return {latest}  SPS {sps:.0f}", flush=True)
+
+    def finish(self, networks: dict[str, nn.Module], steps: int | None = None) -> None:
+        """The end of training: its time and speed, and one last check that every weight is finite."""
+        self.steps = self.total if steps is None else steps
+        self.train_time = time.perf_counter() - self.start_time
+        check_finite({}, networks, self.checked_step, self.steps)
+
+
+def report(args: Args, log: RunLog, run_dir: str, eval_returns: list[float], networks: dict[str, nn.Module]) -> dict:
+    """Log the evaluation, save the model (with --save-model), print the summary line; train()'s result."""
+    for i, episode_return in enumerate(eval_returns):
+        log.writer.add_scalar("eval/return", episode_return, i)
+    if args.save_model:
+        print(f"model saved to {save_model(args, run_dir, networks)}")
+    sps = log.steps / log.train_time
+    summary = "no evaluation"
+    if eval_returns:
+        summary = (
+            f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
+        )
+    print(
+        f"{args.env_id} seed {args.seed}: {summary}, {log.steps} steps, "
+        f"{log.train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
+    )
+    results = {"episodic_returns": log.episodic_returns, "episode_end_steps": log.episode_end_steps}
+    return results | {"eval_returns": eval_returns, "sps": sps, "run_dir": run_dir, **networks}
+
+
 class UsageError(ValueError):
-    """Bad input, found before any work starts; the CLI prints the message and exits with status 2."""
+    """Bad input, found before any work starts: the CLI prints the sentence and exits with status 2."""
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during training or evaluation, raised after the model was saved (with --save-model); says where."""
+    """Ctrl-C during a run, raised after the model was saved (with --save-model); its message says where."""
 
 
 def check_args(args: Args) -> None:
-    """Reject settings that cannot work, each with one sentence, before anything is written."""
-    check_types(args)
-    for name in ("total_timesteps", "num_envs", "num_steps", "cg_iters", "value_batch_size"):
-        if getattr(args, name) <= 0:
-            raise UsageError(
-                f"natural_gradient.py: --{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}."
-            )
-    cores = os.cpu_count() or 1
-    checks = [
-        (args.gamma is None or 0.0 <= args.gamma <= 1.0, f"--gamma must lie in [0, 1], got {args.gamma}"),
-        (
-            args.num_envs <= args.total_timesteps,
-            f"--num-envs {args.num_envs} takes more steps in one step of all environments than --total-timesteps "
-            f"{args.total_timesteps} allows",
-        ),
-        (
-            not args.normalize_observations or args.total_timesteps >= (args.num_steps + 1) * args.num_envs,
-            f"--normalize-observations spends its first {args.num_steps * args.num_envs} steps (--num-steps × "
-            f"--num-envs) on random actions, which leaves nothing of --total-timesteps {args.total_timesteps} to train on",
-        ),
-        (0.0 <= args.gae_lambda <= 1.0, f"--gae-lambda must lie in [0, 1], got {args.gae_lambda}"),
-        (args.max_kl > 0, f"--max-kl must be positive, got {args.max_kl}"),
-        (args.cg_damping >= 0, f"--cg-damping must be non-negative, got {args.cg_damping}"),
-        (
-            not args.vanilla or (args.cg_iters, args.cg_damping) == (Args.cg_iters, Args.cg_damping),
-            "--cg-iters and --cg-damping shape the conjugate-gradient solve, which --vanilla skips; drop them",
-        ),
-        (args.learning_rate > 0, f"--learning-rate must be positive, got {args.learning_rate}"),
-        (args.vf_iters >= 0, f"--vf-iters must be non-negative, got {args.vf_iters}"),
-        (
-            all(width > 0 for width in args.hidden_sizes),
-            f"--hidden-sizes must be positive widths, got {args.hidden_sizes}",
-        ),
-        (0 <= args.seed < 2**32, f"--seed must lie in [0, 2**32 - 1] (numpy's seeds), got {args.seed}"),
-        (0 <= args.torch_threads <= cores, f"--torch-threads must lie in [0, {cores}] here, got {args.torch_threads}"),
-        (args.eval_episodes >= 0, f"--eval-episodes must be non-negative, got {args.eval_episodes}"),
-        (
-            args.exp_name not in ("", ".", "..") and not set("/\\\0") & set(args.exp_name),
-            f"--exp-name must be usable as a file name (no '/'), got {args.exp_name!r}",
-        ),
+    """Refuse settings that cannot work, each in one sentence, before anything is written."""
+    enforce(args, [(name, has_type(getattr(args, name), kind), f"be {describe(kind)}") for name, kind in hints(Args)])
+    positive = ["total_timesteps", "num_envs", "num_steps", "cg_iters", "value_batch_size", "learning_rate", "max_kl"]
+    rules = [(name, getattr(args, name) > 0, "be positive") for name in positive]
+    warm_up = args.num_steps * args.num_envs if args.normalize_observations else 0  # random steps before training
+    after_warm_up = "leave steps to train on after its warm-up (--num-steps × --num-envs)"
+    skips = "go without --cg-iters and --cg-damping, whose solve it skips"
+    rules += [  # (field, whether its rule holds, what it must do)
+        ("normalize_observations", not warm_up or warm_up + args.num_envs <= args.total_timesteps, after_warm_up),
+        ("num_envs", args.num_envs <= args.total_timesteps, "leave a step of all environments in --total-timesteps"),
+        ("gamma", args.gamma is None or 0 <= args.gamma <= 1, "lie in [0, 1]"),
+        ("gae_lambda", 0 <= args.gae_lambda <= 1, "lie in [0, 1]"),
+        ("cg_damping", args.cg_damping >= 0, "be non-negative"),
+        ("vanilla", not args.vanilla or (args.cg_iters, args.cg_damping) == (Args.cg_iters, Args.cg_damping), skips),
+        ("vf_iters", args.vf_iters >= 0, "be non-negative"),
+        ("hidden_sizes", all(width > 0 for width in args.hidden_sizes), "be positive widths"),
     ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(f"natural_gradient.py: {message}.")
-    check_writable_directory("--log-dir", args.log_dir)
+    enforce(args, rules + run_rules(args))
 
 
-def check_types(args: Args) -> None:
-    """In process a field can hold anything: each must match its annotation, and every float be finite."""
-    for name, kind in typing.get_type_hints(Args).items():
-        if not has_type(getattr(args, name), kind):
+def run_rules(args: Args) -> list[tuple[str, bool, str]]:
+    """The rules of the run settings every script shares; --log-dir is probed by making a directory there."""
+    cores, name = os.cpu_count() or 1, args.exp_name
+    return [
+        ("seed", 0 <= args.seed < 2**32, "lie in [0, 2**32 - 1] (numpy's seeds)"),
+        ("torch_threads", 0 <= args.torch_threads <= cores, f"lie in [0, {cores}], the cores of this machine"),
+        ("eval_episodes", args.eval_episodes >= 0, "be non-negative"),
+        ("exp_name", name not in ("", ".", "..") and not set("/\\\0") & set(name), "be a file name (no '/')"),
+        ("log_dir", writable(args.log_dir), "be a directory this process can create or write"),
+    ]
+
+
+def enforce(args: Args, rules: list[tuple[str, bool, str]]) -> None:
+    for name, holds, requirement in rules:
+        if not holds:
             raise UsageError(
-                f"natural_gradient.py: --{name.replace('_', '-')} must be {describe(kind)}, got {getattr(args, name)!r}."
+                f"natural_gradient.py: --{name.replace('_', '-')} must {requirement}, got {getattr(args, name)!r}."
             )
+
+
+def hints(cls: type) -> list[tuple[str, object]]:
+    return list(typing.get_type_hints(cls).items())
 
 
 def has_type(value: object, kind: object) -> bool:
+    """Whether a field's value matches its annotation (floats finite too: inf would pass every "> 0")."""
     if typing.get_origin(kind) is Literal:
         return value in typing.get_args(kind)
-    if typing.get_origin(kind) is tuple:
-        return isinstance(value, tuple | list) and all(has_type(item, int) for item in value)
     if typing.get_origin(kind) is types.UnionType:
         return any(has_type(value, option) for option in typing.get_args(kind))
-    if kind is float:  # inf would pass every "> 0" check
-        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if kind is int:
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    return isinstance(value, kind)  # type: ignore[arg-type]  # bool, str
+    if typing.get_origin(kind) is tuple:
+        return isinstance(value, tuple | list) and all(has_type(item, int) for item in value)
+    if kind in (int, float):
+        number = isinstance(value, numbers.Integral if kind is int else numbers.Real) and not isinstance(value, bool)
+        return number and math.isfinite(value)  # type: ignore[arg-type]
+    return isinstance(value, kind)  # type: ignore[arg-type]
 
 
 def describe(kind: object) -> str:
@@ -806,97 +804,74 @@ def describe(kind: object) -> str:
         return "one of " + ", ".join(map(repr, typing.get_args(kind)))
     if typing.get_origin(kind) is types.UnionType:
         return " or ".join(describe(option) for option in typing.get_args(kind))
-    return (
-        "a finite number"
-        if kind is float
-        else str(kind)
-        if typing.get_origin(kind)
-        else "None"
-        if kind is type(None)
-        else kind.__name__
-    )  # type: ignore[attr-defined]
+    names = {int: "an integer", float: "a finite number", bool: "True or False", str: "a string", type(None): "None"}
+    return names.get(kind) or str(kind)  # type: ignore[call-overload]
 
 
-def check_writable_directory(flag: str, path: str) -> None:
-    """The directory must exist or be creatable, and be writable: a probe directory made in its nearest existing
-    ancestor, and removed at once, says so where permission bits do not (root, read-only mounts, /proc)."""
-    if not path:
-        raise UsageError(f"natural_gradient.py: {flag} is empty; give a directory.")
+def writable(path: str) -> bool:
+    """Whether `path` is, or can become, a writable directory: a probe made in its nearest existing ancestor (and
+    removed at once) tells where permission bits do not (root, read-only mounts, /proc)."""
     existing = os.path.abspath(path)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        where = "is a file" if existing == os.path.abspath(path) else f"lies under the file {existing!r}"
-        raise UsageError(f"natural_gradient.py: {flag} {path!r} {where}, not a directory.")
     try:
         os.rmdir(tempfile.mkdtemp(dir=existing))
-    except OSError as error:
-        raise UsageError(
-            f"natural_gradient.py: {flag} {path!r} cannot be written ({existing!r}: {error.strerror})."
-        ) from None
+        return path != ""
+    except OSError:
+        return False
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """auto: cuda when torch sees a GPU, else cpu; any other name must be a device this machine has."""
     try:
-        device = torch.device(name)
+        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
     except RuntimeError:
-        raise UsageError(
-            f"natural_gradient.py: --device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N."
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(
-            f"natural_gradient.py: --device {name} was asked for, but torch sees no CUDA GPU on this machine; use --device cpu or auto."
-        )
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UsageError(
-            f"natural_gradient.py: --device {name} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)."
-        )
-    if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"natural_gradient.py: --device {name} is not supported; use auto, cpu, cuda or cuda:N.")
-    return device
+        device = torch.device("meta")  # not a device name: refused below
+    if device.type == "cpu" or (device.type == "cuda" and (device.index or 0) < torch.cuda.device_count()):
+        return device
+    count = torch.cuda.device_count()
+    raise UsageError(
+        f"natural_gradient.py: --device {name} is not a device of this machine ({count} CUDA GPUs); use auto, cpu, cuda or cuda:N."
+    )
 
 
 def make_checked_envs(args: Args, device: torch.device) -> gym.vector.VectorEnv:
     """The vector env, or one sentence on why the env cannot be made (any exception, not only Gymnasium's) or used."""
     try:
-        with warnings.catch_warnings(record=True) as caught:  # shown below if the env is made, else the error says it
+        with warnings.catch_warnings(record=True) as caught:  # shown if the env is made; otherwise the error says it
             probe = make_env(args.env_id)
     except Exception as error:
         reason = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
         raise UsageError(f"natural_gradient.py cannot make the environment {args.env_id!r}: {reason}.") from None
     for warning in caught:
         warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
-    obs_space, space = probe.observation_space, probe.action_space
+    obs, actions = probe.observation_space, probe.action_space
     probe.close()
-    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+    if not (isinstance(obs, gym.spaces.Box) and len(obs.shape) == 1):
         problem = (
-            f"natural_gradient.py cannot use {args.env_id}: its observations ({probe.unwrapped.observation_space}) "
-            "cannot be flattened into a vector of fixed length"
+            f"cannot flatten the observations of {args.env_id} ({probe.unwrapped.observation_space}) into a vector"
         )
-    elif not isinstance(space, gym.spaces.Discrete | gym.spaces.Box) or (
-        isinstance(space, gym.spaces.Box) and len(space.shape) != 1
+    elif not (
+        isinstance(actions, gym.spaces.Discrete) or (isinstance(actions, gym.spaces.Box) and len(actions.shape) == 1)
     ):
-        problem = (
-            f"natural_gradient.py needs a Discrete or a one-dimensional Box action space, but {args.env_id} has {space}; "
-            "wrap the env to flatten its actions first"
-        )
+        problem = f"needs a Discrete or a one-dimensional Box action space, but {args.env_id} has {actions}; wrap the env to flatten its actions first"
     else:
-        obs_dim, act_dim = obs_space.shape[0], space.shape[0] if space.shape else int(space.n)
+        outputs = actions.shape[0] if actions.shape else int(actions.n)
         rows = min(args.num_steps, args.total_timesteps // args.num_envs) * args.num_envs  # one update's transitions
         weights = sum(
-            (a + 1) * b for out in (act_dim, 1) for a, b in itertools.pairwise((obs_dim, *args.hidden_sizes, out))
+            (a + 1) * b for out in (outputs, 1) for a, b in itertools.pairwise((obs.shape[0], *args.hidden_sizes, out))
         )
-        problem = memory_problem(
-            {  # bytes: the rollout; the networks with gradients and Adam's moments; the batch's activations
-                "--num-steps": rows * 4 * (2 * obs_dim + act_dim + 4 + 4 * (2 * sum(args.hidden_sizes) + act_dim + 1)),
+        problem = memory_problem(  # bytes: the weights ×5 (θ, w, ∇, Adam's two); the rollout and its activations
+            {
                 "--hidden-sizes": 4 * 5 * weights,
+                "--num-steps": rows
+                * 4
+                * (2 * obs.shape[0] + outputs + 4 + 4 * (2 * sum(args.hidden_sizes) + outputs + 1)),
             },
             device,
         )
     if problem is not None:
-        raise UsageError(problem + ".")
+        raise UsageError(f"natural_gradient.py {problem}.")
     envs = gym.vector.SyncVectorEnv(
         [lambda: make_env(args.env_id) for _ in range(args.num_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
     )
@@ -904,34 +879,26 @@ def make_checked_envs(args: Args, device: torch.device) -> gym.vector.VectorEnv:
 
 
 def memory_problem(needed: dict[str, int], device: torch.device) -> str | None:
-    """Sizes that cannot fit, found before any is allocated: the bytes needed against the memory available now."""
-    try:
-        with open("/proc/meminfo") as file:
-            available = next(int(line.split()[1]) * 1024 for line in file if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError):  # not Linux: assume it fits
-        available = math.inf
-    if device.type == "cuda":  # the networks live there (the buffer in host memory: this is the stricter test)
-        available = min(available, torch.cuda.mem_get_info(device)[0])
-    if sum(needed.values()) <= available:
-        return None
+    """Sizes that cannot fit, found before any is allocated: the bytes needed against those available now."""
+    free = math.inf  # (not Linux: assume it fits)
+    with contextlib.suppress(OSError, StopIteration), open("/proc/meminfo") as file:
+        free = next(int(line.split()[1]) * 1024 for line in file if line.startswith("MemAvailable:"))
+    free = min(free, torch.cuda.mem_get_info(device)[0]) if device.type == "cuda" else free
     largest = max(needed, key=needed.__getitem__)
-    return (
-        f"natural_gradient.py: this run needs about {sum(needed.values()) / 2**30:.1f} GiB of memory, mostly for {largest}, but "
-        f"{available / 2**30:.1f} GiB are available; lower {largest}"
-    )
+    gib = f"{sum(needed.values()) / 2**30:.1f} GiB of memory, mostly for {largest}, but {free / 2**30:.1f} GiB are free"
+    return None if sum(needed.values()) <= free else f"would need about {gib}; lower {largest}"
 
 
 @contextlib.contextmanager
 def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
-    """Seed random, numpy and torch and set torch's threads and determinism for one run; on the way out
-    (return or raise) put back what the caller had, so that calling train() leaves its process as it was."""
+    """Seed random, numpy and torch and set torch's threads and determinism for the run; on the way out (return or
+    raise) put back what the caller had, so that train() leaves its process as it found it."""
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     warn_only, cublas = torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
     python_state, numpy_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # torch's generators
         try:
-            if args.torch_threads > 0:
-                torch.set_num_threads(args.torch_threads)
+            torch.set_num_threads(args.torch_threads or threads)
             if args.torch_deterministic and device.type == "cuda" and cublas is None:
                 os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
             torch.use_deterministic_algorithms(args.torch_deterministic)
@@ -949,16 +916,13 @@ def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
 
 
 def make_run_dir(args: Args) -> str:
-    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if that name is taken."""
+    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if another run took that name."""
     name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
     os.makedirs(args.log_dir, exist_ok=True)
     for attempt in range(1000):
-        run_dir = os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}")
-        try:
-            os.mkdir(run_dir)  # fails if another run took this name, so no run writes into another's
+        with contextlib.suppress(FileExistsError):  # another run took this name: no run writes into another's
+            os.mkdir(run_dir := os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}"))
             return run_dir
-        except FileExistsError:
-            continue
     raise RuntimeError(f"natural_gradient.py: could not create a fresh run directory under {args.log_dir}.")
 
 
@@ -969,11 +933,11 @@ def save_model(args: Args, run_dir: str, networks: dict[str, nn.Module]) -> str:
     return save_atomically(os.path.join(run_dir, f"{args.exp_name}.pt"), lambda file: torch.save(checkpoint, file))
 
 
-def save_atomically(path: str, write: Callable[[BinaryIO], None]) -> str:
-    """Write to a temporary file beside `path` and rename it to `path`, so that no reader ever sees half a file. If
-    that directory cannot be written, write to the system's temporary directory instead (and say so): never lose it."""
+def save_atomically(path: str, write: Callable[[BinaryIO], object]) -> str:
+    """Write to a temporary file beside `path` and rename it onto `path`, so no reader sees half a file. If that
+    directory cannot be written, write to the system's temporary directory instead (and say so): never lose it."""
     fallback = os.path.join(tempfile.gettempdir(), f"{int(time.time())}-{os.getpid()}-{os.path.basename(path)}")
-    failures = []
+    failures: list[str] = []
     for target in (path, fallback):
         partial = None
         try:
@@ -982,25 +946,24 @@ def save_atomically(path: str, write: Callable[[BinaryIO], None]) -> str:
                 write(file)
             os.replace(partial, target)
             partial = None
+            if target != path:
+                print(
+                    f"natural_gradient.py: could not write {path} ({failures[0]}); wrote {target} instead.",
+                    file=sys.stderr,
+                )
+            return target
         except OSError as error:
-            failures.append(f"{os.path.dirname(os.path.abspath(target))} ({error.strerror or error})")
-            continue
+            failures.append(error.strerror or str(error))
         finally:
             if partial is not None:
                 with contextlib.suppress(OSError):
                     os.remove(partial)
-        if failures:
-            print(
-                f"natural_gradient.py: could not write {path} into {failures[0]}; wrote {target} instead.",
-                file=sys.stderr,
-            )
-        return target
-    raise OSError(f"natural_gradient.py: could not save {path}: neither {' nor '.join(failures)} can be written.")
+    raise OSError(f"natural_gradient.py: could not save {path}, nor in {tempfile.gettempdir()}: {'; '.join(failures)}.")
 
 
-def check_finite(numbers: dict[str, float], networks: dict[str, nn.Module], after: int, step: int) -> None:
-    """Stop the run at a non-finite loss or weight, naming the steps in which it appeared (after the last check)."""
-    bad = [f"{name} = {number}" for name, number in numbers.items() if not math.isfinite(number)]
+def check_finite(values: dict[str, float], networks: dict[str, nn.Module], after: int, step: int) -> None:
+    """Stop the run at a non-finite loss or weight, saying between which steps it appeared."""
+    bad = [f"{name} = {value}" for name, value in values.items() if not math.isfinite(value)]
     bad += [
         f"the weights of {name}"
         for name, net in networks.items()
@@ -1009,7 +972,7 @@ def check_finite(numbers: dict[str, float], networks: dict[str, nn.Module], afte
     if bad:
         raise FloatingPointError(
             f"natural_gradient.py: non-finite numbers appeared between step {after + 1} and step {step} ({', '.join(bad)}), so "
-            "nothing was saved; the usual cause is a step too large for the rewards' scale: try a lower "
+            "nothing was saved; a step too large for the rewards' scale is the usual cause: try a lower "
             "--learning-rate or --max-kl, or --normalize-observations."
         )
 
@@ -1030,7 +993,8 @@ def interrupted(args: Args, run_dir: str, step: int, networks: dict[str, nn.Modu
 
 if __name__ == "__main__":
     try:
-        train(tyro.cli(Args))
+        summary, examples = __doc__.split("\n\n")[0], __doc__[__doc__.index("Examples:") :]
+        train(tyro.cli(Args, description=f"{summary}\n\n{examples}"))
     except UsageError as error:
         print(error, file=sys.stderr)
         sys.exit(2)

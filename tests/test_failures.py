@@ -86,7 +86,10 @@ def bad_input_cases(module_name: str, tmp_path: Path) -> list[tuple[dict, str]]:
         ({"max_kl": math.inf}, "--max-kl must be a finite number"),
         ({"cg_damping": math.inf}, "--cg-damping must be a finite number"),
         ({"init_log_std": math.inf}, "--init-log-std must be a finite number"),
-        ({"num_envs": 16, "total_timesteps": 10}, "--num-envs 16 takes more steps"),
+        (
+            {"num_envs": 16, "total_timesteps": 10},
+            "--num-envs must leave a step of all environments in --total-timesteps, got 16",
+        ),
     ]
     return cases + specific.get(module_name, policy_gradient)
 

@@ -192,11 +192,17 @@ def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir)
     [
         ({"env_id": "tests/MultiDiscrete-v0"}, "needs a Discrete or a one-dimensional Box action space"),
         ({"fisher": "diagonal"}, "--fisher must be one of 'kl-hessian', 'empirical'"),
-        ({"num_envs": 0}, "--num-envs must be a positive integer"),
+        ({"num_envs": 0}, "--num-envs must be positive, got 0"),
         ({"max_kl": -1.0}, "--max-kl must be positive"),
         ({"cg_damping": -0.1}, "--cg-damping must be non-negative"),
-        ({"vanilla": True, "cg_iters": 20}, "which --vanilla skips"),
-        ({"vanilla": True, "cg_damping": 0.01}, "which --vanilla skips"),
+        (
+            {"vanilla": True, "cg_iters": 20},
+            "--vanilla must go without --cg-iters and --cg-damping, whose solve it skips",
+        ),
+        (
+            {"vanilla": True, "cg_damping": 0.01},
+            "--vanilla must go without --cg-iters and --cg-damping, whose solve it skips",
+        ),
         ({"device": "cuda:7"} if not torch.cuda.is_available() else {"device": "tpu"}, "--device"),
     ],
 )

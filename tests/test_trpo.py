@@ -438,12 +438,15 @@ def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir)
     "overrides, phrase",
     [
         ({"env_id": "tests/MultiDiscrete-v0"}, "needs a Discrete or a one-dimensional Box action space"),
-        ({"num_steps": 0}, "--num-steps must be a positive integer"),
-        ({"cg_iters": 0}, "--cg-iters must be a positive integer"),
+        ({"num_steps": 0}, "--num-steps must be positive, got 0"),
+        ({"cg_iters": 0}, "--cg-iters must be positive, got 0"),
         ({"max_kl": 0.0}, "--max-kl must be positive"),
         ({"backtrack_coeff": 1.0}, "--backtrack-coeff must lie in (0, 1)"),
         ({"gae_lambda": 1.5}, "--gae-lambda must lie in [0, 1]"),
-        ({"normalize_observations": True, "total_timesteps": 2048}, "leaves nothing of --total-timesteps 2048"),
+        (
+            {"normalize_observations": True, "total_timesteps": 2048},
+            "--normalize-observations must leave steps to train on after its warm-up",
+        ),
         ({"device": "cuda:7"} if not torch.cuda.is_available() else {"device": "tpu"}, "--device"),
     ],
 )
