@@ -76,7 +76,7 @@ class Args:
     critic_learning_rate: float = 1e-3
     """Adam learning rate α_q of the critic"""
     hidden_sizes: tuple[int, ...] = (64, 64)
-    """widths of the hidden layers of the actor and of the critic"""
+    """widths of the hidden layers of the actor and of the critic (none: linear)"""
     buffer_size: int = 100_000
     """capacity of the replay buffer, in transitions"""
     batch_size: int = 64
@@ -84,7 +84,7 @@ class Args:
     learning_starts: int = 1_000
     """environment steps of uniformly random actions before the first update"""
     tau: float = 0.005
-    """Polyak coefficient τ of the target networks (1 copies them)"""
+    """Polyak coefficient τ of the target networks, applied at each actor update (1 copies them)"""
     policy_frequency: int = 1
     """critic updates per actor (and target) update"""
     noise_type: Literal["gaussian", "ou"] = "gaussian"
@@ -490,7 +490,7 @@ def check_args(args: Args) -> None:
         ("tau", 0 < args.tau <= 1, "lie in (0, 1]"),
         ("exploration_noise", args.exploration_noise >= 0, "be non-negative"),
         ("ou_theta", 0 <= args.ou_theta <= 1, "lie in [0, 1]"),
-        ("hidden_sizes", len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0, "be positive widths"),
+        ("hidden_sizes", all(width > 0 for width in args.hidden_sizes), "be positive widths"),
     ]
     enforce(args, rules + run_rules(args))
 

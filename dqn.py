@@ -74,7 +74,7 @@ class Args:
     learning_rate: float = 1e-3
     """Adam learning rate α of the Q-network"""
     hidden_sizes: tuple[int, ...] = (64, 64)
-    """widths of the Q-network's hidden layers"""
+    """widths of the Q-network's hidden layers (none: linear)"""
     buffer_size: int = 50_000
     """capacity of the replay buffer, in transitions"""
     batch_size: int = 256
@@ -86,7 +86,7 @@ class Args:
     gradient_steps: int = 1
     """gradient steps per training step"""
     tau: float = 1.0
-    """target network update coefficient τ: 1 is a hard copy, < 1 Polyak averaging"""
+    """target update coefficient τ, applied every target_network_frequency steps: 1 is a hard copy, < 1 Polyak"""
     target_network_frequency: int = 100
     """environment steps between target network updates (each hard copy is one Bellman backup)"""
     start_e: float = 1.0
@@ -426,7 +426,7 @@ def check_args(args: Args) -> None:
         ("end_e", 0 <= args.end_e <= 1, "lie in [0, 1]"),
         ("exploration_fraction", 0 <= args.exploration_fraction <= 1, "lie in [0, 1]"),
         ("max_grad_norm", args.max_grad_norm >= 0, "be non-negative"),
-        ("hidden_sizes", len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0, "be positive widths"),
+        ("hidden_sizes", all(width > 0 for width in args.hidden_sizes), "be positive widths"),
     ]
     enforce(args, rules + run_rules(args))
 

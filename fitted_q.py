@@ -85,7 +85,7 @@ class Args:
     refit_from_scratch: bool = False
     """re-initialise q̂_w (and its optimiser) before each iteration's regression, as NFQ does"""
     hidden_sizes: tuple[int, ...] = (64, 64)
-    """widths of the Q-network's hidden layers"""
+    """widths of the Q-network's hidden layers (none: linear)"""
     buffer_size: int = 50_000
     """capacity of the replay buffer D, in transitions (online only; offline, D is the dataset)"""
     batch_size: int = 256
@@ -498,7 +498,7 @@ def check_args(args: Args) -> None:
         ("end_e", 0 <= args.end_e <= 1, "lie in [0, 1]"),
         ("exploration_fraction", 0 <= args.exploration_fraction <= 1, "lie in [0, 1]"),
         ("max_grad_norm", args.max_grad_norm >= 0, "be non-negative"),
-        ("hidden_sizes", len(args.hidden_sizes) > 0 and min(args.hidden_sizes) > 0, "be positive widths"),
+        ("hidden_sizes", all(width > 0 for width in args.hidden_sizes), "be positive widths"),
     ]
     enforce(args, rules + run_rules(args))
 

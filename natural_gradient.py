@@ -16,7 +16,7 @@ The update, in the lecture's notation, for a batch of n = num_envs · num_steps 
     F = 1/n Σ_t ∇_θ log π_θ(A_t | S_t) ∇_θ log π_θ(A_t | S_t)ᵀ          (`--fisher empirical`: the score vectors)
     x ≈ (F + λI)⁻¹ g  by conjugate gradient on Fisher-vector products, λ = `cg_damping`
     θ ← θ + s,  s = sqrt(2δ / (xᵀ F x)) x                            (undamped ½ sᵀ F s = δ = `max_kl`; no line search)
-    w ← w − α ∇_w 1/n Σ_t (V_w(S_t) − (Â_t + V_w_old(S_t)))²           (Adam, `vf_iters` passes)
+    w ← w − α ∇_w 1/n Σ_t (V_w(S_t) − (Â_t + V_w_old(S_t)))²           (Adam, `value_epochs` passes)
 
 `--vanilla` takes the plain gradient direction x = g, with its length set by the same undamped F, so that
 both steps have the same quadratic KL model ½ sᵀFs = δ: only the direction differs, and the two can be
@@ -99,7 +99,7 @@ class Args:
     total_timesteps: int = 100_000
     """environment steps to train for"""
     gamma: float | None = None
-    """discount factor γ (default: 0.9 on Pendulum-v1, where 0.99 learns far less; 0.99 on every other env)"""
+    """discount factor γ; None: 0.9 on Pendulum-v1 (where 0.99 learns far less), 0.99 on every other env"""
     learning_rate: float = 3e-3
     """Adam learning rate α of the value network (the policy moves by the trust-region step, not an optimiser)"""
     num_envs: int = 16
@@ -107,7 +107,7 @@ class Args:
     num_steps: int = 128
     """steps per environment per update (the batch is num_envs · num_steps transitions)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
-    """widths of the hidden layers of the policy and of the value network (empty: linear)"""
+    """widths of the hidden layers of the policy and of the value network (none: linear)"""
     gae_lambda: float = 0.95
     """λ of GAE(λ): 0 is the one-step TD error, 1 the Monte-Carlo return minus V"""
     max_kl: float = 0.05
@@ -120,8 +120,8 @@ class Args:
     """Fisher estimate: the Hessian of the mean KL, or the mean outer product of the batch's score vectors"""
     vanilla: bool = False
     """step along the plain gradient g instead of F⁻¹g, with the same quadratic KL model δ"""
-    vf_iters: int = 10
-    """passes of Adam over the batch for the value network per update"""
+    value_epochs: int = 10
+    """passes of Adam over the batch, in mini-batches of value_batch_size, for the value network per update"""
     value_batch_size: int = 256
     """mini-batch size of the value network's regression"""
     normalize_advantages: bool = True
@@ -655,7 +655,13 @@ def train(args: Args) -> dict:
                     args.vanilla,
                 )
                 value_loss = fit_value(
-                    value, value_optimizer, batch_obs, value_targets, args.vf_iters, args.value_batch_size, generator
+                    value,
+                    value_optimizer,
+                    batch_obs,
+                    value_targets,
+                    args.value_epochs,
+                    args.value_batch_size,
+                    generator,
                 )
                 log.losses(logged | {"losses/value_loss": value_loss.item()}, global_step)
                 log.progress(global_step)
@@ -755,7 +761,7 @@ def check_args(args: Args) -> None:
         ("gae_lambda", 0 <= args.gae_lambda <= 1, "lie in [0, 1]"),
         ("cg_damping", args.cg_damping >= 0, "be non-negative"),
         ("vanilla", not args.vanilla or (args.cg_iters, args.cg_damping) == (Args.cg_iters, Args.cg_damping), skips),
-        ("vf_iters", args.vf_iters >= 0, "be non-negative"),
+        ("value_epochs", args.value_epochs >= 0, "be non-negative"),
         ("hidden_sizes", all(width > 0 for width in args.hidden_sizes), "be positive widths"),
     ]
     enforce(args, rules + run_rules(args))

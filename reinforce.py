@@ -11,7 +11,7 @@ The update, in the lecture's notation, for a batch of N whole episodes i = 1..N 
     Â_t = G_t − V_w(S_t)      with the baseline, else Â_t = G_t   (optionally normalised per batch)
     ∇_θ J ≈ 1/N Σ_i Σ_t ∇_θ log π_θ(A_t | S_t) Â_t          (no γᵗ factor: see below)
     θ ← θ + α ∇_θ J                                          (Adam, `learning_rate`)
-    w ← w − β ∇_w 1/n Σ (V_w(S_t) − G_t)²                    (Adam, `value_learning_rate`, `value_iters` steps)
+    w ← w − β ∇_w 1/n Σ (V_w(S_t) − G_t)²                    (Adam, `value_learning_rate`, `value_steps` steps)
 
 The textbook update (Sutton & Barto §13.3) weights step t by γᵗ as well, the discount of reaching it from
 the start; this script drops that factor, as standard practice does. Every step then counts alike,
@@ -87,7 +87,7 @@ class Args:
     total_timesteps: int = 200_000
     """environment steps to train for"""
     gamma: float | None = None
-    """discount factor γ (default: 0.9 on Pendulum-v1, where 0.99 learns far less; 0.99 on every other env)"""
+    """discount factor γ; None: 0.9 on Pendulum-v1 (where 0.99 learns far less), 0.99 on every other env"""
     learning_rate: float = 3e-3
     """Adam learning rate α of the policy"""
     num_envs: int = 8
@@ -95,15 +95,15 @@ class Args:
     steps_per_update: int = 1_000
     """environment steps to collect before each update; the episodes in progress then run to their end"""
     hidden_sizes: tuple[int, ...] = (64, 64)
-    """widths of the hidden layers of the policy and of the value network (empty: linear)"""
+    """widths of the hidden layers of the policy and of the value network (none: linear)"""
     baseline: bool = True
     """subtract a learned state-value baseline V_w(s) from the reward-to-go"""
     normalize_advantages: bool = True
     """rescale each batch's advantages to mean 0 and standard deviation 1"""
     value_learning_rate: float = 1e-2
     """Adam learning rate β of the value network (the baseline)"""
-    value_iters: int = 10
-    """full-batch gradient steps of the value network per update"""
+    value_steps: int = 10
+    """full-batch Adam steps of the value network per update"""
     init_log_std: float = -0.5
     """Box actions: initial log std of the Gaussian, in units of the bounds' half-width"""
 
@@ -423,7 +423,7 @@ def train(args: Args) -> dict:
                 policy_optimizer.step()  # θ ← θ + α ∇_θ J
 
                 value_loss = torch.zeros(())
-                for _ in range(args.value_iters if value is not None else 0):  # w ← w − β ∇_w (G_t − V_w(S_t))²
+                for _ in range(args.value_steps if value is not None else 0):  # w ← w − β ∇_w (G_t − V_w(S_t))²
                     value_loss = (value(obs) - returns).pow(2).mean()
                     value_optimizer.zero_grad(set_to_none=True)
                     value_loss.backward()
@@ -527,7 +527,7 @@ def check_args(args: Args) -> None:
     rules = [(name, getattr(args, name) > 0, "be positive") for name in positive]
     rules += [  # (field, whether its rule holds, what it must do)
         ("gamma", args.gamma is None or 0 <= args.gamma <= 1, "lie in [0, 1]"),
-        ("value_iters", args.value_iters >= 0, "be non-negative"),
+        ("value_steps", args.value_steps >= 0, "be non-negative"),
         ("hidden_sizes", all(width > 0 for width in args.hidden_sizes), "be positive widths"),
     ]
     enforce(args, rules + run_rules(args))

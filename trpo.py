@@ -14,7 +14,7 @@ The update, in the lecture's notation, for a batch of n = num_envs · num_steps 
     g = ∇_θ' L at θ,   F = ∇²_θ' D̄ at θ  (the Fisher matrix),   x ≈ (F + λI)⁻¹ g  by conjugate gradient
     s = sqrt(2δ / (xᵀ F x)) x                                          (the step whose undamped quadratic KL model ½ sᵀFs is δ)
     θ ← θ + β^k s   for the first k = 0, 1, .. with D̄ ≤ δ and L(θ + β^k s) > L(θ); θ kept if none
-    w ← w − α ∇_w 1/n Σ_t (V_w(S_t) − (Â_t + V_w_old(S_t)))²          (Adam, `vf_iters` passes)
+    w ← w − α ∇_w 1/n Σ_t (V_w(S_t) − (Â_t + V_w_old(S_t)))²          (Adam, `value_epochs` passes)
 
 Where each piece lives:
     π_θ          `CategoricalPolicy` (Discrete actions) or `GaussianPolicy` (Box: diagonal Gaussian, state-
@@ -91,7 +91,7 @@ class Args:
     total_timesteps: int = 100_000
     """environment steps to train for"""
     gamma: float | None = None
-    """discount factor γ (default: 0.9 on Pendulum-v1, where 0.99 learns far less; 0.99 on every other env)"""
+    """discount factor γ; None: 0.9 on Pendulum-v1 (where 0.99 learns far less), 0.99 on every other env"""
     learning_rate: float = 3e-3
     """Adam learning rate α of the value network (the policy moves by the trust-region step, not an optimiser)"""
     num_envs: int = 16
@@ -99,7 +99,7 @@ class Args:
     num_steps: int = 128
     """steps per environment per update (the batch is num_envs · num_steps transitions)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
-    """widths of the hidden layers of the policy and of the value network (empty: linear)"""
+    """widths of the hidden layers of the policy and of the value network (none: linear)"""
     gae_lambda: float = 0.95
     """λ of GAE(λ): 0 is the one-step TD error, 1 the Monte-Carlo return minus V"""
     max_kl: float = 0.05
@@ -112,8 +112,8 @@ class Args:
     """line-search tries: steps β^k s for k = 0 .. backtrack_iters − 1"""
     backtrack_coeff: float = 0.8
     """β: the factor that shrinks the step at each line-search try"""
-    vf_iters: int = 10
-    """passes of Adam over the batch for the value network per update"""
+    value_epochs: int = 10
+    """passes of Adam over the batch, in mini-batches of value_batch_size, for the value network per update"""
     value_batch_size: int = 256
     """mini-batch size of the value network's regression"""
     normalize_advantages: bool = True
@@ -632,7 +632,13 @@ def train(args: Args) -> dict:
 
                 logged = trpo_update(policy, batch_obs, batch_actions, advantages, args)
                 value_loss = fit_value(
-                    value, value_optimizer, batch_obs, value_targets, args.vf_iters, args.value_batch_size, generator
+                    value,
+                    value_optimizer,
+                    batch_obs,
+                    value_targets,
+                    args.value_epochs,
+                    args.value_batch_size,
+                    generator,
                 )
                 log.losses(logged | {"losses/value_loss": value_loss.item()}, global_step)
                 if logged["policy/step_rejected"]:
@@ -744,7 +750,7 @@ def check_args(args: Args) -> None:
         ("gae_lambda", 0 <= args.gae_lambda <= 1, "lie in [0, 1]"),
         ("cg_damping", args.cg_damping >= 0, "be non-negative"),
         ("backtrack_coeff", 0 < args.backtrack_coeff < 1, "lie in (0, 1)"),
-        ("vf_iters", args.vf_iters >= 0, "be non-negative"),
+        ("value_epochs", args.value_epochs >= 0, "be non-negative"),
         ("hidden_sizes", all(width > 0 for width in args.hidden_sizes), "be positive widths"),
     ]
     enforce(args, rules + run_rules(args))
