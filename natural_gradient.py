@@ -58,8 +58,6 @@ an episode's real final observation comes from `info["final_obs"]`, so no stored
 reset and no pseudo-step of next-step autoreset enters a batch. Observations pass through
 FlattenObservation.
 
-README.md has the measurements, natural against vanilla.
-
 Examples:
     python natural_gradient.py                                   # CartPole-v1, the defaults
     python natural_gradient.py --env-id Pendulum-v1 --vanilla    # the plain gradient, the same KL-sized step

@@ -47,8 +47,6 @@ by hand: no autoreset mode is involved and no transition crosses a reset. Traini
 `total_timesteps` steps; episodes unfinished then are dropped. Observations pass through Gymnasium's
 FlattenObservation.
 
-The defaults solve CartPole-v1; README.md has the measurements over seeds.
-
 Examples:
     python reinforce.py                                  # CartPole-v1, the defaults
     python reinforce.py --env-id Pendulum-v1 --seed 3

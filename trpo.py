@@ -31,27 +31,18 @@ Where each piece lives:
 Box actions: a Gaussian sample is clipped into [low, high] before `env.step`, while its log-probability
 (in L and in the stored batch) is that of the unclipped sample.
 
-`--normalize-observations`: a running mean and variance standardise the observations. Their first
-statistics come from one rollout of uniformly random actions before training (`warm_up_normalizer`,
-counted in the budget), so the networks start out reading standardised observations. At each update the
-batch's statistics are merged before its old log-probabilities are fixed, and the networks' first layers
-are rescaled so they compute the same functions as before (`ObservationNormalizer.update`). So new
-statistics never move the acting policy: the trust region bounds every change of it.
+`--normalize-observations`: a running mean and variance standardise the observations, started from one
+rollout of random actions (`warm_up_normalizer`, counted in the budget). At each update the batch's
+statistics are merged before the old log-probabilities are fixed, and the networks' first layers are
+rescaled to compute the same functions (`ObservationNormalizer.update`): the trust region bounds every
+change of the acting policy.
 
-Termination is not truncation. The TD error δ_t is cut (no V_w(S_{t+1})) only where the episode
-*terminated*; where it was *truncated* by a time limit, S_{t+1} is the real final observation and δ_t
-bootstraps from it. Either way the λ-sum of later δs stops there, since the next stored step belongs to a new
-episode; after a truncation the future beyond the time limit is carried by δ_t's bootstrap instead.
-Where the rollout ends mid-episode, the last δ_t bootstraps from the observation the rollout stopped at.
-
-Vector environments: `num_envs` copies step together in a `gymnasium.vector.SyncVectorEnv` with
-`AutoresetMode.SAME_STEP`: when an episode ends, `step` returns the reset observation at once and the
-real final one in `info["final_obs"]`, which is what the stored transition keeps as S_{t+1}. So every
-stored step is a real transition, and no pseudo-step of next-step autoreset enters the batch. Episode
-returns come from the vector `RecordEpisodeStatistics`. Observations pass through FlattenObservation.
-
-The defaults solve CartPole-v1 in 100k steps; `--env-id Pendulum-v1` needs no other flag (γ defaults to
-0.9 there) and swings the pendulum up in 100k steps. README.md has the measurements.
+Termination is not truncation. δ_t is cut (no V_w(S_{t+1})) only where the episode *terminated*; where it
+was *truncated*, S_{t+1} is the real final observation and δ_t bootstraps from it. Either way the λ-sum of
+later δs stops there; where the rollout ends mid-episode, the last δ_t bootstraps from where it stopped.
+`num_envs` copies step in a `SyncVectorEnv` with `AutoresetMode.SAME_STEP`: the real final observation
+of an ended episode comes from `info["final_obs"]`, so every stored step is a real transition.
+Observations pass through FlattenObservation.
 
 Examples:
     python trpo.py                                           # CartPole-v1, the defaults

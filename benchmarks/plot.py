@@ -32,7 +32,7 @@ from run import OURS, RACE, ROOT, SB3  # the race's pairs are defined once, wher
 
 @dataclass
 class Args:
-    results_dir: str = str(ROOT / "benchmarks" / "results" / "classic")
+    results_dir: str = "benchmarks/results/classic"
     """a directory of run.py's JSON files"""
     out_dir: str | None = None
     """where the PNGs and table.md go (None: benchmarks/figures/<name of results-dir>)"""
@@ -173,6 +173,8 @@ def race_row(ours: str, theirs: str, env_id: str, budget: int, pairs: list[tuple
 def main(args: Args) -> str:
     """Write one PNG per env and table.md; return the table's markdown."""
     results_dir = Path(args.results_dir)
+    if not results_dir.is_absolute() and not results_dir.exists():  # the defaults are relative to the repository
+        results_dir = ROOT / results_dir
     records = load_results(results_dir)
     if not records:
         raise SystemExit(f"No finished runs in {results_dir}: run benchmarks/run.py first.")
