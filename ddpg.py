@@ -339,16 +339,12 @@ def train(args: Args) -> dict:
         critic_optimizer = torch.optim.Adam(critic.parameters(), lr=args.critic_learning_rate, fused=True)
         replay_buffer = ReplayBuffer(min(args.buffer_size, args.total_timesteps), obs_dim, len(low), rng)  # no more
         sigma = args.exploration_noise * (high - low) / 2.0
-        noise = (
-            OrnsteinUhlenbeckNoise(sigma, args.ou_theta, rng) if args.noise_type == "ou" else GaussianNoise(sigma, rng)
-        )
+        ou = args.noise_type == "ou"
+        noise = OrnsteinUhlenbeckNoise(sigma, args.ou_theta, rng) if ou else GaussianNoise(sigma, rng)
         networks = {"actor": actor, "critic": critic}
-        global_step, logged_step, updates, pi_loss = (
-            0,
-            -LOG_INTERVAL,
-            0,
-            None,
-        )  # pi_loss: −J(θ) of the latest actor step
+        models, optimizers = (actor, critic, target_actor, target_critic), (actor_optimizer, critic_optimizer)
+        global_step, logged_step, updates = 0, -LOG_INTERVAL, 0
+        pi_loss = None  # −J(θ) of the latest actor step
         obs, _ = env.reset(seed=args.seed)
         try:
             for global_step in range(args.total_timesteps):
@@ -374,16 +370,7 @@ def train(args: Args) -> dict:
                     updates += 1
                     update_actor = updates % args.policy_frequency == 0
                     q_loss, actor_step_loss = ddpg_update(
-                        batch,
-                        actor,
-                        critic,
-                        target_actor,
-                        target_critic,
-                        actor_optimizer,
-                        critic_optimizer,
-                        args.gamma,
-                        args.tau,
-                        update_actor,
+                        batch, *models, *optimizers, args.gamma, args.tau, update_actor
                     )
                     pi_loss = actor_step_loss if update_actor else pi_loss
                     # .item() waits for the device: read the losses (and check them) only every LOG_INTERVAL steps.
