@@ -247,19 +247,17 @@ def actor_loss(actor: Actor, critic: Critic, obs: torch.Tensor) -> torch.Tensor:
 
 def ddpg_update(
     batch: Batch,
-    actor: Actor,
-    critic: Critic,
-    target_actor: Actor,
-    target_critic: Critic,
-    actor_optimizer: torch.optim.Optimizer,
-    critic_optimizer: torch.optim.Optimizer,
+    models: tuple[Actor, Critic, Actor, Critic],
+    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
     gamma: float,
     tau: float,
     update_actor: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One update on a mini-batch: the critic's step on L(w); then, if `update_actor`, the actor's step on −J(θ)
-    (with the critic just updated) and the Polyak update of both targets. Returns L(w) and −J(θ) (None if the
-    actor did not move)."""
+    (with the critic just updated) and the Polyak update of both targets. `models` are μ_θ, q̂_w, μ_θ', q̂_w';
+    `optimizers` the actor's and the critic's. Returns L(w) and −J(θ) (None if the actor did not move)."""
+    actor, critic, target_actor, target_critic = models
+    actor_optimizer, critic_optimizer = optimizers
     q_loss = critic_loss(critic, target_actor, target_critic, batch, gamma)
     critic_optimizer.zero_grad(set_to_none=True)
     q_loss.backward()

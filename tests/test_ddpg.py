@@ -129,11 +129,9 @@ def test_one_update_against_a_hand_computation_targets_from_the_target_networks_
     else:
         expected_target_actor, expected_target_critic = snapshot[2], snapshot[3]
 
-    q_loss, pi_loss = ddpg.ddpg_update(
-        batch, actor, critic, target_actor, target_critic,
-        torch.optim.SGD(actor.parameters(), lr=lr), torch.optim.SGD(critic.parameters(), lr=lr),
-        GAMMA, tau, update_actor,
-    )  # fmt: skip
+    optimizers = (torch.optim.SGD(actor.parameters(), lr=lr), torch.optim.SGD(critic.parameters(), lr=lr))
+    models = (actor, critic, target_actor, target_critic)
+    q_loss, pi_loss = ddpg.ddpg_update(batch, models, optimizers, GAMMA, tau, update_actor)
     assert float(q_loss) == pytest.approx(float(critic_loss), rel=1e-5)
     assert (pi_loss is None) == (not update_actor)
     for net, expected in [
