@@ -367,9 +367,7 @@ def train(args: Args) -> dict:
                     batch = replay_buffer.sample(args.batch_size, device)
                     updates += 1
                     update_actor = updates % args.policy_frequency == 0
-                    q_loss, actor_step_loss = ddpg_update(
-                        batch, *models, *optimizers, args.gamma, args.tau, update_actor
-                    )
+                    q_loss, actor_step_loss = ddpg_update(batch, models, optimizers, args.gamma, args.tau, update_actor)
                     pi_loss = actor_step_loss if update_actor else pi_loss
                     # .item() waits for the device: read the losses (and check them) only every LOG_INTERVAL steps.
                     if global_step - logged_step >= LOG_INTERVAL and pi_loss is not None:
