@@ -12,11 +12,12 @@ Presets (each script at its own default budget unless the preset says otherwise)
 - classic: every script on the classic-control envs it supports (CartPole-v1, Pendulum-v1);
 - race: ours beside Stable-Baselines3 / sb3-contrib with rl-baselines3-zoo settings, same budgets and seeds,
   ordered so that one worker runs them interleaved (seed by seed, ours then theirs);
-- mujoco: ddpg.py, trpo.py and natural_gradient.py on HalfCheetah-v5 and Hopper-v5 (pip install mujoco).
+- mujoco: ddpg.py, trpo.py and natural_gradient.py on HalfCheetah-v5, Hopper-v5 and Walker2d-v5 at the papers'
+  settings (pip install mujoco).
 
     python benchmarks/run.py                                   # classic, seeds 1-5, one worker per core
     python benchmarks/run.py --preset race                     # the side-by-side race, one run at a time
-    python benchmarks/run.py --preset mujoco --seeds 1 --total-timesteps 100000
+    python benchmarks/run.py --preset mujoco --scripts trpo natural_gradient --seeds 1 2 3 --results-dir benchmarks/results/mujoco_1m
     python benchmarks/run.py --scripts dqn trpo --env-ids Acrobot-v1 --seeds 1 2 3 --set dqn.learning_starts=500
     python benchmarks/run.py --backend ray --ray-address auto  # the same grid on a running Ray cluster
 """
@@ -205,7 +206,7 @@ def build_grid(args: Args) -> list[Run]:
         pairs = [(script, env_id, budget) for ours, theirs, env_id, budget in RACE for script in (ours, theirs)]
         pairs = list(dict.fromkeys(pairs))  # sb3_a2c is the reference of two scripts; run it once
     elif args.preset == "mujoco":
-        pairs = [(s, e, None) for s in MUJOCO_SETTINGS for e in ("HalfCheetah-v5", "Hopper-v5")]
+        pairs = [(s, e, None) for s in MUJOCO_SETTINGS for e in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")]
     else:
         pairs = [(s, e, None) for s in OURS for e in CLASSIC if (s, e) not in CLASSIC_MISFITS]
     chosen = args.scripts or tuple(dict.fromkeys(script for script, _, _ in pairs))
