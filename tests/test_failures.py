@@ -20,7 +20,7 @@ import pytest
 import torch
 from conftest import assert_logs_were_flushed
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_smoke import ROOT, SCRIPTS, run_cli, short_args
+from test_smoke import ROOT, SCRIPTS, as_flags, run_cli, short_args
 
 MODULES = [module for module, *_ in SCRIPTS]
 FIRST_RUNS = [(module, env_ids[0], short) for module, env_ids, _, short in SCRIPTS]
@@ -164,6 +164,20 @@ def test_a_nan_in_the_last_stretch_reaches_no_saved_model_and_no_result(module_n
     (run_dir,) = os.listdir(log_dir)
     assert not any(name.endswith(".pt") for name in os.listdir(os.path.join(log_dir, run_dir)))
     assert_logs_were_flushed(log_dir)
+
+
+@pytest.mark.parametrize("module_name, env_id, short", FIRST_RUNS)
+def test_a_nan_on_the_command_line_is_one_line_and_exit_status_1(module_name, env_id, short, log_dir):
+    # The module:env form makes the script import tests/conftest.py, which registers the toy envs.
+    env = f"tests.conftest:tests/{'Box' if env_id == 'Pendulum-v1' else ''}NaNReward-v0"
+    proc = run_cli(module_name, "--env-id", env, "--log-dir", log_dir, "--save-model", *as_flags(short))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]  # (Gymnasium warns about the NaN reward before)
+    assert (
+        last.startswith(f"{module_name}.py: non-finite numbers appeared between step ") and "nothing was saved" in last
+    )
+    (run_dir,) = os.listdir(log_dir)
+    assert not any(name.endswith(".pt") for name in os.listdir(os.path.join(log_dir, run_dir)))
 
 
 # ---------------------------------------------------------------------------------------------------- saving
