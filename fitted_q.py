@@ -442,13 +442,15 @@ class UsageError(ValueError):
     """Bad input, found before any work starts: the CLI prints the sentence and exits with status 2."""
 
 
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a run, raised after the model was saved (with --save-model); its message says where."""
-
-
 def check_args(args: Args) -> None:
     """Refuse settings that cannot work, each in one sentence, before anything is written."""
-    enforce(args, [(name, has_type(getattr(args, name), kind), f"be {describe(kind)}") for name, kind in hints(Args)])
+    enforce(
+        args,
+        [
+            (name, has_type(getattr(args, name), kind), f"be {describe(kind)}")
+            for name, kind in typing.get_type_hints(Args).items()
+        ],
+    )
     positive = [
         "total_timesteps",
         "buffer_size",
@@ -521,10 +523,6 @@ def enforce(args: Args, rules: list[tuple[str, bool, str]]) -> None:
             raise UsageError(
                 f"fitted_q.py: --{name.replace('_', '-')} must {requirement}, got {getattr(args, name)!r}."
             )
-
-
-def hints(cls: type) -> list[tuple[str, object]]:
-    return list(typing.get_type_hints(cls).items())
 
 
 def has_type(value: object, kind: object) -> bool:
@@ -748,7 +746,7 @@ def check_finite(values: dict[str, float], networks: dict[str, nn.Module], after
 
 def interrupted(
     args: Args, run_dir: str, step: int, networks: dict[str, nn.Module], replay_buffer: ReplayBuffer
-) -> Interrupted:
+) -> KeyboardInterrupt:
     """Ctrl-C: keep the model as it stands (with --save-model) and the transitions so far (with --save-dataset), and
     say in one line where the run stopped."""
     saved = ""
@@ -760,7 +758,7 @@ def interrupted(
             saved = "; model not saved: its weights are not finite"
     if args.save_dataset is not None:
         saved += f"; {replay_buffer.size} transitions saved to {save_dataset(args.save_dataset, replay_buffer)}"
-    return Interrupted(
+    return KeyboardInterrupt(
         f"fitted_q.py: stopped by Ctrl-C at step {step} of {args.total_timesteps}{saved}; logs in {run_dir}."
     )
 
@@ -775,6 +773,6 @@ if __name__ == "__main__":
     except (FloatingPointError, OSError) as error:
         print(error, file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt as error:  # an Interrupted says where; one before training began has nothing to say
+    except KeyboardInterrupt as error:  # interrupted() says where; one before training began has nothing to say
         print(str(error) or "fitted_q.py: stopped by Ctrl-C before training began.", file=sys.stderr)
         sys.exit(130)

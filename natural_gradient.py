@@ -740,13 +740,15 @@ class UsageError(ValueError):
     """Bad input, found before any work starts: the CLI prints the sentence and exits with status 2."""
 
 
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a run, raised after the model was saved (with --save-model); its message says where."""
-
-
 def check_args(args: Args) -> None:
     """Refuse settings that cannot work, each in one sentence, before anything is written."""
-    enforce(args, [(name, has_type(getattr(args, name), kind), f"be {describe(kind)}") for name, kind in hints(Args)])
+    enforce(
+        args,
+        [
+            (name, has_type(getattr(args, name), kind), f"be {describe(kind)}")
+            for name, kind in typing.get_type_hints(Args).items()
+        ],
+    )
     positive = ["total_timesteps", "num_envs", "num_steps", "cg_iters", "value_batch_size", "learning_rate", "max_kl"]
     rules = [(name, getattr(args, name) > 0, "be positive") for name in positive]
     warm_up = args.num_steps * args.num_envs if args.normalize_observations else 0  # random steps before training
@@ -783,10 +785,6 @@ def enforce(args: Args, rules: list[tuple[str, bool, str]]) -> None:
             raise UsageError(
                 f"natural_gradient.py: --{name.replace('_', '-')} must {requirement}, got {getattr(args, name)!r}."
             )
-
-
-def hints(cls: type) -> list[tuple[str, object]]:
-    return list(typing.get_type_hints(cls).items())
 
 
 def has_type(value: object, kind: object) -> bool:
@@ -981,7 +979,7 @@ def check_finite(values: dict[str, float], networks: dict[str, nn.Module], after
         )
 
 
-def interrupted(args: Args, run_dir: str, step: int, networks: dict[str, nn.Module]) -> Interrupted:
+def interrupted(args: Args, run_dir: str, step: int, networks: dict[str, nn.Module]) -> KeyboardInterrupt:
     """Ctrl-C: keep the model as it stands (with --save-model) and say in one line where the run stopped."""
     saved = ""
     if args.save_model:
@@ -990,7 +988,7 @@ def interrupted(args: Args, run_dir: str, step: int, networks: dict[str, nn.Modu
             saved = f"; model saved to {save_model(args, run_dir, networks)}"
         except FloatingPointError:
             saved = "; model not saved: its weights are not finite"
-    return Interrupted(
+    return KeyboardInterrupt(
         f"natural_gradient.py: stopped by Ctrl-C at step {step} of {args.total_timesteps}{saved}; logs in {run_dir}."
     )
 
@@ -1005,6 +1003,6 @@ if __name__ == "__main__":
     except (FloatingPointError, OSError) as error:
         print(error, file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt as error:  # an Interrupted says where; one before training began has nothing to say
+    except KeyboardInterrupt as error:  # interrupted() says where; one before training began has nothing to say
         print(str(error) or "natural_gradient.py: stopped by Ctrl-C before training began.", file=sys.stderr)
         sys.exit(130)
