@@ -250,38 +250,6 @@ def update_target_network(target_network: nn.Module, network: nn.Module, tau: fl
             target_param.lerp_(param, tau)  # lerp(w', w, τ) = w' + τ (w − w'), exactly w when τ = 1
 
 
-# ----------------------------------------------------------------------------------- evaluation
-def make_env(env_id: str) -> gym.Env:
-    """The env with flattened observations (Discrete observations become one-hot vectors)."""
-    return gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)))
-
-
-EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one in evaluation
-
-
-def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
-    """Undiscounted returns of greedy episodes on a fresh env, seeded once per run (reset(seed=seed + 10_000), then
-    its own stream): a seed meets the same start states every run, two seeds independent ones. An env without a
-    time limit is cut at EVAL_STEP_LIMIT steps, where a greedy policy could loop forever (CliffWalking-v1)."""
-    env = make_env(env_id)
-    if env.spec is None or env.spec.max_episode_steps is None:
-        env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
-    start = int(env.action_space.start)
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + 10_000 if i == 0 else None)
-        episode_return, episode_over = 0.0, False
-        while not episode_over:
-            with torch.no_grad():
-                q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))
-            obs, reward, terminated, truncated, _ = env.step(int(q_values.argmax()) + start)
-            episode_return += float(reward)
-            episode_over = terminated or truncated
-        returns.append(episode_return)
-    env.close()
-    return returns
-
-
 # ------------------------------------------------------------------------------------- training loop
 LOG_INTERVAL = 100  # environment steps between reads of the loss (each read waits for the device)
 
@@ -336,6 +304,38 @@ def train(args: Args) -> dict:
             raise interrupted(args, run_dir, global_step, {"q_network": q_network}) from None
         results = report(args, log, run_dir, eval_returns, {"q_network": q_network})
         return results | {"replay_buffer": replay_buffer}
+
+
+# ----------------------------------------------------------------------------------- evaluation
+def make_env(env_id: str) -> gym.Env:
+    """The env with flattened observations (Discrete observations become one-hot vectors)."""
+    return gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)))
+
+
+EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one in evaluation
+
+
+def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
+    """Undiscounted returns of greedy episodes on a fresh env, seeded once per run (reset(seed=seed + 10_000), then
+    its own stream): a seed meets the same start states every run, two seeds independent ones. An env without a
+    time limit is cut at EVAL_STEP_LIMIT steps, where a greedy policy could loop forever (CliffWalking-v1)."""
+    env = make_env(env_id)
+    if env.spec is None or env.spec.max_episode_steps is None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
+    start = int(env.action_space.start)
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + 10_000 if i == 0 else None)
+        episode_return, episode_over = 0.0, False
+        while not episode_over:
+            with torch.no_grad():
+                q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))
+            obs, reward, terminated, truncated, _ = env.step(int(q_values.argmax()) + start)
+            episode_return += float(reward)
+            episode_over = terminated or truncated
+        returns.append(episode_return)
+    env.close()
+    return returns
 
 
 # ------------------------------------------------------------------ plumbing: the algorithm ends above

@@ -272,38 +272,6 @@ def make_optimizer(q_network: QNetwork, args: Args) -> torch.optim.Optimizer:
     return torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)  # ~30 % faster on CPU
 
 
-# ----------------------------------------------------------------------------------- evaluation
-def make_env(env_id: str) -> gym.Env:
-    """The env with flattened observations (Discrete observations become one-hot vectors)."""
-    return gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)))
-
-
-EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one in evaluation
-
-
-def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
-    """Undiscounted returns of greedy episodes on a fresh env, seeded once per run (reset(seed=seed + 10_000),
-    then its own stream): a seed meets the same start states every run, two seeds independent ones. An env
-    without a time limit is cut at EVAL_STEP_LIMIT steps, so a policy that never ends an episode cannot hang."""
-    env = make_env(env_id)
-    if env.spec is None or env.spec.max_episode_steps is None:
-        env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
-    start = int(env.action_space.start)
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + 10_000 if i == 0 else None)
-        episode_return, episode_over = 0.0, False
-        while not episode_over:
-            with torch.no_grad():
-                q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))
-            obs, reward, terminated, truncated, _ = env.step(int(q_values.argmax()) + start)
-            episode_return += float(reward)
-            episode_over = terminated or truncated
-        returns.append(episode_return)
-    env.close()
-    return returns
-
-
 # ------------------------------------------------------------------------------------- training loop
 
 
@@ -366,6 +334,38 @@ def train(args: Args) -> dict:
         except KeyboardInterrupt:
             raise interrupted(args, run_dir, global_step, {"q_network": q_network}, replay_buffer) from None
         return report(args, log, run_dir, eval_returns, q_network, replay_buffer) | {"replay_buffer": replay_buffer}
+
+
+# ----------------------------------------------------------------------------------- evaluation
+def make_env(env_id: str) -> gym.Env:
+    """The env with flattened observations (Discrete observations become one-hot vectors)."""
+    return gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)))
+
+
+EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one in evaluation
+
+
+def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
+    """Undiscounted returns of greedy episodes on a fresh env, seeded once per run (reset(seed=seed + 10_000),
+    then its own stream): a seed meets the same start states every run, two seeds independent ones. An env
+    without a time limit is cut at EVAL_STEP_LIMIT steps, so a policy that never ends an episode cannot hang."""
+    env = make_env(env_id)
+    if env.spec is None or env.spec.max_episode_steps is None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
+    start = int(env.action_space.start)
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + 10_000 if i == 0 else None)
+        episode_return, episode_over = 0.0, False
+        while not episode_over:
+            with torch.no_grad():
+                q_values = q_network(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))
+            obs, reward, terminated, truncated, _ = env.step(int(q_values.argmax()) + start)
+            episode_return += float(reward)
+            episode_over = terminated or truncated
+        returns.append(episode_return)
+    env.close()
+    return returns
 
 
 # ------------------------------------------------------------------ plumbing: the algorithm ends above

@@ -314,42 +314,6 @@ def policy_gradient_loss(
     return loss, distribution.entropy().mean()
 
 
-# ----------------------------------------------------------------------------------- evaluation
-def make_env(env_id: str) -> gym.Env:
-    """The env with flattened observations (Discrete observations become one-hot vectors)."""
-    return gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)))
-
-
-EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one in evaluation
-
-
-def evaluate(policy: Policy, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
-    """Undiscounted returns of deterministic episodes on a fresh env, seeded once per run (reset(seed=seed + 10_000),
-    then its own stream): a seed meets the same start states every run, two seeds independent ones. An env
-    without a time limit is cut at EVAL_STEP_LIMIT steps, so a policy that never ends an episode cannot hang."""
-    env = make_env(env_id)
-    if env.spec is None or env.spec.max_episode_steps is None:
-        env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + 10_000 if i == 0 else None)
-        episode_return, episode_over = 0.0, False
-        while not episode_over:
-            with torch.no_grad():
-                obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
-                action = policy.deterministic_action(obs_tensor)[0].cpu().numpy()
-            if isinstance(env.action_space, gym.spaces.Box):
-                env_action = np.clip(action, env.action_space.low, env.action_space.high)
-            else:
-                env_action = int(action) + int(env.action_space.start)
-            obs, reward, terminated, truncated, _ = env.step(env_action)
-            episode_return += float(reward)
-            episode_over = terminated or truncated
-        returns.append(episode_return)
-    env.close()
-    return returns
-
-
 # ------------------------------------------------------------------------------------- training loop
 
 
@@ -443,6 +407,42 @@ def train(args: Args) -> dict:
         except KeyboardInterrupt:
             raise interrupted(args, run_dir, global_step, networks) from None
         return report(args, log, run_dir, eval_returns, networks)
+
+
+# ----------------------------------------------------------------------------------- evaluation
+def make_env(env_id: str) -> gym.Env:
+    """The env with flattened observations (Discrete observations become one-hot vectors)."""
+    return gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)))
+
+
+EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one in evaluation
+
+
+def evaluate(policy: Policy, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
+    """Undiscounted returns of deterministic episodes on a fresh env, seeded once per run (reset(seed=seed + 10_000),
+    then its own stream): a seed meets the same start states every run, two seeds independent ones. An env
+    without a time limit is cut at EVAL_STEP_LIMIT steps, so a policy that never ends an episode cannot hang."""
+    env = make_env(env_id)
+    if env.spec is None or env.spec.max_episode_steps is None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + 10_000 if i == 0 else None)
+        episode_return, episode_over = 0.0, False
+        while not episode_over:
+            with torch.no_grad():
+                obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
+                action = policy.deterministic_action(obs_tensor)[0].cpu().numpy()
+            if isinstance(env.action_space, gym.spaces.Box):
+                env_action = np.clip(action, env.action_space.low, env.action_space.high)
+            else:
+                env_action = int(action) + int(env.action_space.start)
+            obs, reward, terminated, truncated, _ = env.step(env_action)
+            episode_return += float(reward)
+            episode_over = terminated or truncated
+        returns.append(episode_return)
+    env.close()
+    return returns
 
 
 # ------------------------------------------------------------------ plumbing: the algorithm ends above

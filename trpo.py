@@ -70,7 +70,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 import tyro
-from torch import nn
+from torch import Tensor, nn
+from torch.distributions import Distribution
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from torch.utils.tensorboard import SummaryWriter
 
@@ -150,11 +151,11 @@ class ObservationNormalizer(nn.Module):
         self.register_buffer("var", torch.ones(obs_dim))
         self.register_buffer("count", torch.tensor(1e-4))
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs: Tensor) -> Tensor:
         return ((obs - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-10.0, 10.0)
 
     @torch.no_grad()
-    def update(self, obs: torch.Tensor, networks: tuple[nn.Module, ...] = ()) -> None:
+    def update(self, obs: Tensor, networks: tuple[nn.Module, ...] = ()) -> None:
         """Merge a batch [n, obs_dim] into the running moments (Chan et al.'s parallel algorithm), keeping the
         functions of `networks` (each one's first nn.Linear reads this normaliser's output) as they were."""
         old_mean, old_std = self.mean.clone(), torch.sqrt(self.var + 1e-8)
@@ -194,17 +195,17 @@ class CategoricalPolicy(nn.Module):
         self.normalizer = normalizer
         self.logits = mlp(obs_dim, n_actions, hidden_sizes, out_gain=0.01)
 
-    def forward(self, obs: torch.Tensor) -> torch.distributions.Categorical:
+    def forward(self, obs: Tensor) -> torch.distributions.Categorical:
         return torch.distributions.Categorical(logits=self.logits(self.normalizer(obs)), validate_args=False)
 
-    def sample(self, obs: torch.Tensor) -> torch.Tensor:
+    def sample(self, obs: Tensor) -> Tensor:
         """An action index per row drawn from π_θ(· | s), [B], by the Gumbel-max trick:
         argmax_a (logits_a − log E_a) with E_a ~ Exp(1) is distributed as softmax(logits). The same law
         as forward(obs).sample() at about a tenth of its cost on CPU (no Distribution built each step)."""
         logits = self.logits(self.normalizer(obs))
         return (logits - torch.empty_like(logits).exponential_().log()).argmax(dim=-1)
 
-    def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
+    def deterministic_action(self, obs: Tensor) -> Tensor:
         """The most probable action index, [B]."""
         return self.logits(self.normalizer(obs)).argmax(dim=-1)
 
@@ -236,16 +237,16 @@ class GaussianPolicy(nn.Module):
         self.mean = mlp(obs_dim, len(low), hidden_sizes, out_gain=0.01)
         self.log_std = nn.Parameter(torch.full((len(low),), float(init_log_std)))
 
-    def forward(self, obs: torch.Tensor) -> torch.distributions.Independent:
+    def forward(self, obs: Tensor) -> torch.distributions.Independent:
         mean = self.center + self.scale * self.mean(self.normalizer(obs))  # [B, act_dim]
         std = self.scale * self.log_std.exp()  # [act_dim], broadcast over the batch
         return torch.distributions.Independent(torch.distributions.Normal(mean, std, validate_args=False), 1)
 
-    def sample(self, obs: torch.Tensor) -> torch.Tensor:
+    def sample(self, obs: Tensor) -> Tensor:
         """An action drawn from π_θ(· | s), [B, act_dim] (unclipped)."""
         return self(obs).sample()
 
-    def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
+    def deterministic_action(self, obs: Tensor) -> Tensor:
         """The mean action μ_θ(s), [B, act_dim] (unclipped)."""
         return self.center + self.scale * self.mean(self.normalizer(obs))
 
@@ -258,7 +259,7 @@ class ValueNetwork(nn.Module):
         self.normalizer = normalizer
         self.net = mlp(obs_dim, 1, hidden_sizes, out_gain=1.0)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs: Tensor) -> Tensor:
         return self.net(self.normalizer(obs)).squeeze(-1)
 
 
@@ -280,20 +281,17 @@ class RolloutStorage:
         self.terminated = torch.zeros(num_steps, num_envs, device=device)  # 1: S_{t+1} is terminal
         self.truncated = torch.zeros(num_steps, num_envs, device=device)  # 1: a time limit ended the episode here
 
+    def batch(self, num_steps: int) -> types.SimpleNamespace:
+        """Every field's first `num_steps` steps, [num_steps, num_envs, ...] (the budget's last rollout may be shorter)."""
+        return types.SimpleNamespace(**{field: tensor[:num_steps] for field, tensor in vars(self).items()})
+
 
 def collect_rollout(
-    envs: gym.vector.VectorEnv,
-    policy: Policy,
-    storage: RolloutStorage,
-    obs: np.ndarray,
-    num_steps: int,
-    device: torch.device,
+    envs: gym.vector.VectorEnv, policy: Policy, storage: RolloutStorage, obs: np.ndarray, num_steps: int
 ) -> tuple[np.ndarray, list[tuple[float, int]]]:
-    """Step all environments `num_steps` times under π_θ, filling `storage[:num_steps]`.
-
-    Returns the observation to continue from and (return, length) of every episode that ended.
-    """
-    space = envs.single_action_space
+    """Step all environments `num_steps` times under π_θ, filling `storage[:num_steps]`; returns the observation
+    to continue from and (return, length) of every episode that ended."""
+    space, device = envs.single_action_space, storage.obs.device
     statistics: list[tuple[float, int]] = []
     for t in range(num_steps):
         obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)
@@ -325,9 +323,8 @@ def collect_rollout(
 def warm_up_normalizer(
     envs: gym.vector.VectorEnv, normalizer: ObservationNormalizer, obs: np.ndarray, num_steps: int
 ) -> np.ndarray:
-    """Start the normaliser's statistics from `num_steps` steps of uniformly random actions in every environment,
-    before the first rollout, so that the networks start out reading standardised observations; then reset
-    the environments, so that no training episode begins with random actions. Returns the first observation."""
+    """Start the normaliser's statistics from `num_steps` steps of random actions in every environment, then reset
+    them, so that no training episode begins with random actions. Returns the first observation."""
     seen = [obs]
     for _ in range(num_steps):
         obs, *_ = envs.step(envs.action_space.sample())
@@ -338,21 +335,18 @@ def warm_up_normalizer(
 
 # --------------------------------------------------------------------------------- the algorithm
 def generalized_advantages(
-    rewards: torch.Tensor,
-    values: torch.Tensor,
-    next_values: torch.Tensor,
-    terminated: torch.Tensor,
-    truncated: torch.Tensor,
+    rewards: Tensor,
+    values: Tensor,
+    next_values: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
     gamma: float,
     gae_lambda: float,
-) -> torch.Tensor:
+) -> Tensor:
     """Â_t = δ_t + γλ (1 − terminated_t)(1 − truncated_t) Â_{t+1}, δ_t = R_{t+1} + γ (1 − terminated_t) V(S_{t+1}) − V(S_t).
 
-    All inputs are [T, N] (time, environment). `next_values` is V of the real next observation, so only
-    termination removes the bootstrap from δ_t; a truncated step keeps γ V(S_{t+1}) of its final
-    observation. The λ-weighted sum of later δs stops at either end, because the next stored step belongs
-    to a new episode: the future beyond a time limit is already in δ_t's bootstrap. The rollout's last
-    step bootstraps too (Â_T = 0 beyond it). Returns [T, N].
+    All [T, N] (time, environment); `next_values` is V of the real next observation, so a truncated step
+    bootstraps from its final observation, and the λ-sum stops at either end of an episode (Â_T = 0).
     """
     deltas = rewards + gamma * (1.0 - terminated) * next_values - values
     same_episode_next = (1.0 - terminated) * (1.0 - truncated)  # 0 where the next stored step is a reset
@@ -364,35 +358,44 @@ def generalized_advantages(
     return result
 
 
+def advantages_and_targets(
+    batch: types.SimpleNamespace, value: nn.Module, gamma: float, args: Args
+) -> tuple[Tensor, Tensor]:
+    """A rollout's advantages Â_t, flattened to [n] (standardised with --normalize-advantages), and the value
+    targets Â_t + V_w(S_t), the λ-returns, by GAE under the value network as it stands."""
+    with torch.no_grad():
+        values = value(batch.obs)  # V_w(S_t), [T, N]
+        next_values = value(batch.next_obs)  # V_w(S_{t+1}) of the real next observation
+    advantages = generalized_advantages(
+        batch.rewards, values, next_values, batch.terminated, batch.truncated, gamma, args.gae_lambda
+    )
+    value_targets = (advantages + values).flatten()  # the λ-return
+    advantages = advantages.flatten()
+    if args.normalize_advantages and len(advantages) > 1:
+        # A batch whose advantages are all equal carries no signal: it becomes zeros, not 0/0.
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    return advantages, value_targets
+
+
 def surrogate_and_kl(
-    policy: Policy,
-    obs: torch.Tensor,
-    actions: torch.Tensor,
-    advantages: torch.Tensor,
-    old_distribution: torch.distributions.Distribution,
-    old_log_prob: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """L(θ') = mean π_θ'(A|S)/π_θ(A|S) Â and D̄(θ') = mean KL(π_θ ‖ π_θ') at the policy's current parameters θ'."""
+    policy: Policy, obs: Tensor, actions: Tensor, advantages: Tensor, old: Distribution, old_log_prob: Tensor
+) -> tuple[Tensor, Tensor]:
+    """L(θ') = mean π_θ'(A|S)/π_θ(A|S) Â and D̄(θ') = mean KL(π_θ ‖ π_θ') at the policy's current θ'; π_θ is `old`."""
     distribution = policy(obs)
     ratio = torch.exp(distribution.log_prob(actions) - old_log_prob)
     surrogate = (ratio * advantages).mean()
-    kl = torch.distributions.kl_divergence(old_distribution, distribution).mean()
+    kl = torch.distributions.kl_divergence(old, distribution).mean()
     return surrogate, kl
 
 
-def fisher_vector_product(
-    policy: Policy, obs: torch.Tensor, old_distribution: torch.distributions.Distribution
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """v ↦ F v, F = ∇²_θ D̄ at the current θ, by double back-propagation (undamped: damping is CG's business).
-
-    The first derivative ∇_θ D̄ is built once with a graph; each product is then one backward pass of
-    (∇_θ D̄)ᵀ v. At θ = θ_old, D̄ and its gradient are 0, and its Hessian is the Fisher information matrix.
-    """
+def fisher_vector_product(policy: Policy, obs: Tensor, old_distribution: Distribution) -> Callable[[Tensor], Tensor]:
+    """v ↦ F v, F = ∇²_θ D̄ at the current θ, undamped (at θ = θ_old, D̄ and ∇D̄ are 0 and ∇²D̄ is the Fisher
+    matrix): ∇_θ D̄ is built once with a graph, and each product is one backward pass of (∇_θ D̄)ᵀ v."""
     params = [p for p in policy.parameters() if p.requires_grad]  # θ: what the step moves
     kl = torch.distributions.kl_divergence(old_distribution, policy(obs)).mean()
     kl_gradient = parameters_to_vector(torch.autograd.grad(kl, params, create_graph=True))
 
-    def product(v: torch.Tensor) -> torch.Tensor:
+    def product(v: Tensor) -> Tensor:
         hessian_v = torch.autograd.grad(kl_gradient @ v, params, retain_graph=True)
         return parameters_to_vector(hessian_v)
 
@@ -400,17 +403,11 @@ def fisher_vector_product(
 
 
 def conjugate_gradient(
-    matrix_vector_product: Callable[[torch.Tensor], torch.Tensor],
-    b: torch.Tensor,
-    iters: int,
-    damping: float = 0.0,
-    tolerance: float = 1e-10,
-) -> torch.Tensor:
-    """x ≈ (A + damping · I)⁻¹ b for a symmetric positive-(semi)definite A given only as v ↦ A v, in at most
-    `iters` steps. The damping keeps a nearly singular A (a Fisher matrix) well conditioned; it lives here
-    only, not in the step's length. Stops early when the squared residual falls below `tolerance` (b = 0
-    gives x = 0).
-    """
+    product: Callable[[Tensor], Tensor], b: Tensor, iters: int, damping: float = 0.0, tolerance: float = 1e-10
+) -> Tensor:
+    """x ≈ (A + damping · I)⁻¹ b for a symmetric positive-semidefinite A given as `product`: v ↦ A v, in at most
+    `iters` steps, fewer once the squared residual is below `tolerance` (b = 0 gives x = 0). The damping keeps
+    a nearly singular A (a Fisher matrix) well conditioned; it lives here only, not in the step's length."""
     x = torch.zeros_like(b)
     residual = b.clone()
     direction = b.clone()
@@ -418,7 +415,7 @@ def conjugate_gradient(
     for _ in range(iters):
         if residual_norm < tolerance:
             break
-        a_direction = matrix_vector_product(direction) + damping * direction
+        a_direction = product(direction) + damping * direction
         alpha = residual_norm / (direction @ a_direction)
         x += alpha * direction
         residual -= alpha * a_direction
@@ -428,7 +425,7 @@ def conjugate_gradient(
     return x
 
 
-def trust_region_step(x: torch.Tensor, fisher_x: torch.Tensor, max_kl: float) -> torch.Tensor:
+def trust_region_step(x: Tensor, fisher_x: Tensor, max_kl: float) -> Tensor:
     """s = sqrt(2δ / (xᵀ F x)) x, whose quadratic KL model ½ sᵀ F s equals δ; zero if xᵀ F x is not positive."""
     curvature = x @ fisher_x
     if not curvature > 0:  # x = 0 (a zero gradient) or a degenerate batch: take no step
@@ -437,43 +434,33 @@ def trust_region_step(x: torch.Tensor, fisher_x: torch.Tensor, max_kl: float) ->
 
 
 def line_search(
-    policy: Policy,
-    step: torch.Tensor,
-    evaluate_surrogate_and_kl: Callable[[], tuple[torch.Tensor, torch.Tensor]],
-    max_kl: float,
-    backtrack_iters: int,
-    backtrack_coeff: float,
+    policy: Policy, step: Tensor, evaluate_surrogate_and_kl: Callable[[], tuple[Tensor, Tensor]], args: Args
 ) -> tuple[float, float, float]:
-    """Try θ + β^k s for k = 0, 1, ..; keep the first with D̄ ≤ δ and a higher surrogate, else restore θ.
-
-    Returns (accepted fraction β^k, 0 if none; the surrogate's improvement; the KL taken), the last two 0
-    when no step qualified.
-    """
+    """Try θ + β^k s for k = 0, 1, ..; keep the first with D̄ ≤ δ and a higher surrogate, else restore θ. Returns
+    (β^k, the surrogate's improvement, the KL taken), all 0 when no step qualified."""
     params = [p for p in policy.parameters() if p.requires_grad]  # θ: what the step moves
     old_params = parameters_to_vector(params).detach().clone()
     with torch.no_grad():
         old_surrogate, _ = evaluate_surrogate_and_kl()
-        for k in range(backtrack_iters):
-            fraction = backtrack_coeff**k
+        for k in range(args.backtrack_iters):
+            fraction = args.backtrack_coeff**k
             vector_to_parameters(old_params + fraction * step, params)
             surrogate, kl = evaluate_surrogate_and_kl()
             improvement = float(surrogate - old_surrogate)
-            if float(kl) <= max_kl and improvement > 0:
+            if float(kl) <= args.max_kl and improvement > 0:
                 return fraction, improvement, float(kl)
         vector_to_parameters(old_params, params)
     return 0.0, 0.0, 0.0
 
 
-def trpo_update(
-    policy: Policy, obs: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor, args: Args
-) -> dict[str, float]:
+def trpo_update(policy: Policy, obs: Tensor, actions: Tensor, advantages: Tensor, args: Args) -> dict[str, float]:
     """One TRPO step of π_θ on a batch; returns what is logged about it."""
     with torch.no_grad():
         old_distribution = policy(obs)
         old_log_prob = old_distribution.log_prob(actions)
         entropy = old_distribution.entropy().mean()
 
-    def evaluate_surrogate_and_kl() -> tuple[torch.Tensor, torch.Tensor]:
+    def evaluate_surrogate_and_kl() -> tuple[Tensor, Tensor]:
         return surrogate_and_kl(policy, obs, actions, advantages, old_distribution, old_log_prob)
 
     params = [p for p in policy.parameters() if p.requires_grad]  # θ: what the step moves
@@ -483,9 +470,7 @@ def trpo_update(
     x = conjugate_gradient(fisher_product, gradient, args.cg_iters, args.cg_damping)  # x ≈ (F + λI)⁻¹ g
     step = trust_region_step(x, fisher_product(x), args.max_kl)  # ½ sᵀ F s = δ, by the undamped F
     quadratic_kl = 0.5 * float(step @ fisher_product(step))  # before θ moves: F is the Fisher matrix at the old θ
-    fraction, improvement, kl = line_search(
-        policy, step, evaluate_surrogate_and_kl, args.max_kl, args.backtrack_iters, args.backtrack_coeff
-    )
+    fraction, improvement, kl = line_search(policy, step, evaluate_surrogate_and_kl, args)
     return {
         "policy/quadratic_kl": fraction**2 * quadratic_kl,  # ½ (β^k s)ᵀ F (β^k s), the model of the step taken
         "policy/kl": kl,
@@ -495,6 +480,88 @@ def trpo_update(
         "policy/entropy": float(entropy),
         "policy/gradient_norm": float(gradient.norm()),
     }
+
+
+def fit_value(
+    value: nn.Module, optimizer: torch.optim.Adam, obs: Tensor, targets: Tensor, args: Args, generator: torch.Generator
+) -> Tensor:
+    """Regress V_w onto the targets: `value_epochs` shuffled passes of mini-batches; returns the last loss."""
+    loss = torch.zeros((), device=obs.device)
+    for _ in range(args.value_epochs):
+        order = torch.randperm(len(obs), generator=generator).to(obs.device)
+        for start in range(0, len(obs), args.value_batch_size):
+            index = order[start : start + args.value_batch_size]
+            loss = (value(obs[index]) - targets[index]).pow(2).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return loss
+
+
+# ------------------------------------------------------------------------------------- training loop
+
+
+def default_gamma(env_id: str) -> float:
+    """γ when --gamma is not given: 0.9 on Pendulum-v1, 0.99 on every other env (README.md has the measurements)."""
+    return 0.9 if env_id == "Pendulum-v1" else 0.99
+
+
+def train(args: Args) -> dict:
+    check_args(args)
+    device = resolve_device(args.device)
+    envs = make_checked_envs(args, device)
+    run_dir = make_run_dir(args)
+    # seeds, threads, determinism (the caller's come back after); the logs are flushed however the run ends
+    with seeded_run(args, device), SummaryWriter(run_dir) as writer:
+        log = RunLog(writer, args)
+        generator = torch.Generator().manual_seed(args.seed)  # the order of the value regression's mini-batches
+        envs.action_space.seed(args.seed)
+        obs, _ = envs.reset(seed=args.seed)  # environment i is seeded with seed + i
+        space, obs_dim = envs.single_action_space, envs.single_observation_space.shape[0]
+        gamma = default_gamma(args.env_id) if args.gamma is None else args.gamma
+        normalizer = ObservationNormalizer(obs_dim) if args.normalize_observations else nn.Identity()
+        if isinstance(space, gym.spaces.Box):
+            policy: Policy = GaussianPolicy(
+                obs_dim, space.low, space.high, args.hidden_sizes, args.init_log_std, normalizer
+            )
+        else:
+            policy = CategoricalPolicy(obs_dim, int(space.n), args.hidden_sizes, normalizer)
+        policy = policy.to(device)
+        value = ValueNetwork(obs_dim, args.hidden_sizes, normalizer).to(device)  # shares the one normaliser
+        value_optimizer = torch.optim.Adam(value.net.parameters(), lr=args.learning_rate, fused=True)
+        storage_steps = min(args.num_steps, args.total_timesteps // args.num_envs)  # never more than the budget
+        storage = RolloutStorage(storage_steps, args.num_envs, obs_dim, space.shape, device)
+        networks, global_step, update = {"policy": policy, "value": value}, 0, 0
+        if args.normalize_observations:  # counted in the budget: they are steps in the environment
+            obs = warm_up_normalizer(envs, normalizer, obs, args.num_steps)
+            global_step = log.checked_step = args.num_steps * args.num_envs
+        try:
+            while global_step + args.num_envs <= args.total_timesteps:
+                # The last rollout is shortened to the whole steps of all environments that the budget has left.
+                num_steps = min(args.num_steps, (args.total_timesteps - global_step) // args.num_envs)
+                obs, statistics = collect_rollout(envs, policy, storage, obs, num_steps)
+                global_step, update = global_step + num_steps * args.num_envs, update + 1
+                for episode_return, episode_length in statistics:
+                    log.episode(episode_return, episode_length, global_step)
+                batch = storage.batch(num_steps)  # [T, N, ...]
+                batch_obs, batch_actions = batch.obs.flatten(0, 1), batch.actions.flatten(0, 1)  # [n, ...]
+                if args.normalize_observations:  # new statistics, the same functions: only the step below moves π_θ
+                    normalizer.update(batch_obs, (policy, value))
+                advantages, value_targets = advantages_and_targets(batch, value, gamma, args)
+                logged = trpo_update(policy, batch_obs, batch_actions, advantages, args)
+                value_loss = fit_value(value, value_optimizer, batch_obs, value_targets, args, generator)
+                log.losses(logged | {"losses/value_loss": value_loss.item()}, global_step)
+                if logged["policy/step_rejected"]:
+                    print(
+                        f"update {update}: no line-search step kept the KL within {args.max_kl} and improved the surrogate; θ kept"
+                    )
+                log.progress(global_step)
+            envs.close()
+            log.finish(networks, global_step)  # no non-finite weight goes on to the evaluation or a file
+            eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device)
+        except KeyboardInterrupt:
+            raise interrupted(args, run_dir, global_step, networks) from None
+        return report(args, log, run_dir, eval_returns, networks)
 
 
 # ----------------------------------------------------------------------------------- evaluation
@@ -531,118 +598,6 @@ def evaluate(policy: Policy, env_id: str, seed: int, episodes: int, device: torc
         returns.append(episode_return)
     env.close()
     return returns
-
-
-# ------------------------------------------------------------------------------------- training loop
-
-
-def default_gamma(env_id: str) -> float:
-    """γ when --gamma is not given: 0.9 on Pendulum-v1, 0.99 on every other env (README.md has the measurements)."""
-    return 0.9 if env_id == "Pendulum-v1" else 0.99
-
-
-def fit_value(
-    value: ValueNetwork,
-    optimizer: torch.optim.Optimizer,
-    obs: torch.Tensor,
-    targets: torch.Tensor,
-    passes: int,
-    batch_size: int,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """Regress V_w onto the targets with `passes` shuffled passes of mini-batches; returns the last loss."""
-    loss = torch.zeros((), device=obs.device)
-    for _ in range(passes):
-        order = torch.randperm(len(obs), generator=generator).to(obs.device)
-        for start in range(0, len(obs), batch_size):
-            index = order[start : start + batch_size]
-            loss = (value(obs[index]) - targets[index]).pow(2).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    return loss
-
-
-def train(args: Args) -> dict:
-    check_args(args)
-    device = resolve_device(args.device)
-    envs = make_checked_envs(args, device)
-    run_dir = make_run_dir(args)
-    # seeds, threads, determinism (the caller's come back after); the logs are flushed however the run ends
-    with seeded_run(args, device), SummaryWriter(run_dir) as writer:
-        log, generator = (
-            RunLog(writer, args),
-            torch.Generator().manual_seed(args.seed),
-        )  # (the value regression's order)
-        envs.action_space.seed(args.seed)
-        obs, _ = envs.reset(seed=args.seed)  # environment i is seeded with seed + i
-        space, obs_dim = envs.single_action_space, envs.single_observation_space.shape[0]
-        gamma = default_gamma(args.env_id) if args.gamma is None else args.gamma
-        normalizer = ObservationNormalizer(obs_dim) if args.normalize_observations else nn.Identity()
-        if isinstance(space, gym.spaces.Box):
-            policy: Policy = GaussianPolicy(
-                obs_dim, space.low, space.high, args.hidden_sizes, args.init_log_std, normalizer
-            )
-        else:
-            policy = CategoricalPolicy(obs_dim, int(space.n), args.hidden_sizes, normalizer)
-        policy = policy.to(device)
-        value = ValueNetwork(obs_dim, args.hidden_sizes, normalizer).to(device)  # shares the one normaliser
-        value_optimizer = torch.optim.Adam(value.net.parameters(), lr=args.learning_rate, fused=True)
-        storage_steps = min(args.num_steps, args.total_timesteps // args.num_envs)  # never more than the budget
-        storage = RolloutStorage(storage_steps, args.num_envs, obs_dim, space.shape, device)
-        networks, global_step, update = {"policy": policy, "value": value}, 0, 0
-        if args.normalize_observations:  # counted in the budget: they are steps in the environment
-            obs = warm_up_normalizer(envs, normalizer, obs, args.num_steps)
-            global_step = log.checked_step = args.num_steps * args.num_envs
-        try:
-            while global_step + args.num_envs <= args.total_timesteps:
-                # The last rollout is shortened to the whole steps of all environments that the budget has left.
-                num_steps = min(args.num_steps, (args.total_timesteps - global_step) // args.num_envs)
-                obs, statistics = collect_rollout(envs, policy, storage, obs, num_steps, device)
-                global_step, update = global_step + num_steps * args.num_envs, update + 1
-                for episode_return, episode_length in statistics:
-                    log.episode(episode_return, episode_length, global_step)
-                batch_obs = storage.obs[:num_steps].reshape(-1, obs_dim)  # [n, obs_dim]
-                batch_actions = storage.actions[:num_steps].flatten(0, 1)
-                if args.normalize_observations:  # new statistics, the same functions: only the step below moves π_θ
-                    normalizer.update(batch_obs, (policy, value))
-                with torch.no_grad():
-                    values = value(storage.obs[:num_steps])  # V_w(S_t), [T, N]
-                    next_values = value(storage.next_obs[:num_steps])  # V_w(S_{t+1}) of the real next observation
-                rewards, terminated, truncated = (
-                    x[:num_steps] for x in (storage.rewards, storage.terminated, storage.truncated)
-                )
-                advantages = generalized_advantages(
-                    rewards, values, next_values, terminated, truncated, gamma, args.gae_lambda
-                )
-                value_targets = (advantages + values).flatten()  # the λ-return
-                advantages = advantages.flatten()
-                if args.normalize_advantages and len(advantages) > 1:
-                    # A batch whose advantages are all equal carries no signal: it becomes zeros, not 0/0.
-                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-
-                logged = trpo_update(policy, batch_obs, batch_actions, advantages, args)
-                value_loss = fit_value(
-                    value,
-                    value_optimizer,
-                    batch_obs,
-                    value_targets,
-                    args.value_epochs,
-                    args.value_batch_size,
-                    generator,
-                )
-                log.losses(logged | {"losses/value_loss": value_loss.item()}, global_step)
-                if logged["policy/step_rejected"]:
-                    print(
-                        f"update {update}: no line-search step kept the KL within {args.max_kl} and improved the surrogate; θ kept"
-                    )
-                log.progress(global_step)
-            envs.close()
-            log.finish(networks, global_step)  # no non-finite weight goes on to the evaluation or a file
-            eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device)
-        except KeyboardInterrupt:
-            raise interrupted(args, run_dir, global_step, networks) from None
-        return report(args, log, run_dir, eval_returns, networks)
 
 
 # ------------------------------------------------------------------ plumbing: the algorithm ends above

@@ -211,8 +211,8 @@ CATALOGUE = [
     Bug(
         "KL in the wrong direction",
         TRPO_AND_NPG,
-        "kl = torch.distributions.kl_divergence(old_distribution, distribution).mean()",
-        "kl = torch.distributions.kl_divergence(distribution, old_distribution).mean()",
+        "kl = torch.distributions.kl_divergence(old, distribution).mean()",
+        "kl = torch.distributions.kl_divergence(distribution, old).mean()",
     ),
     Bug(
         "step length without its square root",
@@ -229,8 +229,8 @@ CATALOGUE = [
     Bug(
         "damping left out of conjugate gradient",
         TRPO_AND_NPG,
-        "a_direction = matrix_vector_product(direction) + damping * direction",
-        "a_direction = matrix_vector_product(direction)",
+        "a_direction = product(direction) + damping * direction",
+        "a_direction = product(direction)",
     ),
     Bug(
         "Gaussian log-probabilities of the clipped actions",
@@ -260,14 +260,14 @@ CATALOGUE = [
     Bug(
         "line search accepts a step whose KL is above max_kl",
         ("trpo",),
-        "if float(kl) <= max_kl and improvement > 0:",
+        "if float(kl) <= args.max_kl and improvement > 0:",
         "if improvement > 0:",
     ),
     Bug(
         "step sized by the damped quadratic model",
         ("natural_gradient",),
-        "step = trust_region_step(x, fisher_product(x), max_kl)",
-        "step = trust_region_step(x, fisher_product(x) + cg_damping * x, max_kl)",
+        "step = trust_region_step(x, fisher_product(x), args.max_kl)",
+        "step = trust_region_step(x, fisher_product(x) + args.cg_damping * x, args.max_kl)",
     ),
     Bug(
         "empirical Fisher from the mean score",
@@ -279,7 +279,7 @@ CATALOGUE = [
         "--vanilla steps along F⁻¹g after all",
         ("natural_gradient",),
         "        x = gradient  # the plain gradient direction",
-        "        x = conjugate_gradient(fisher_product, gradient, cg_iters, cg_damping)",
+        "        x = conjugate_gradient(fisher_product, gradient, args.cg_iters, args.cg_damping)",
     ),
 ]
 

@@ -95,7 +95,7 @@ def test_the_step_has_an_undamped_quadratic_kl_model_of_max_kl_and_a_small_one_a
     with torch.no_grad():
         old = policy(obs)
     before = flat_params(policy)
-    logged = npg.natural_gradient_update(policy, obs, actions, advantages, 1e-4, 10, 0.1, vanilla=vanilla)
+    logged = npg.natural_gradient_update(policy, obs, actions, advantages, npg.Args(max_kl=1e-4, vanilla=vanilla))
     step = flat_params(policy) - before
     assert float(0.5 * step @ fisher @ step) == pytest.approx(1e-4, rel=1e-3)
     assert logged["policy/quadratic_kl"] == pytest.approx(1e-4, rel=1e-3)
@@ -113,7 +113,7 @@ def test_zero_advantages_take_no_step_and_leave_no_nan():
     policy = small_policy(npg, "gaussian")
     obs, actions, _ = batch_for(policy)
     before = flat_params(policy)
-    logged = npg.natural_gradient_update(policy, obs, actions, torch.zeros(len(obs)), 0.01, 10, 0.1)
+    logged = npg.natural_gradient_update(policy, obs, actions, torch.zeros(len(obs)), npg.Args(max_kl=0.01))
     assert torch.equal(flat_params(policy), before) and all(np.isfinite(list(logged.values())))
 
 
@@ -149,7 +149,9 @@ def test_the_natural_step_does_not_depend_on_the_parameterisation_and_the_vanill
         module = Reparameterised(policy, a) if reparameterise else policy
         with torch.no_grad():
             before = module(obs).log_prob(actions)
-        npg.natural_gradient_update(module, obs, actions, advantages, 1e-4, 200, 1e-6, vanilla=vanilla)
+        npg.natural_gradient_update(
+            module, obs, actions, advantages, npg.Args(max_kl=1e-4, cg_iters=200, cg_damping=1e-6, vanilla=vanilla)
+        )
         with torch.no_grad():
             return module(obs).log_prob(actions) - before  # how the step moved each log π(a|s)
 

@@ -160,7 +160,7 @@ def test_a_line_search_backs_off_to_the_first_fraction_within_max_kl_that_improv
             break
     torch.nn.utils.vector_to_parameters(before, params)
     assert by_hand is not None and by_hand[0] < 1, "the full step must be too long for this test to mean anything"
-    fraction, improvement, kl = trpo.line_search(policy, step, evaluate, 0.01, 10, 0.5)
+    fraction, improvement, kl = trpo.line_search(policy, step, evaluate, trpo.Args(max_kl=0.01, backtrack_coeff=0.5))
     assert fraction == by_hand[0] and kl <= 0.01
     assert (improvement, kl) == pytest.approx(by_hand[1:], rel=1e-4)
     torch.testing.assert_close(flat_params(policy), before + fraction * step)
@@ -170,7 +170,7 @@ def test_a_line_search_with_no_qualifying_step_keeps_the_old_parameters():
     policy, *_, evaluate, gradient = line_search_problem(64)
     before = flat_params(policy)
     # Downhill: every fraction of −g lowers the surrogate, so no step qualifies.
-    fraction, improvement, kl = trpo.line_search(policy, -0.1 * gradient, evaluate, 0.05, 10, 0.8)
+    fraction, improvement, kl = trpo.line_search(policy, -0.1 * gradient, evaluate, trpo.Args(max_kl=0.05))
     assert (fraction, improvement, kl) == (0.0, 0.0, 0.0)
     assert torch.equal(flat_params(policy), before)
 
@@ -226,7 +226,7 @@ def rollout(env_id: str, num_steps: int, policy: trpo.Policy, action_shape: tupl
     envs = trpo.make_checked_envs(trpo.Args(env_id=env_id, num_envs=2), torch.device("cpu"))
     obs, _ = envs.reset(seed=0)
     storage = trpo.RolloutStorage(num_steps, 2, 2, action_shape, torch.device("cpu"))
-    trpo.collect_rollout(envs, policy, storage, obs, num_steps, torch.device("cpu"))
+    trpo.collect_rollout(envs, policy, storage, obs, num_steps)
     envs.close()
     return storage
 
@@ -308,14 +308,14 @@ def test_with_observation_normalisation_the_acting_policy_moves_only_by_the_logg
     module = importlib.import_module(module_name)
     original, acted, kl_between_rollouts = module.collect_rollout, [], []
 
-    def recording_collect_rollout(envs, policy, storage, obs, num_steps, device):
+    def recording_collect_rollout(envs, policy, storage, obs, num_steps):
         with torch.no_grad():
             if acted:
                 states, distribution = acted[-1]
                 kl_between_rollouts.append(
                     float(torch.distributions.kl_divergence(distribution, policy(states)).mean())
                 )
-            result = original(envs, policy, storage, obs, num_steps, device)
+            result = original(envs, policy, storage, obs, num_steps)
             states = storage.obs[:num_steps].reshape(-1, storage.obs.shape[-1]).clone()
             acted.append((states, policy(states)))
         return result
@@ -354,9 +354,9 @@ def test_the_normaliser_starts_from_a_warm_up_of_random_actions_counted_in_the_b
     args = short_args(log_dir, env_id="tests/Truncated-v0", normalize_observations=True, total_timesteps=32 + 64)
     original, seen = trpo.collect_rollout, []
 
-    def recording_collect_rollout(envs, policy, storage, obs, num_steps, device):
+    def recording_collect_rollout(envs, policy, storage, obs, num_steps):
         seen.append((float(policy.normalizer.count), float(policy.normalizer.mean[0]), obs[:, 0].tolist()))
-        return original(envs, policy, storage, obs, num_steps, device)
+        return original(envs, policy, storage, obs, num_steps)
 
     monkeypatch.setattr(trpo, "collect_rollout", recording_collect_rollout)
     result = trpo.train(args)
@@ -377,9 +377,9 @@ def test_the_value_network_regresses_onto_lambda_returns(module_name, env_id, lo
     storages, checked = [], []
     original_collect, original_fit = module.collect_rollout, module.fit_value
 
-    def recording_collect_rollout(envs, policy, storage, obs, num_steps, device):
+    def recording_collect_rollout(envs, policy, storage, obs, num_steps):
         storages.append((storage, num_steps))
-        return original_collect(envs, policy, storage, obs, num_steps, device)
+        return original_collect(envs, policy, storage, obs, num_steps)
 
     def checking_fit_value(value, optimizer, obs, targets, *rest):
         storage, steps = storages[-1]
