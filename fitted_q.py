@@ -273,8 +273,6 @@ def make_optimizer(q_network: QNetwork, args: Args) -> torch.optim.Optimizer:
 
 
 # ------------------------------------------------------------------------------------- training loop
-
-
 def train(args: Args) -> dict:
     check_args(args)
     device = resolve_device(args.device)

@@ -168,8 +168,8 @@ CATALOGUE = [
     Bug(
         "log-probabilities of the clipped actions",
         ("reinforce",),
-        "recorder.add(i, obs[i].copy(), actions[j], float(reward))",
-        "recorder.add(i, obs[i].copy(), np.asarray(env_action), float(reward))",
+        "current[i].append((obs[i].copy(), actions[j], np.float32(reward)))",
+        "current[i].append((obs[i].copy(), np.asarray(env_action), np.float32(reward)))",
     ),
     Bug(
         "REINFORCE evaluation samples instead of taking the mean",

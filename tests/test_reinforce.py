@@ -162,9 +162,7 @@ def test_clipped_actions_reach_the_env_inside_the_bounds_while_the_batch_keeps_t
     torch.manual_seed(0)
     envs = make_envs("tests/BoxTruncated-v0", 2)
     policy = reinforce.GaussianPolicy(2, LOW, HIGH, (8,), init_log_std=1.0)
-    episodes, _, _ = reinforce.collect_episodes(
-        envs, policy, reinforce.EpisodeRecorder(2), 200, 10_000, torch.device("cpu")
-    )
+    episodes, _, _ = reinforce.collect_episodes(envs, policy, 200, 10_000, torch.device("cpu"))
     actions = np.concatenate([e.actions for e in episodes])
     assert np.any(actions < LOW) and np.any(actions > HIGH), "the stored samples are the unclipped ones"
 
@@ -186,9 +184,7 @@ def test_collected_episodes_are_whole_end_on_the_real_final_observation_and_meet
     torch.manual_seed(0)
     envs = make_envs(env_id, 3)
     policy = reinforce.CategoricalPolicy(2, 2, (8,))
-    episodes, statistics, steps = reinforce.collect_episodes(
-        envs, policy, reinforce.EpisodeRecorder(3), 10, 10_000, torch.device("cpu")
-    )
+    episodes, statistics, steps = reinforce.collect_episodes(envs, policy, 10, 10_000, torch.device("cpu"))
     assert steps == sum(len(e.obs) for e in episodes) >= 10
     assert steps < 10 + 3 * length, "no environment starts an episode after the budget is spent"
     assert statistics == [(float(length), length)] * len(episodes)
@@ -203,11 +199,9 @@ def test_collection_stops_at_the_end_of_training_and_drops_unfinished_episodes()
     torch.manual_seed(0)
     envs = make_envs("tests/Truncated-v0", 3)
     policy = reinforce.CategoricalPolicy(2, 2, (8,))
-    recorder = reinforce.EpisodeRecorder(3)
-    episodes, _, steps = reinforce.collect_episodes(envs, policy, recorder, 100, 14, torch.device("cpu"))
+    episodes, _, steps = reinforce.collect_episodes(envs, policy, 100, 14, torch.device("cpu"))
     assert steps == 14  # 4 full steps of 3 envs (3 whole episodes), then 2 more steps
-    assert len(episodes) == 3 and all(len(e.obs) == 4 for e in episodes)
-    assert recorder.steps == [[], [], []]
+    assert len(episodes) == 3 and all(len(e.obs) == 4 for e in episodes)  # the 2 started episodes are dropped
 
 
 def test_without_a_baseline_the_result_has_no_value_network(log_dir):
