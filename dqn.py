@@ -340,6 +340,9 @@ def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device:
 
 # ------------------------------------------------------------------ plumbing: the algorithm ends above
 # Logging, input checks, device, seeds, run directory, saving, Ctrl-C and the command line, alike in all six scripts.
+SCRIPT = os.path.basename(__file__)  # the name every message starts with
+
+
 class RunLog:
     """TensorBoard scalars, every finished episode, a progress line each tenth of the budget, the NaN checks."""
 
@@ -409,13 +412,8 @@ class UsageError(ValueError):
 
 def check_args(args: Args) -> None:
     """Refuse settings that cannot work, each in one sentence, before anything is written."""
-    enforce(
-        args,
-        [
-            (name, has_type(getattr(args, name), kind), f"be {describe(kind)}")
-            for name, kind in typing.get_type_hints(Args).items()
-        ],
-    )
+    hints = typing.get_type_hints(Args)  # the types first: every rule below compares numbers
+    enforce(args, [(name, has_type(getattr(args, name), kind), f"be {describe(kind)}") for name, kind in hints.items()])
     first_update = -(-args.learning_starts // args.train_frequency) * args.train_frequency  # the first t % F == 0
     positive = ["total_timesteps", "buffer_size", "batch_size", "train_frequency", "gradient_steps", "learning_rate"]
     rules = [(name, getattr(args, name) > 0, "be positive") for name in [*positive, "target_network_frequency"]]
@@ -448,7 +446,7 @@ def run_rules(args: Args) -> list[tuple[str, bool, str]]:
 def enforce(args: Args, rules: list[tuple[str, bool, str]]) -> None:
     for name, holds, requirement in rules:
         if not holds:
-            raise UsageError(f"dqn.py: --{name.replace('_', '-')} must {requirement}, got {getattr(args, name)!r}.")
+            raise UsageError(f"{SCRIPT}: --{name.replace('_', '-')} must {requirement}, got {getattr(args, name)!r}.")
 
 
 def has_type(value: object, kind: object) -> bool:
@@ -485,15 +483,13 @@ def writable(path: str) -> bool:
 
 def resolve_device(name: str) -> torch.device:
     """auto: cuda when torch sees a GPU, else cpu; any other name must be a device this machine has."""
-    try:
+    with contextlib.suppress(RuntimeError):  # not a device name: refused below
         device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-    except RuntimeError:
-        device = torch.device("meta")  # not a device name: refused below
-    if device.type == "cpu" or (device.type == "cuda" and (device.index or 0) < torch.cuda.device_count()):
-        return device
+        if device.type == "cpu" or (device.type == "cuda" and (device.index or 0) < torch.cuda.device_count()):
+            return device
     count = torch.cuda.device_count()
     raise UsageError(
-        f"dqn.py: --device {name} is not a device of this machine ({count} CUDA GPUs); use auto, cpu, cuda or cuda:N."
+        f"{SCRIPT}: --device {name} is not a device of this machine ({count} CUDA GPUs); use auto, cpu, cuda or cuda:N."
     )
 
 
@@ -504,7 +500,7 @@ def make_checked_env(args: Args, device: torch.device) -> gym.Env:
             env = make_env(args.env_id)
     except Exception as error:
         reason = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
-        raise UsageError(f"dqn.py cannot make the environment {args.env_id!r}: {reason}.") from None
+        raise UsageError(f"{SCRIPT} cannot make the environment {args.env_id!r}: {reason}.") from None
     for warning in caught:
         warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     obs, actions = env.observation_space, env.action_space
@@ -515,18 +511,13 @@ def make_checked_env(args: Args, device: torch.device) -> gym.Env:
     else:
         widths = (obs.shape[0], *args.hidden_sizes, int(actions.n))
         weights = sum((a + 1) * b for a, b in itertools.pairwise(widths))
-        problem = (
-            memory_problem(  # bytes: the transitions; the weights ×5 (w, w', ∇, Adam's two); a batch's activations
-                {
-                    "--buffer-size": min(args.buffer_size, args.total_timesteps) * 4 * (2 * obs.shape[0] + 4),
-                    "--hidden-sizes": 4 * (5 * weights + 3 * args.batch_size * sum(widths)),
-                },
-                device,
-            )
-        )
+        # bytes: the transitions; the weights ×5 (w, w', ∇, Adam's two); a batch's activations
+        transitions = min(args.buffer_size, args.total_timesteps) * 4 * (2 * obs.shape[0] + 4)
+        networks = 4 * (5 * weights + 3 * args.batch_size * sum(widths))
+        problem = memory_problem({"--buffer-size": transitions, "--hidden-sizes": networks}, device)
     if problem is not None:
         env.close()
-        raise UsageError(f"dqn.py {problem}.")
+        raise UsageError(f"{SCRIPT} {problem}.")
     return env
 
 
@@ -575,7 +566,7 @@ def make_run_dir(args: Args) -> str:
         with contextlib.suppress(FileExistsError):  # another run took this name: no run writes into another's
             os.mkdir(run_dir := os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}"))
             return run_dir
-    raise RuntimeError(f"dqn.py: could not create a fresh run directory under {args.log_dir}.")
+    raise RuntimeError(f"{SCRIPT}: could not create a fresh run directory under {args.log_dir}.")
 
 
 def save_model(args: Args, run_dir: str, networks: dict[str, nn.Module]) -> str:
@@ -599,7 +590,7 @@ def save_atomically(path: str, write: Callable[[BinaryIO], object]) -> str:
             os.replace(partial, target)
             partial = None
             if target != path:
-                print(f"dqn.py: could not write {path} ({failures[0]}); wrote {target} instead.", file=sys.stderr)
+                print(f"{SCRIPT}: could not write {path} ({failures[0]}); wrote {target} instead.", file=sys.stderr)
             return target
         except OSError as error:
             failures.append(error.strerror or str(error))
@@ -607,20 +598,17 @@ def save_atomically(path: str, write: Callable[[BinaryIO], object]) -> str:
             if partial is not None:
                 with contextlib.suppress(OSError):
                     os.remove(partial)
-    raise OSError(f"dqn.py: could not save {path}, nor in {tempfile.gettempdir()}: {'; '.join(failures)}.")
+    raise OSError(f"{SCRIPT}: could not save {path}, nor in {tempfile.gettempdir()}: {'; '.join(failures)}.")
 
 
 def check_finite(values: dict[str, float], networks: dict[str, nn.Module], after: int, step: int) -> None:
     """Stop the run at a non-finite loss or weight, saying between which steps it appeared."""
     bad = [f"{name} = {value}" for name, value in values.items() if not math.isfinite(value)]
-    bad += [
-        f"the weights of {name}"
-        for name, net in networks.items()
-        if not all(p.isfinite().all() for p in net.parameters())
-    ]
+    weights = [name for name, net in networks.items() if not all(p.isfinite().all() for p in net.parameters())]
+    bad += [f"the weights of {name}" for name in weights]
     if bad:
         raise FloatingPointError(
-            f"dqn.py: non-finite numbers appeared between step {after + 1} and step {step} ({', '.join(bad)}), so "
+            f"{SCRIPT}: non-finite numbers appeared between step {after + 1} and step {step} ({', '.join(bad)}), so "
             "nothing was saved; a step too large for the rewards' scale is the usual cause: try a lower "
             "--learning-rate, --loss huber or --clip-reward."
         )
@@ -636,7 +624,7 @@ def interrupted(args: Args, run_dir: str, step: int, networks: dict[str, nn.Modu
         except FloatingPointError:
             saved = "; model not saved: its weights are not finite"
     return KeyboardInterrupt(
-        f"dqn.py: stopped by Ctrl-C at step {step} of {args.total_timesteps}{saved}; logs in {run_dir}."
+        f"{SCRIPT}: stopped by Ctrl-C at step {step} of {args.total_timesteps}{saved}; logs in {run_dir}."
     )
 
 
@@ -651,5 +639,5 @@ if __name__ == "__main__":
         print(error, file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt as error:  # interrupted() says where; one before training began has nothing to say
-        print(str(error) or "dqn.py: stopped by Ctrl-C before training began.", file=sys.stderr)
+        print(str(error) or f"{SCRIPT}: stopped by Ctrl-C before training began.", file=sys.stderr)
         sys.exit(130)

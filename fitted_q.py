@@ -368,6 +368,9 @@ def evaluate(q_network: QNetwork, env_id: str, seed: int, episodes: int, device:
 
 # ------------------------------------------------------------------ plumbing: the algorithm ends above
 # Logging, input checks, device, seeds, run directory, saving, Ctrl-C and the command line, alike in all six scripts.
+SCRIPT = os.path.basename(__file__)  # the name every message starts with
+
+
 class RunLog:
     """TensorBoard scalars, every finished episode, a progress line each tenth of the budget, the NaN checks."""
 
@@ -442,32 +445,14 @@ class UsageError(ValueError):
 
 def check_args(args: Args) -> None:
     """Refuse settings that cannot work, each in one sentence, before anything is written."""
-    enforce(
-        args,
-        [
-            (name, has_type(getattr(args, name), kind), f"be {describe(kind)}")
-            for name, kind in typing.get_type_hints(Args).items()
-        ],
-    )
-    positive = [
-        "total_timesteps",
-        "buffer_size",
-        "batch_size",
-        "transitions_per_iteration",
-        "fit_steps",
-        "learning_rate",
-    ]
+    hints = typing.get_type_hints(Args)  # the types first: every rule below compares numbers
+    enforce(args, [(name, has_type(getattr(args, name), kind), f"be {describe(kind)}") for name, kind in hints.items()])
+    positive = ["total_timesteps", "buffer_size", "batch_size", "transitions_per_iteration", "fit_steps"]
     offline, save = args.dataset is not None, args.save_dataset
     collection = ["buffer_size", "learning_starts", "start_e", "end_e", "exploration_fraction", "save_dataset"]
-    rules = [(name, getattr(args, name) > 0, "be positive") for name in positive]
-    rules += [
-        (
-            name,
-            not offline or getattr(args, name) == getattr(Args, name),
-            "stay unset with --dataset, which collects nothing",
-        )
-        for name in collection
-    ]
+    rules = [(name, getattr(args, name) > 0, "be positive") for name in [*positive, "learning_rate"]]
+    unset = "stay unset with --dataset, which collects nothing"
+    rules += [(name, not offline or getattr(args, name) == getattr(Args, name), unset) for name in collection]
     rules += [  # (field, whether its rule holds, what it must do)
         ("dataset", not offline or os.path.isfile(args.dataset), "name an existing file"),
         ("batch_size", offline or args.batch_size <= args.buffer_size, "fit in the replay buffer (--buffer-size)"),
@@ -518,9 +503,7 @@ def run_rules(args: Args) -> list[tuple[str, bool, str]]:
 def enforce(args: Args, rules: list[tuple[str, bool, str]]) -> None:
     for name, holds, requirement in rules:
         if not holds:
-            raise UsageError(
-                f"fitted_q.py: --{name.replace('_', '-')} must {requirement}, got {getattr(args, name)!r}."
-            )
+            raise UsageError(f"{SCRIPT}: --{name.replace('_', '-')} must {requirement}, got {getattr(args, name)!r}.")
 
 
 def has_type(value: object, kind: object) -> bool:
@@ -561,15 +544,13 @@ def writable(path: str) -> bool:
 
 def resolve_device(name: str) -> torch.device:
     """auto: cuda when torch sees a GPU, else cpu; any other name must be a device this machine has."""
-    try:
+    with contextlib.suppress(RuntimeError):  # not a device name: refused below
         device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-    except RuntimeError:
-        device = torch.device("meta")  # not a device name: refused below
-    if device.type == "cpu" or (device.type == "cuda" and (device.index or 0) < torch.cuda.device_count()):
-        return device
+        if device.type == "cpu" or (device.type == "cuda" and (device.index or 0) < torch.cuda.device_count()):
+            return device
     count = torch.cuda.device_count()
     raise UsageError(
-        f"fitted_q.py: --device {name} is not a device of this machine ({count} CUDA GPUs); use auto, cpu, cuda or cuda:N."
+        f"{SCRIPT}: --device {name} is not a device of this machine ({count} CUDA GPUs); use auto, cpu, cuda or cuda:N."
     )
 
 
@@ -580,7 +561,7 @@ def make_checked_env(args: Args, device: torch.device) -> gym.Env:
             env = make_env(args.env_id)
     except Exception as error:
         reason = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
-        raise UsageError(f"fitted_q.py cannot make the environment {args.env_id!r}: {reason}.") from None
+        raise UsageError(f"{SCRIPT} cannot make the environment {args.env_id!r}: {reason}.") from None
     for warning in caught:
         warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     obs, actions = env.observation_space, env.action_space
@@ -593,16 +574,12 @@ def make_checked_env(args: Args, device: torch.device) -> gym.Env:
         weights = sum((a + 1) * b for a, b in itertools.pairwise(widths))
         rows = 0 if args.dataset is not None else min(args.buffer_size, args.total_timesteps)  # (a dataset: its own)
         batch = rows if args.optimizer == "rprop" else args.batch_size  # Rprop regresses on all of D at once
-        problem = memory_problem(  # bytes: the transitions; the weights ×5 (w, w', ∇, the optimiser's two); activations
-            {
-                "--buffer-size": rows * 4 * (2 * obs.shape[0] + 5),
-                "--hidden-sizes": 4 * (5 * weights + 3 * batch * sum(widths)),
-            },
-            device,
-        )
+        # bytes: the transitions; the weights ×5 (w, w', ∇, the optimiser's two); activations
+        transitions, networks = rows * 4 * (2 * obs.shape[0] + 5), 4 * (5 * weights + 3 * batch * sum(widths))
+        problem = memory_problem({"--buffer-size": transitions, "--hidden-sizes": networks}, device)
     if problem is not None:
         env.close()
-        raise UsageError(f"fitted_q.py {problem}.")
+        raise UsageError(f"{SCRIPT} {problem}.")
     return env
 
 
@@ -610,7 +587,7 @@ def load_dataset(path: str, obs_dim: int, n_actions: int) -> dict[str, np.ndarra
     """Read a dataset file and check every array; anything malformed is one UsageError naming the file and the fault."""
 
     def refuse(problem: str) -> UsageError:
-        return UsageError(f"fitted_q.py: the dataset {path!r} {problem}.")
+        return UsageError(f"{SCRIPT}: the dataset {path!r} {problem}.")
 
     try:  # an empty file, one that is no zip archive, a lone .npy, arrays of pickled objects
         with np.load(path, allow_pickle=False) as file:
@@ -686,7 +663,7 @@ def make_run_dir(args: Args) -> str:
         with contextlib.suppress(FileExistsError):  # another run took this name: no run writes into another's
             os.mkdir(run_dir := os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}"))
             return run_dir
-    raise RuntimeError(f"fitted_q.py: could not create a fresh run directory under {args.log_dir}.")
+    raise RuntimeError(f"{SCRIPT}: could not create a fresh run directory under {args.log_dir}.")
 
 
 def save_model(args: Args, run_dir: str, networks: dict[str, nn.Module]) -> str:
@@ -715,7 +692,7 @@ def save_atomically(path: str, write: Callable[[BinaryIO], object]) -> str:
             os.replace(partial, target)
             partial = None
             if target != path:
-                print(f"fitted_q.py: could not write {path} ({failures[0]}); wrote {target} instead.", file=sys.stderr)
+                print(f"{SCRIPT}: could not write {path} ({failures[0]}); wrote {target} instead.", file=sys.stderr)
             return target
         except OSError as error:
             failures.append(error.strerror or str(error))
@@ -723,20 +700,17 @@ def save_atomically(path: str, write: Callable[[BinaryIO], object]) -> str:
             if partial is not None:
                 with contextlib.suppress(OSError):
                     os.remove(partial)
-    raise OSError(f"fitted_q.py: could not save {path}, nor in {tempfile.gettempdir()}: {'; '.join(failures)}.")
+    raise OSError(f"{SCRIPT}: could not save {path}, nor in {tempfile.gettempdir()}: {'; '.join(failures)}.")
 
 
 def check_finite(values: dict[str, float], networks: dict[str, nn.Module], after: int, step: int) -> None:
     """Stop the run at a non-finite loss or weight, saying between which steps it appeared."""
     bad = [f"{name} = {value}" for name, value in values.items() if not math.isfinite(value)]
-    bad += [
-        f"the weights of {name}"
-        for name, net in networks.items()
-        if not all(p.isfinite().all() for p in net.parameters())
-    ]
+    weights = [name for name, net in networks.items() if not all(p.isfinite().all() for p in net.parameters())]
+    bad += [f"the weights of {name}" for name in weights]
     if bad:
         raise FloatingPointError(
-            f"fitted_q.py: non-finite numbers appeared between step {after + 1} and step {step} ({', '.join(bad)}), so "
+            f"{SCRIPT}: non-finite numbers appeared between step {after + 1} and step {step} ({', '.join(bad)}), so "
             "nothing was saved; a step too large for the rewards' scale is the usual cause: try a lower "
             "--learning-rate."
         )
@@ -757,7 +731,7 @@ def interrupted(
     if args.save_dataset is not None:
         saved += f"; {replay_buffer.size} transitions saved to {save_dataset(args.save_dataset, replay_buffer)}"
     return KeyboardInterrupt(
-        f"fitted_q.py: stopped by Ctrl-C at step {step} of {args.total_timesteps}{saved}; logs in {run_dir}."
+        f"{SCRIPT}: stopped by Ctrl-C at step {step} of {args.total_timesteps}{saved}; logs in {run_dir}."
     )
 
 
@@ -772,5 +746,5 @@ if __name__ == "__main__":
         print(error, file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt as error:  # interrupted() says where; one before training began has nothing to say
-        print(str(error) or "fitted_q.py: stopped by Ctrl-C before training began.", file=sys.stderr)
+        print(str(error) or f"{SCRIPT}: stopped by Ctrl-C before training began.", file=sys.stderr)
         sys.exit(130)

@@ -596,6 +596,9 @@ def evaluate(policy: Policy, env_id: str, seed: int, episodes: int, device: torc
 
 # ------------------------------------------------------------------ plumbing: the algorithm ends above
 # Logging, input checks, device, seeds, run directory, saving, Ctrl-C and the command line, alike in all six scripts.
+SCRIPT = os.path.basename(__file__)  # the name every message starts with
+
+
 class RunLog:
     """TensorBoard scalars, every finished episode, a progress line each tenth of the budget, the NaN checks."""
 
@@ -665,24 +668,10 @@ class UsageError(ValueError):
 
 def check_args(args: Args) -> None:
     """Refuse settings that cannot work, each in one sentence, before anything is written."""
-    enforce(
-        args,
-        [
-            (name, has_type(getattr(args, name), kind), f"be {describe(kind)}")
-            for name, kind in typing.get_type_hints(Args).items()
-        ],
-    )
-    positive = [
-        "total_timesteps",
-        "num_envs",
-        "num_steps",
-        "cg_iters",
-        "backtrack_iters",
-        "value_batch_size",
-        "learning_rate",
-        "max_kl",
-    ]
-    rules = [(name, getattr(args, name) > 0, "be positive") for name in positive]
+    hints = typing.get_type_hints(Args)  # the types first: every rule below compares numbers
+    enforce(args, [(name, has_type(getattr(args, name), kind), f"be {describe(kind)}") for name, kind in hints.items()])
+    positive = ["total_timesteps", "num_envs", "num_steps", "cg_iters", "backtrack_iters", "value_batch_size"]
+    rules = [(name, getattr(args, name) > 0, "be positive") for name in [*positive, "learning_rate", "max_kl"]]
     warm_up = args.num_steps * args.num_envs if args.normalize_observations else 0  # random steps before training
     after_warm_up = "leave steps to train on after its warm-up (--num-steps × --num-envs)"
     rules += [  # (field, whether its rule holds, what it must do)
@@ -713,7 +702,7 @@ def run_rules(args: Args) -> list[tuple[str, bool, str]]:
 def enforce(args: Args, rules: list[tuple[str, bool, str]]) -> None:
     for name, holds, requirement in rules:
         if not holds:
-            raise UsageError(f"trpo.py: --{name.replace('_', '-')} must {requirement}, got {getattr(args, name)!r}.")
+            raise UsageError(f"{SCRIPT}: --{name.replace('_', '-')} must {requirement}, got {getattr(args, name)!r}.")
 
 
 def has_type(value: object, kind: object) -> bool:
@@ -754,15 +743,13 @@ def writable(path: str) -> bool:
 
 def resolve_device(name: str) -> torch.device:
     """auto: cuda when torch sees a GPU, else cpu; any other name must be a device this machine has."""
-    try:
+    with contextlib.suppress(RuntimeError):  # not a device name: refused below
         device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-    except RuntimeError:
-        device = torch.device("meta")  # not a device name: refused below
-    if device.type == "cpu" or (device.type == "cuda" and (device.index or 0) < torch.cuda.device_count()):
-        return device
+        if device.type == "cpu" or (device.type == "cuda" and (device.index or 0) < torch.cuda.device_count()):
+            return device
     count = torch.cuda.device_count()
     raise UsageError(
-        f"trpo.py: --device {name} is not a device of this machine ({count} CUDA GPUs); use auto, cpu, cuda or cuda:N."
+        f"{SCRIPT}: --device {name} is not a device of this machine ({count} CUDA GPUs); use auto, cpu, cuda or cuda:N."
     )
 
 
@@ -773,7 +760,7 @@ def make_checked_envs(args: Args, device: torch.device) -> gym.vector.VectorEnv:
             probe = make_env(args.env_id)
     except Exception as error:
         reason = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
-        raise UsageError(f"trpo.py cannot make the environment {args.env_id!r}: {reason}.") from None
+        raise UsageError(f"{SCRIPT} cannot make the environment {args.env_id!r}: {reason}.") from None
     for warning in caught:
         warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     obs, actions = probe.observation_space, probe.action_space
@@ -789,20 +776,13 @@ def make_checked_envs(args: Args, device: torch.device) -> gym.vector.VectorEnv:
     else:
         outputs = actions.shape[0] if actions.shape else int(actions.n)
         rows = min(args.num_steps, args.total_timesteps // args.num_envs) * args.num_envs  # one update's transitions
-        weights = sum(
-            (a + 1) * b for out in (outputs, 1) for a, b in itertools.pairwise((obs.shape[0], *args.hidden_sizes, out))
-        )
-        problem = memory_problem(  # bytes: the weights ×5 (θ, w, ∇, Adam's two); the rollout and its activations
-            {
-                "--hidden-sizes": 4 * 5 * weights,
-                "--num-steps": rows
-                * 4
-                * (2 * obs.shape[0] + outputs + 4 + 4 * (2 * sum(args.hidden_sizes) + outputs + 1)),
-            },
-            device,
-        )
+        layers = [(obs.shape[0], *args.hidden_sizes, out) for out in (outputs, 1)]  # the policy's and V_w's
+        weights = sum((a + 1) * b for widths in layers for a, b in itertools.pairwise(widths))
+        row = 2 * obs.shape[0] + outputs + 4 + 4 * (2 * sum(args.hidden_sizes) + outputs + 1)  # and its activations
+        # bytes: the weights ×5 (θ, w, ∇, Adam's two); the rollout and its activations
+        problem = memory_problem({"--hidden-sizes": 4 * 5 * weights, "--num-steps": rows * 4 * row}, device)
     if problem is not None:
-        raise UsageError(f"trpo.py {problem}.")
+        raise UsageError(f"{SCRIPT} {problem}.")
     envs = gym.vector.SyncVectorEnv(
         [lambda: make_env(args.env_id) for _ in range(args.num_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
     )
@@ -854,7 +834,7 @@ def make_run_dir(args: Args) -> str:
         with contextlib.suppress(FileExistsError):  # another run took this name: no run writes into another's
             os.mkdir(run_dir := os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}"))
             return run_dir
-    raise RuntimeError(f"trpo.py: could not create a fresh run directory under {args.log_dir}.")
+    raise RuntimeError(f"{SCRIPT}: could not create a fresh run directory under {args.log_dir}.")
 
 
 def save_model(args: Args, run_dir: str, networks: dict[str, nn.Module]) -> str:
@@ -878,7 +858,7 @@ def save_atomically(path: str, write: Callable[[BinaryIO], object]) -> str:
             os.replace(partial, target)
             partial = None
             if target != path:
-                print(f"trpo.py: could not write {path} ({failures[0]}); wrote {target} instead.", file=sys.stderr)
+                print(f"{SCRIPT}: could not write {path} ({failures[0]}); wrote {target} instead.", file=sys.stderr)
             return target
         except OSError as error:
             failures.append(error.strerror or str(error))
@@ -886,20 +866,17 @@ def save_atomically(path: str, write: Callable[[BinaryIO], object]) -> str:
             if partial is not None:
                 with contextlib.suppress(OSError):
                     os.remove(partial)
-    raise OSError(f"trpo.py: could not save {path}, nor in {tempfile.gettempdir()}: {'; '.join(failures)}.")
+    raise OSError(f"{SCRIPT}: could not save {path}, nor in {tempfile.gettempdir()}: {'; '.join(failures)}.")
 
 
 def check_finite(values: dict[str, float], networks: dict[str, nn.Module], after: int, step: int) -> None:
     """Stop the run at a non-finite loss or weight, saying between which steps it appeared."""
     bad = [f"{name} = {value}" for name, value in values.items() if not math.isfinite(value)]
-    bad += [
-        f"the weights of {name}"
-        for name, net in networks.items()
-        if not all(p.isfinite().all() for p in net.parameters())
-    ]
+    weights = [name for name, net in networks.items() if not all(p.isfinite().all() for p in net.parameters())]
+    bad += [f"the weights of {name}" for name in weights]
     if bad:
         raise FloatingPointError(
-            f"trpo.py: non-finite numbers appeared between step {after + 1} and step {step} ({', '.join(bad)}), so "
+            f"{SCRIPT}: non-finite numbers appeared between step {after + 1} and step {step} ({', '.join(bad)}), so "
             "nothing was saved; a step too large for the rewards' scale is the usual cause: try a lower "
             "--learning-rate or --max-kl, or --normalize-observations."
         )
@@ -915,7 +892,7 @@ def interrupted(args: Args, run_dir: str, step: int, networks: dict[str, nn.Modu
         except FloatingPointError:
             saved = "; model not saved: its weights are not finite"
     return KeyboardInterrupt(
-        f"trpo.py: stopped by Ctrl-C at step {step} of {args.total_timesteps}{saved}; logs in {run_dir}."
+        f"{SCRIPT}: stopped by Ctrl-C at step {step} of {args.total_timesteps}{saved}; logs in {run_dir}."
     )
 
 
@@ -930,5 +907,5 @@ if __name__ == "__main__":
         print(error, file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt as error:  # interrupted() says where; one before training began has nothing to say
-        print(str(error) or "trpo.py: stopped by Ctrl-C before training began.", file=sys.stderr)
+        print(str(error) or f"{SCRIPT}: stopped by Ctrl-C before training began.", file=sys.stderr)
         sys.exit(130)
