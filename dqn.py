@@ -59,7 +59,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import tyro
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
 
@@ -137,17 +137,17 @@ class QNetwork(nn.Module):
         layers.append(nn.Linear(width, n_actions))
         self.net = nn.Sequential(*layers)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs: Tensor) -> Tensor:
         return self.net(obs)
 
 
 # ------------------------------------------------------------------------------------ replay buffer
 class Batch(NamedTuple):
-    obs: torch.Tensor  # [B, obs_dim]  S_i
-    actions: torch.Tensor  # [B] int64 A_i (index into 0..n_actions-1)
-    rewards: torch.Tensor  # [B]  R_i
-    next_obs: torch.Tensor  # [B, obs_dim]  S_{i+1}, the real next observation (never a reset one)
-    terminated: torch.Tensor  # [B]  1.0 where S_{i+1} is terminal, 0.0 otherwise (truncated included)
+    obs: Tensor  # [B, obs_dim]  S_i
+    actions: Tensor  # [B] int64 A_i (index into 0..n_actions-1)
+    rewards: Tensor  # [B]  R_i
+    next_obs: Tensor  # [B, obs_dim]  S_{i+1}, the real next observation (never a reset one)
+    terminated: Tensor  # [B]  1.0 where S_{i+1} is terminal, 0.0 otherwise (truncated included)
 
 
 class ReplayBuffer:
@@ -198,12 +198,12 @@ def epsilon_greedy_action(
 
 
 def td_target(
-    rewards: torch.Tensor,
-    terminated: torch.Tensor,
-    next_q_target: torch.Tensor,
+    rewards: Tensor,
+    terminated: Tensor,
+    next_q_target: Tensor,
     gamma: float,
-    next_q_online: torch.Tensor | None = None,
-) -> torch.Tensor:
+    next_q_online: Tensor | None = None,
+) -> Tensor:
     """y_i = R_i + γ (1 − terminated_i) q̂_w'(S_{i+1}, a*_i), [B], from `next_q_target` = q̂_w'(S_{i+1}, ·) [B, n_actions].
 
     a*_i = argmax_a' q̂_w'(S_{i+1}, a') (DQN), or argmax_a' q̂_w(S_{i+1}, a') when `next_q_online` = q̂_w(S_{i+1}, ·)
@@ -218,7 +218,7 @@ def td_target(
 
 def q_learning_loss(
     q_network: QNetwork, target_q_network: QNetwork, batch: Batch, gamma: float, double_q: bool, loss: str
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[Tensor, Tensor]:
     """L(w) on one mini-batch; also returns q̂_w(S_i, A_i) [B] for logging."""
     with torch.no_grad():
         next_q_target = target_q_network(batch.next_obs)  # [B, n_actions]
@@ -231,7 +231,7 @@ def q_learning_loss(
 
 def gradient_step(
     q_network: QNetwork, target_q_network: QNetwork, optimizer: torch.optim.Optimizer, batch: Batch, args: Args
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[Tensor, Tensor]:
     """w ← w − α ∇_w L(w) on one mini-batch (the optimiser's step, the gradient's norm clipped to max_grad_norm);
     returns L(w) and q̂_w(S_i, A_i) before the step."""
     td_loss, q_taken = q_learning_loss(q_network, target_q_network, batch, args.gamma, args.double_q, args.loss)

@@ -62,7 +62,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import tyro
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
 
@@ -140,7 +140,7 @@ class QNetwork(nn.Module):
         layers.append(nn.Linear(width, n_actions))
         self.net = nn.Sequential(*layers)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs: Tensor) -> Tensor:
         return self.net(obs)
 
 
@@ -149,11 +149,11 @@ DATASET_FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncate
 
 
 class Batch(NamedTuple):
-    obs: torch.Tensor  # [B, obs_dim]  S_i
-    actions: torch.Tensor  # [B] int64 A_i (index into 0..n_actions-1)
-    rewards: torch.Tensor  # [B]  R_i
-    next_obs: torch.Tensor  # [B, obs_dim]  S_{i+1}, the real next observation (never a reset one)
-    terminated: torch.Tensor  # [B]  1.0 where S_{i+1} is terminal, 0.0 otherwise (truncated included)
+    obs: Tensor  # [B, obs_dim]  S_i
+    actions: Tensor  # [B] int64 A_i (index into 0..n_actions-1)
+    rewards: Tensor  # [B]  R_i
+    next_obs: Tensor  # [B, obs_dim]  S_{i+1}, the real next observation (never a reset one)
+    terminated: Tensor  # [B]  1.0 where S_{i+1} is terminal, 0.0 otherwise (truncated included)
 
 
 class ReplayBuffer:
@@ -220,9 +220,7 @@ def epsilon_greedy_action(
     return int(q_values.argmax())
 
 
-def td_target(
-    rewards: torch.Tensor, terminated: torch.Tensor, next_q_target: torch.Tensor, gamma: float
-) -> torch.Tensor:
+def td_target(rewards: Tensor, terminated: Tensor, next_q_target: Tensor, gamma: float) -> Tensor:
     """y_i = R_i + γ (1 − terminated_i) max_a' q̂_w'(S_{i+1}, a'), shape [B].
 
     `next_q_target` is q̂_w'(S_{i+1}, ·), [B, n_actions]. Only termination cuts the bootstrap.
@@ -230,7 +228,7 @@ def td_target(
     return rewards + gamma * (1.0 - terminated) * next_q_target.max(dim=1).values
 
 
-def regression_loss(q_network: QNetwork, target_q_network: QNetwork, batch: Batch, gamma: float) -> torch.Tensor:
+def regression_loss(q_network: QNetwork, target_q_network: QNetwork, batch: Batch, gamma: float) -> Tensor:
     """1/B Σ_i (y_i − q̂_w(S_i, A_i))², the targets y_i computed with the frozen w'."""
     with torch.no_grad():
         y = td_target(batch.rewards, batch.terminated, target_q_network(batch.next_obs), gamma)  # [B]
@@ -245,7 +243,7 @@ def fit(
     replay_buffer: ReplayBuffer,
     args: Args,
     device: torch.device,
-) -> torch.Tensor:
+) -> Tensor:
     """Process (3): K regression steps of q̂_w onto the frozen targets; returns the last loss."""
     full_batch = replay_buffer.everything(device) if args.optimizer == "rprop" else None
     for _ in range(args.fit_steps):

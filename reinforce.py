@@ -70,7 +70,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 import tyro
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 
 
@@ -142,16 +142,16 @@ class CategoricalPolicy(nn.Module):
         super().__init__()
         self.logits = mlp(obs_dim, n_actions, hidden_sizes, out_gain=0.01)
 
-    def forward(self, obs: torch.Tensor) -> torch.distributions.Categorical:
+    def forward(self, obs: Tensor) -> torch.distributions.Categorical:
         return torch.distributions.Categorical(logits=self.logits(obs), validate_args=False)
 
-    def sample(self, obs: torch.Tensor) -> torch.Tensor:
+    def sample(self, obs: Tensor) -> Tensor:
         """An action index per row drawn from π_θ(· | s), [B], by the Gumbel-max trick: argmax_a (logits_a − log E_a),
         E_a ~ Exp(1), is distributed as softmax(logits), at a tenth of the cost of forward(obs).sample() on CPU."""
         logits = self.logits(obs)
         return (logits - torch.empty_like(logits).exponential_().log()).argmax(dim=-1)
 
-    def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
+    def deterministic_action(self, obs: Tensor) -> Tensor:
         """The most probable action index, [B]."""
         return self.logits(obs).argmax(dim=-1)
 
@@ -173,16 +173,16 @@ class GaussianPolicy(nn.Module):
         self.mean = mlp(obs_dim, len(low), hidden_sizes, out_gain=0.01)
         self.log_std = nn.Parameter(torch.full((len(low),), float(init_log_std)))
 
-    def forward(self, obs: torch.Tensor) -> torch.distributions.Independent:
+    def forward(self, obs: Tensor) -> torch.distributions.Independent:
         mean = self.center + self.scale * self.mean(obs)  # [B, act_dim]
         std = self.scale * self.log_std.exp()  # [act_dim], broadcast over the batch
         return torch.distributions.Independent(torch.distributions.Normal(mean, std, validate_args=False), 1)
 
-    def sample(self, obs: torch.Tensor) -> torch.Tensor:
+    def sample(self, obs: Tensor) -> Tensor:
         """An action drawn from π_θ(· | s), [B, act_dim] (unclipped)."""
         return self(obs).sample()
 
-    def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
+    def deterministic_action(self, obs: Tensor) -> Tensor:
         """The mean action μ_θ(s), [B, act_dim] (unclipped)."""
         return self.center + self.scale * self.mean(obs)
 
@@ -194,7 +194,7 @@ class ValueNetwork(nn.Module):
         super().__init__()
         self.net = mlp(obs_dim, 1, hidden_sizes, out_gain=1.0)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs: Tensor) -> Tensor:
         return self.net(obs).squeeze(-1)
 
 
@@ -265,9 +265,7 @@ def reward_to_go(rewards: np.ndarray, gamma: float, bootstrap: float = 0.0) -> n
     return returns
 
 
-def batch_returns(
-    episodes: list[Episode], value: ValueNetwork | None, gamma: float, device: torch.device
-) -> torch.Tensor:
+def batch_returns(episodes: list[Episode], value: ValueNetwork | None, gamma: float, device: torch.device) -> Tensor:
     """G_t of every step of every episode, concatenated [n_steps]; truncated episodes bootstrap from V_w(S_T)."""
     bootstraps = np.zeros(len(episodes), dtype=np.float32)
     truncated = [i for i, episode in enumerate(episodes) if not episode.terminated]
@@ -279,7 +277,7 @@ def batch_returns(
     return torch.as_tensor(np.concatenate(returns), device=device)
 
 
-def advantages(returns: torch.Tensor, values: torch.Tensor | None, normalize: bool) -> torch.Tensor:
+def advantages(returns: Tensor, values: Tensor | None, normalize: bool) -> Tensor:
     """Â_t = G_t − V_w(S_t) (or G_t without a baseline), optionally rescaled to mean 0 and std 1."""
     result = returns if values is None else returns - values
     if normalize and len(result) > 1:
@@ -289,8 +287,8 @@ def advantages(returns: torch.Tensor, values: torch.Tensor | None, normalize: bo
 
 
 def policy_gradient_loss(
-    policy: Policy, obs: torch.Tensor, actions: torch.Tensor, advantage: torch.Tensor, n_episodes: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+    policy: Policy, obs: Tensor, actions: Tensor, advantage: Tensor, n_episodes: int
+) -> tuple[Tensor, Tensor]:
     """−1/N Σ_i Σ_t log π_θ(A_t | S_t) Â_t, whose gradient is −∇_θ J; also returns the mean entropy."""
     distribution = policy(obs)
     loss = -(distribution.log_prob(actions) * advantage).sum() / n_episodes
