@@ -161,10 +161,9 @@ class GaussianPolicy(nn.Module):
     center + scale · net(s) and σ = scale · exp(log_std), with center and scale the middle and half-width of the
     bounds (0 and 1 where unbounded), so the network works in units of the bounds; log_std does not depend on s."""
 
-    def __init__(
-        self, obs_dim: int, low: np.ndarray, high: np.ndarray, hidden_sizes: tuple[int, ...], init_log_std: float
-    ) -> None:
+    def __init__(self, obs_dim: int, box: gym.spaces.Box, hidden_sizes: tuple[int, ...], init_log_std: float) -> None:
         super().__init__()
+        low, high = box.low, box.high  # the action bounds
         bounded = np.isfinite(low) & np.isfinite(high)
         center = np.where(bounded, (high + low) / 2, 0.0)
         scale = np.where(bounded, (high - low) / 2, 1.0)
@@ -315,7 +314,7 @@ def train(args: Args) -> dict:
         space, obs_dim = envs[0].action_space, envs[0].observation_space.shape[0]
         gamma = default_gamma(args.env_id) if args.gamma is None else args.gamma
         if isinstance(space, gym.spaces.Box):
-            policy: Policy = GaussianPolicy(obs_dim, space.low, space.high, args.hidden_sizes, args.init_log_std)
+            policy: Policy = GaussianPolicy(obs_dim, space, args.hidden_sizes, args.init_log_std)
         else:
             policy = CategoricalPolicy(obs_dim, int(space.n), args.hidden_sizes)
         policy = policy.to(device)

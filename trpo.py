@@ -217,13 +217,13 @@ class GaussianPolicy(nn.Module):
     def __init__(
         self,
         obs_dim: int,
-        low: np.ndarray,
-        high: np.ndarray,
+        box: gym.spaces.Box,
         hidden_sizes: tuple[int, ...],
         init_log_std: float,
         normalizer: nn.Module,
     ) -> None:
         super().__init__()
+        low, high = box.low, box.high  # the action bounds
         bounded = np.isfinite(low) & np.isfinite(high)
         center = np.where(bounded, (high + low) / 2, 0.0)
         scale = np.where(bounded, (high - low) / 2, 1.0)
@@ -515,9 +515,7 @@ def train(args: Args) -> dict:
         gamma = default_gamma(args.env_id) if args.gamma is None else args.gamma
         normalizer = ObservationNormalizer(obs_dim) if args.normalize_observations else nn.Identity()
         if isinstance(space, gym.spaces.Box):
-            policy: Policy = GaussianPolicy(
-                obs_dim, space.low, space.high, args.hidden_sizes, args.init_log_std, normalizer
-            )
+            policy: Policy = GaussianPolicy(obs_dim, space, args.hidden_sizes, args.init_log_std, normalizer)
         else:
             policy = CategoricalPolicy(obs_dim, int(space.n), args.hidden_sizes, normalizer)
         policy = policy.to(device)

@@ -183,7 +183,7 @@ def small_policy(module, kind: str, hidden_sizes: tuple[int, ...] = (5,)) -> tor
         policy = module.CategoricalPolicy(3, 4, hidden_sizes, torch.nn.Identity())
         last = policy.logits[-1]
     else:
-        policy = module.GaussianPolicy(3, BOX_ACTIONS.low, BOX_ACTIONS.high, hidden_sizes, 0.2, torch.nn.Identity())
+        policy = module.GaussianPolicy(3, BOX_ACTIONS, hidden_sizes, 0.2, torch.nn.Identity())
         last = policy.mean[-1]
     with torch.no_grad():  # the near-uniform start would make the Fisher matrix nearly singular
         last.weight.normal_()

@@ -2,6 +2,7 @@
 
 import os
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -11,6 +12,7 @@ import reinforce
 
 GAMMA = 0.9
 LOW, HIGH = np.array([-1.0, 0.5], np.float32), np.array([3.0, 2.0], np.float32)  # tests/Box*-v0's bounds
+BOX = gym.spaces.Box(LOW, HIGH, dtype=np.float32)
 
 
 def short_args(log_dir: str, **overrides) -> reinforce.Args:
@@ -143,7 +145,7 @@ def test_policy_gradient_loss_is_the_sum_over_episodes_of_log_prob_times_advanta
 # ------------------------------------------------------------------------------ Gaussian policy
 def test_gaussian_policy_is_centred_on_asymmetric_bounds_and_its_log_prob_is_the_normal_density():
     torch.manual_seed(0)
-    policy = reinforce.GaussianPolicy(2, LOW, HIGH, (8,), init_log_std=0.3)
+    policy = reinforce.GaussianPolicy(2, BOX, (8,), init_log_std=0.3)
     with torch.no_grad():
         policy.mean[-1].weight.zero_()  # the network's output is 0: the mean is the middle of the bounds
     obs = torch.randn(4, 2)
@@ -161,7 +163,7 @@ def test_clipped_actions_reach_the_env_inside_the_bounds_while_the_batch_keeps_t
     # tests/BoxTruncated-v0 raises on any action outside [-1, 3] × [0.5, 2]; σ = e · half-width forces clipping.
     torch.manual_seed(0)
     envs = make_envs("tests/BoxTruncated-v0", 2)
-    policy = reinforce.GaussianPolicy(2, LOW, HIGH, (8,), init_log_std=1.0)
+    policy = reinforce.GaussianPolicy(2, BOX, (8,), init_log_std=1.0)
     episodes, _, _ = reinforce.collect_episodes(envs, policy, 200, 10_000, torch.device("cpu"))
     actions = np.concatenate([e.actions for e in episodes])
     assert np.any(actions < LOW) and np.any(actions > HIGH), "the stored samples are the unclipped ones"
@@ -169,7 +171,7 @@ def test_clipped_actions_reach_the_env_inside_the_bounds_while_the_batch_keeps_t
 
 def test_evaluation_clips_the_mean_action_into_asymmetric_bounds():
     torch.manual_seed(0)
-    policy = reinforce.GaussianPolicy(2, LOW, HIGH, (8,), init_log_std=0.0)
+    policy = reinforce.GaussianPolicy(2, BOX, (8,), init_log_std=0.0)
     with torch.no_grad():
         policy.mean[-1].bias.copy_(torch.tensor([5.0, -5.0]))  # a mean far outside both bounds
     returns = reinforce.evaluate(policy, "tests/BoxTruncated-v0", 0, 2, torch.device("cpu"))

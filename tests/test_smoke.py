@@ -196,7 +196,7 @@ def network_whose_greedy_action_is_known(module, env_id: str) -> torch.nn.Module
     elif hasattr(module, "Actor"):
         network = module.Actor(2, 2, (4,), BOX_ACTIONS.low.astype(np.float64), BOX_ACTIONS.high.astype(np.float64))
     elif env_id.startswith("tests/Box"):
-        network = module.GaussianPolicy(2, BOX_ACTIONS.low, BOX_ACTIONS.high, (4,), 0.5, *normalizer)
+        network = module.GaussianPolicy(2, BOX_ACTIONS, (4,), 0.5, *normalizer)
     else:
         network = module.CategoricalPolicy(2, 2, (4,), *normalizer)
     with torch.no_grad():
@@ -370,7 +370,7 @@ def test_policy_sample_draws_actions_with_the_policys_probabilities(module_name)
         frequencies = torch.bincount(actions[:, row], minlength=4) / draws
         standard_error = (probabilities[row] * (1 - probabilities[row]) / draws).sqrt()
         assert ((frequencies - probabilities[row]).abs() <= 4.5 * standard_error + 1e-6).all()
-    gaussian = module.GaussianPolicy(3, BOX_ACTIONS.low, BOX_ACTIONS.high, (5,), -0.5, *normalizer)
+    gaussian = module.GaussianPolicy(3, BOX_ACTIONS, (5,), -0.5, *normalizer)
     with torch.no_grad():
         distribution, samples = gaussian(obs), gaussian.sample(obs.repeat(draws, 1)).view(draws, 2, 2)
     standard_error = distribution.stddev / draws**0.5

@@ -3,6 +3,7 @@
 import importlib
 import os
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -12,6 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import trpo
 
 LOW, HIGH = np.array([-1.0, 0.5], np.float32), np.array([3.0, 2.0], np.float32)  # tests/Box*-v0's bounds
+BOX = gym.spaces.Box(LOW, HIGH, dtype=np.float32)
 
 
 def short_args(log_dir: str, **overrides) -> trpo.Args:
@@ -253,9 +255,7 @@ def test_stored_transitions_end_on_the_real_final_observation_and_never_cross_a_
 def test_gaussian_actions_reach_the_env_clipped_while_the_batch_keeps_the_unclipped_samples():
     # tests/BoxTruncated-v0 raises on any action outside [-1, 3] × [0.5, 2]; σ = e · half-width forces clipping.
     torch.manual_seed(0)
-    storage = rollout(
-        "tests/BoxTruncated-v0", 40, trpo.GaussianPolicy(2, LOW, HIGH, (4,), 1.0, torch.nn.Identity()), (2,)
-    )
+    storage = rollout("tests/BoxTruncated-v0", 40, trpo.GaussianPolicy(2, BOX, (4,), 1.0, torch.nn.Identity()), (2,))
     actions = storage.actions.reshape(-1, 2).numpy()
     assert np.any(actions < LOW) and np.any(actions > HIGH)
 
@@ -281,7 +281,7 @@ def test_new_normaliser_statistics_leave_what_the_networks_compute_unchanged(kin
     if kind == "categorical":
         policy = trpo.CategoricalPolicy(3, 4, (5,), normalizer)
     else:
-        policy = trpo.GaussianPolicy(3, LOW, HIGH, (5,), 0.2, normalizer)
+        policy = trpo.GaussianPolicy(3, BOX, (5,), 0.2, normalizer)
     value = trpo.ValueNetwork(3, (), normalizer)  # no hidden layer: its first layer is its last
     obs = torch.randn(64, 3, generator=generator) * 2 + 1
     with torch.no_grad():
