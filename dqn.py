@@ -414,7 +414,8 @@ def check_args(args: Args) -> None:
     """Refuse settings that cannot work, each in one sentence, before anything is written."""
     hints = typing.get_type_hints(Args)  # the types first: every rule below compares numbers
     enforce(args, [(name, has_type(getattr(args, name), kind), f"be {describe(kind)}") for name, kind in hints.items()])
-    first_update = -(-args.learning_starts // args.train_frequency) * args.train_frequency  # the first t % F == 0
+    frequency = max(args.train_frequency, 1)  # (0 is refused below)
+    first_update = -(-args.learning_starts // frequency) * frequency  # the first t % F == 0
     positive = ["total_timesteps", "buffer_size", "batch_size", "train_frequency", "gradient_steps", "learning_rate"]
     rules = [(name, getattr(args, name) > 0, "be positive") for name in [*positive, "target_network_frequency"]]
     rules += [  # (field, whether its rule holds, what it must do)

@@ -487,6 +487,7 @@ def check_args(args: Args) -> None:
     positive = ["total_timesteps", "num_envs", "steps_per_update", "learning_rate", "value_learning_rate"]
     rules = [(name, getattr(args, name) > 0, "be positive") for name in positive]
     rules += [  # (field, whether its rule holds, what it must do)
+        ("num_envs", args.num_envs <= args.total_timesteps, "leave a step of every environment in --total-timesteps"),
         ("gamma", args.gamma is None or 0 <= args.gamma <= 1, "lie in [0, 1]"),
         ("value_steps", args.value_steps >= 0, "be non-negative"),
         ("hidden_sizes", all(width > 0 for width in args.hidden_sizes), "be positive widths"),

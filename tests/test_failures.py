@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,30 @@ def test_bad_input_is_refused_in_one_sentence_before_anything_is_written(module_
         assert message.startswith(f"{module_name}.py") and "\n" not in message and message.endswith("."), message
         assert not os.path.exists(log_dir), f"{overrides} wrote {log_dir}"
         assert (tmp_path / "a_file").read_text() == "keep me"
+
+
+class ChecksPassed(Exception):
+    """Raised where the run directory would be made: every check before it let the settings through."""
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_zero_negative_and_large_numbers_in_any_field_are_refused_in_a_sentence_or_accepted(
+    module_name, monkeypatch, log_dir
+):
+    """A zero or a negative in any numeric field (a divisor, a count, a rate) gets a ValueError or passes the
+    checks; never another exception (a ZeroDivisionError from a check that divides before it refuses)."""
+    module = importlib.import_module(module_name)
+
+    def checks_passed(args):
+        raise ChecksPassed
+
+    monkeypatch.setattr(module, "make_run_dir", checks_passed)
+    for field, kind in typing.get_type_hints(module.Args).items():
+        numeric = {int: (0, -1, 10**6), float: (0.0, -1.0, 2.0)}
+        for value in next((values for number, values in numeric.items() if kind in (number, number | None)), ()):
+            with pytest.raises((ValueError, ChecksPassed)):
+                module.train(module.Args(**{"log_dir": log_dir, field: value}))
+    assert not os.path.exists(log_dir)
 
 
 def test_ddpg_does_not_send_a_multibinary_user_to_a_script_that_refuses_it_too(log_dir):
