@@ -210,7 +210,9 @@ def test_without_a_baseline_the_result_has_no_value_network(log_dir):
     result = reinforce.train(short_args(log_dir, baseline=False, save_model=True, eval_episodes=0))
     assert "value" not in result
     checkpoint = torch.load(os.path.join(result["run_dir"], "reinforce.pt"), weights_only=True)
-    assert set(checkpoint) == {"policy", "args"}
+    assert set(checkpoint) == {"policy", "optimizers", "args", "script"} and set(checkpoint["optimizers"]) == {
+        "policy_optimizer"
+    }
 
 
 # -------------------------------------------------------------------------------------- bad input
