@@ -40,7 +40,9 @@ Examples:
 """
 
 import contextlib
+import importlib.util
 import itertools
+import json
 import math
 import numbers
 import os
@@ -48,6 +50,7 @@ import random
 import sys
 import tempfile
 import time
+import types
 import typing
 import warnings
 from collections.abc import Callable, Iterator
@@ -60,6 +63,7 @@ import torch
 import torch.nn.functional as F
 import tyro
 from torch import Tensor, nn
+from torch.optim import Optimizer
 from torch.utils.tensorboard import SummaryWriter
 
 
@@ -107,6 +111,10 @@ class Args:
     """directory under which each run writes its TensorBoard logs (and model)"""
     save_model: bool = False
     """save the actor, the critic and the args to <run_dir>/<exp_name>.pt at the end"""
+    load_model: str | None = None
+    """a file written by --save-model to start from (its networks and optimiser state); --total-timesteps 0 only evaluates it"""
+    capture_video: bool = False
+    """record the final evaluation episodes as MP4 files in <run_dir>/videos (needs: pip install moviepy pygame)"""
     eval_episodes: int = 10
     """deterministic evaluation episodes after training (0 turns the evaluation off)"""
     torch_threads: int = 1
@@ -280,6 +288,7 @@ def train(args: Args) -> dict:
     check_args(args)
     device = resolve_device(args.device)
     env = make_checked_env(args, device)
+    checkpoint = read_model(args, env.observation_space, env.action_space)  # None without --load-model
     run_dir = make_run_dir(args)
     # seeds, threads, determinism (the caller's come back after); the logs are flushed however the run ends
     with seeded_run(args, device), SummaryWriter(run_dir) as writer:
@@ -288,20 +297,22 @@ def train(args: Args) -> dict:
         obs_dim = env.observation_space.shape[0]
         low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
         actor = Actor(obs_dim, len(low), args.hidden_sizes, low, high).to(device)
-        target_actor = Actor(obs_dim, len(low), args.hidden_sizes, low, high)
-        target_actor.to(device).load_state_dict(actor.state_dict())  # θ' ← θ
+        target_actor = Actor(obs_dim, len(low), args.hidden_sizes, low, high).to(device)
         critic = Critic(obs_dim, len(low), args.hidden_sizes).to(device)
-        target_critic = Critic(obs_dim, len(low), args.hidden_sizes)
-        target_critic.to(device).load_state_dict(critic.state_dict())  # w' ← w
+        target_critic = Critic(obs_dim, len(low), args.hidden_sizes).to(device)
         actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
         critic_optimizer = torch.optim.Adam(critic.parameters(), lr=args.critic_learning_rate, fused=True)
+        networks = {"actor": actor, "critic": critic}
+        optimizers = {"actor_optimizer": actor_optimizer, "critic_optimizer": critic_optimizer}
+        restore(checkpoint, networks, optimizers)  # --load-model: θ, w and Adam's states from its file
+        target_actor.load_state_dict(actor.state_dict())  # θ' ← θ
+        target_critic.load_state_dict(critic.state_dict())  # w' ← w
         replay_buffer = ReplayBuffer(min(args.buffer_size, args.total_timesteps), obs_dim, len(low), rng)  # no more
         sigma = args.exploration_noise * (high - low) / 2.0  # relative to each dimension's half-width
         noise = (
             OrnsteinUhlenbeckNoise(sigma, args.ou_theta, rng) if args.noise_type == "ou" else GaussianNoise(sigma, rng)
         )
-        networks = {"actor": actor, "critic": critic}
-        models, optimizers = (actor, critic, target_actor, target_critic), (actor_optimizer, critic_optimizer)
+        models, pair = (actor, critic, target_actor, target_critic), (actor_optimizer, critic_optimizer)
         global_step, logged_step, updates = 0, -LOG_INTERVAL, 0
         pi_loss = None  # −J(θ) of the latest actor step
         obs, _ = env.reset(seed=args.seed)
@@ -328,7 +339,7 @@ def train(args: Args) -> dict:
                     batch = replay_buffer.sample(args.batch_size, device)
                     updates += 1
                     update_actor = updates % args.policy_frequency == 0
-                    q_loss, actor_step_loss = ddpg_update(batch, models, optimizers, args.gamma, args.tau, update_actor)
+                    q_loss, actor_step_loss = ddpg_update(batch, models, pair, args.gamma, args.tau, update_actor)
                     pi_loss = actor_step_loss if update_actor else pi_loss
                     # .item() waits for the device: read the losses (and check them) only every LOG_INTERVAL steps.
                     if global_step - logged_step >= LOG_INTERVAL and pi_loss is not None:
@@ -339,28 +350,34 @@ def train(args: Args) -> dict:
                 log.progress(global_step + 1)
             env.close()
             log.finish(networks)  # no non-finite weight goes on to the evaluation or a file
-            eval_returns = evaluate(actor, args.env_id, args.seed, args.eval_episodes, device)
+            videos = video_dir(args, run_dir)  # None without --capture-video
+            eval_returns = evaluate(actor, args.env_id, args.seed, args.eval_episodes, device, videos)
         except KeyboardInterrupt:
-            raise interrupted(args, run_dir, global_step, networks) from None
-        return report(args, log, run_dir, eval_returns, networks) | {"replay_buffer": replay_buffer}
+            raise interrupted(args, run_dir, global_step, networks, optimizers) from None
+        return report(args, log, run_dir, eval_returns, networks, optimizers) | {"replay_buffer": replay_buffer}
 
 
 # ----------------------------------------------------------------------------------- evaluation
-def make_env(env_id: str) -> gym.Env:
-    """The env with flattened observations (Discrete observations become one-hot vectors)."""
-    return gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id)))
+def make_env(env_id: str, **kwargs: object) -> gym.Env:
+    """The env with flattened observations (Discrete observations become one-hot vectors); kwargs go to gym.make."""
+    return gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id, **kwargs)))
 
 
 EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one in evaluation
 
 
-def evaluate(actor: Actor, env_id: str, seed: int, episodes: int, device: torch.device) -> list[float]:
+def evaluate(
+    actor: Actor, env_id: str, seed: int, episodes: int, device: torch.device, video_dir: str | None = None
+) -> list[float]:
     """Undiscounted returns of deterministic episodes, a = μ_θ(s), on a fresh env seeded once per run
     (reset(seed=seed + 10_000), then its own stream): a seed meets the same start states every run, two seeds
-    independent ones. An env without a time limit is cut at EVAL_STEP_LIMIT steps, so no episode can hang."""
-    env = make_env(env_id)
+    independent ones. An env without a time limit is cut at EVAL_STEP_LIMIT steps, so no episode can hang. With `video_dir`,
+    every episode is also recorded there, one MP4 file each."""
+    env = make_env(env_id, render_mode="rgb_array") if video_dir else make_env(env_id)
     if env.spec is None or env.spec.max_episode_steps is None:
         env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
+    if video_dir is not None:
+        env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True)
     returns = []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + 10_000 if i == 0 else None)
@@ -424,12 +441,19 @@ class RunLog:
         check_finite({}, networks, self.checked_step, self.steps)
 
 
-def report(args: Args, log: RunLog, run_dir: str, eval_returns: list[float], networks: dict[str, nn.Module]) -> dict:
+def report(
+    args: Args,
+    log: RunLog,
+    run_dir: str,
+    eval_returns: list[float],
+    networks: dict[str, nn.Module],
+    optimizers: dict[str, Optimizer],
+) -> dict:
     """Log the evaluation, save the model (with --save-model), print the summary line; train()'s result."""
     for i, episode_return in enumerate(eval_returns):
         log.writer.add_scalar("eval/return", episode_return, i)
     if args.save_model:
-        print(f"model saved to {save_model(args, run_dir, networks)}")
+        print(f"model saved to {save_model(args, run_dir, networks, optimizers)}")
     sps = log.steps / log.train_time
     summary = "no evaluation"
     if eval_returns:
@@ -452,6 +476,14 @@ def check_args(args: Args) -> None:
     """Refuse settings that cannot work, each in one sentence, before anything is written."""
     hints = typing.get_type_hints(Args)  # the types first: every rule below compares numbers
     enforce(args, [(name, has_type(getattr(args, name), kind), f"be {describe(kind)}") for name, kind in hints.items()])
+    if args.load_model is not None and args.total_timesteps == 0:  # only evaluate the loaded networks: no training
+        return enforce(
+            args,
+            [
+                *run_rules(args),
+                ("eval_episodes", args.eval_episodes > 0, "be positive when --total-timesteps 0 only evaluates"),
+            ],
+        )
     positive = ["total_timesteps", "buffer_size", "batch_size", "policy_frequency", "learning_rate"]
     rules = [(name, getattr(args, name) > 0, "be positive") for name in [*positive, "critic_learning_rate"]]
     last_start = args.total_timesteps - args.policy_frequency  # the last step an actor update can come at
@@ -476,6 +508,8 @@ def run_rules(args: Args) -> list[tuple[str, bool, str]]:
         ("eval_episodes", args.eval_episodes >= 0, "be non-negative"),
         ("exp_name", name not in ("", ".", "..") and not set("/\\\0") & set(name), "be a file name (no '/')"),
         ("log_dir", writable(args.log_dir), "be a directory this process can create or write"),
+        ("load_model", args.load_model is None or os.path.isfile(args.load_model), "name a file --save-model wrote"),
+        ("capture_video", not args.capture_video or args.eval_episodes > 0, "go with --eval-episodes above 0"),
     ]
 
 
@@ -489,6 +523,8 @@ def has_type(value: object, kind: object) -> bool:
     """Whether a field's value matches its annotation (floats finite too: inf would pass every "> 0")."""
     if typing.get_origin(kind) is Literal:
         return value in typing.get_args(kind)
+    if typing.get_origin(kind) is types.UnionType:
+        return any(has_type(value, option) for option in typing.get_args(kind))
     if typing.get_origin(kind) is tuple:
         return isinstance(value, tuple | list) and all(has_type(item, int) for item in value)
     if kind in (int, float):
@@ -500,7 +536,9 @@ def has_type(value: object, kind: object) -> bool:
 def describe(kind: object) -> str:
     if typing.get_origin(kind) is Literal:
         return "one of " + ", ".join(map(repr, typing.get_args(kind)))
-    names = {int: "an integer", float: "a finite number", bool: "True or False", str: "a string"}
+    if typing.get_origin(kind) is types.UnionType:
+        return " or ".join(describe(option) for option in typing.get_args(kind))
+    names = {int: "an integer", float: "a finite number", bool: "True or False", str: "a string", type(None): "None"}
     return names.get(kind) or str(kind)  # type: ignore[call-overload]
 
 
@@ -563,6 +601,8 @@ def make_checked_env(args: Args, device: torch.device) -> gym.Env:
     if problem is not None:
         env.close()
         raise UsageError(f"{SCRIPT} {problem}.")
+    if args.capture_video:
+        check_video(args)
     return env
 
 
@@ -614,11 +654,76 @@ def make_run_dir(args: Args) -> str:
     raise RuntimeError(f"{SCRIPT}: could not create a fresh run directory under {args.log_dir}.")
 
 
-def save_model(args: Args, run_dir: str, networks: dict[str, nn.Module]) -> str:
-    """<run_dir>/<exp_name>.pt: the state dicts and the args as plain types; returns where it was written."""
-    checkpoint = {name: {k: v.cpu() for k, v in net.state_dict().items()} for name, net in networks.items()}
-    checkpoint["args"] = asdict(args)
+ARCHITECTURE = ("hidden_sizes",)  # the settings a saved network's shape depends on, beside its env's spaces
+
+
+def save_model(args: Args, run_dir: str, networks: dict[str, nn.Module], optimizers: dict[str, Optimizer]) -> str:
+    """<run_dir>/<exp_name>.pt: the state dicts of the networks and optimisers, the args as plain types and the
+    script's name (what --load-model reads back); returns where it was written."""
+    checkpoint: dict = {name: {k: v.cpu() for k, v in net.state_dict().items()} for name, net in networks.items()}
+    checkpoint["optimizers"] = {name: optimizer.state_dict() for name, optimizer in optimizers.items()}
+    checkpoint |= {"args": asdict(args), "script": SCRIPT}
     return save_atomically(os.path.join(run_dir, f"{args.exp_name}.pt"), lambda file: torch.save(checkpoint, file))
+
+
+def read_model(args: Args, observation_space: gym.Space, action_space: gym.Space) -> dict | None:
+    """The file of --load-model, checked before any work: written by this script's --save-model, for an env with the
+    same observation and action spaces, with the same ARCHITECTURE settings. None without --load-model."""
+    if args.load_model is None:
+        return None
+    try:
+        checkpoint = torch.load(args.load_model, map_location="cpu", weights_only=True)
+        script, saved = checkpoint["script"], checkpoint["args"]
+        env = make_env(saved["env_id"])  # the env it was trained on, whose spaces must be this run's
+        spaces = (env.observation_space, env.action_space)
+        env.close()
+    except Exception as error:  # not a file torch reads, not one --save-model wrote, or its env cannot be made here
+        reason = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
+        raise UsageError(
+            f"{SCRIPT}: --load-model {args.load_model} is not a model this script can use ({reason})."
+        ) from None
+    differs = [name for name in ARCHITECTURE if json.dumps(saved[name]) != json.dumps(getattr(args, name))]
+    if script != SCRIPT:
+        problem = f"was written by {script}, not by {SCRIPT}"
+    elif spaces != (observation_space, action_space):
+        shapes = [f"observations {o.shape} and actions {a}" for o, a in (spaces, (observation_space, action_space))]
+        problem = f"was trained on {saved['env_id']} ({shapes[0]}), whose spaces are not {args.env_id}'s ({shapes[1]})"
+    elif differs:
+        problem = f"holds networks built with --{differs[0].replace('_', '-')} {saved[differs[0]]}, not {getattr(args, differs[0])}"
+    else:
+        return checkpoint
+    raise UsageError(f"{SCRIPT}: --load-model {args.load_model} {problem}.")
+
+
+def restore(checkpoint: dict | None, networks: dict[str, nn.Module], optimizers: dict[str, Optimizer]) -> None:
+    """With --load-model: the networks' weights from its file, and the optimisers' state where the file holds it."""
+    if checkpoint is not None:
+        for name, network in networks.items():
+            network.load_state_dict(checkpoint[name])
+        for name, optimizer in optimizers.items():
+            if name in checkpoint["optimizers"]:
+                optimizer.load_state_dict(checkpoint["optimizers"][name])
+
+
+def check_video(args: Args) -> None:
+    """--capture-video needs moviepy, and frames from the env on this machine (pygame for classic control, an OpenGL
+    context for MuJoCo): render one before any work, so that a run cannot fail at its very end."""
+    try:
+        if importlib.util.find_spec("moviepy") is None:
+            raise ModuleNotFoundError("No module named 'moviepy'")
+        env = make_env(args.env_id, render_mode="rgb_array")
+        env.reset(seed=0)
+        env.render()
+        env.close()
+    except Exception as error:
+        reason = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
+        raise UsageError(
+            f"{SCRIPT}: --capture-video cannot record {args.env_id} here ({reason}); pip install moviepy pygame."
+        ) from None
+
+
+def video_dir(args: Args, run_dir: str) -> str | None:
+    return os.path.join(run_dir, "videos") if args.capture_video else None
 
 
 def save_atomically(path: str, write: Callable[[BinaryIO], object]) -> str:
@@ -659,13 +764,15 @@ def check_finite(values: dict[str, float], networks: dict[str, nn.Module], after
         )
 
 
-def interrupted(args: Args, run_dir: str, step: int, networks: dict[str, nn.Module]) -> KeyboardInterrupt:
+def interrupted(
+    args: Args, run_dir: str, step: int, networks: dict[str, nn.Module], optimizers: dict[str, Optimizer]
+) -> KeyboardInterrupt:
     """Ctrl-C: keep the model as it stands (with --save-model) and say in one line where the run stopped."""
     saved = ""
     if args.save_model:
         try:
             check_finite({}, networks, step, step)
-            saved = f"; model saved to {save_model(args, run_dir, networks)}"
+            saved = f"; model saved to {save_model(args, run_dir, networks, optimizers)}"
         except FloatingPointError:
             saved = "; model not saved: its weights are not finite"
     return KeyboardInterrupt(
