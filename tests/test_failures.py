@@ -323,6 +323,8 @@ def test_ctrl_c_on_the_command_line_is_one_line_exit_130_and_keeps_model_and_log
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A suite started in the background inherits SIGINT ignored, and so would the run: give it the default back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # The TensorBoard file appears once the run's setup is done (torch.use_deterministic_algorithms alone imports
     # torch's compiler stack, seconds on a loaded machine and more on a fresh virtual environment's first run).
