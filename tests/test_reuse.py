@@ -54,7 +54,7 @@ def test_a_loaded_model_evaluates_exactly_as_at_the_end_of_its_training(module_n
     )
     assert again["eval_returns"] == trained["eval_returns"]
     assert_same_weights({name: again[name] for name in NETWORKS if name in again}, checkpoint)
-    assert again["episodic_returns"] == [] and again["q_network" if "q_network" in again else "run_dir"] is not None
+    assert again["episodic_returns"] == []  # it only evaluated: no training episode
 
 
 @pytest.mark.parametrize("module_name", ["trpo", "natural_gradient"])
