@@ -326,8 +326,8 @@ def test_ctrl_c_on_the_command_line_is_one_line_exit_130_and_keeps_model_and_log
         # A suite started in the background inherits SIGINT ignored, and so would the run: give it the default back.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    # The TensorBoard file appears once the run's setup is done (torch.use_deterministic_algorithms alone imports
-    # torch's compiler stack, seconds on a loaded machine and more on a fresh virtual environment's first run).
+    # The TensorBoard file appears once the run's setup is done (imports: seconds on a loaded machine, and more on a
+    # fresh virtual environment's first run).
     deadline = time.monotonic() + 120
     while not any(Path(log_dir).glob("*/events.out.tfevents.*")) and time.monotonic() < deadline:
         time.sleep(0.1)
