@@ -3,7 +3,8 @@
 One PNG per env: for every script, the mean ± std across seeds of the episodic return against environment
 steps, where a seed's return at step x is the mean of its last `window` training episodes that ended by x
 (a seed counts from its first finished episode on). The table gives, per env and script, the final
-evaluation return (each seed's mean over its evaluation episodes, then mean ± std over seeds) and the
+evaluation return (each seed's mean over its evaluation episodes, then mean ± std over seeds, and the interquartile
+mean with its 95% bootstrap confidence interval by rliable) and the
 medians over seeds of wall time (the whole train() call) and training steps per second, and each seed's
 score, so that a mean ± std does not hide a failed seed. When the results hold both sides of a race pair
 (run.py's RACE), a second table sets ours beside Stable-Baselines3: both returns, and the medians over seeds
@@ -25,6 +26,7 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt
 import numpy as np
 import tyro
+from rliable import library, metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import OURS, RACE, ROOT, SB3  # the race's pairs are defined once, where they are run
@@ -123,18 +125,39 @@ def mean_std(values: np.ndarray) -> str:
     return f"{values.mean():.1f} ± {values.std():.1f}" if len(values) else "-"
 
 
+def iqm(values: np.ndarray, reps: int = 2000) -> str:
+    """The interquartile mean over seeds (the mean of the middle half: one wild seed moves it little, a quarter of
+    failed seeds moves it a lot) with its 95% bootstrap confidence interval, by rliable (Agarwal et al. 2021),
+    resampling seeds `reps` times from a fixed generator so that a table repeats."""
+    if len(values) < 2:
+        return "-"
+    state = np.random.get_state()
+    np.random.seed(0)  # rliable resamples with numpy's global generator (it ignores its random_state argument)
+    try:
+        point, interval = library.get_interval_estimates(
+            {"runs": values.reshape(-1, 1)},  # [seeds, tasks = 1]
+            lambda scores: np.array([metrics.aggregate_iqm(scores)]),
+            reps=reps,
+        )
+    finally:
+        np.random.set_state(state)
+    low, high = interval["runs"][:, 0]
+    return f"{point['runs'][0]:.1f} [{low:.1f}, {high:.1f}]"
+
+
 def results_table(groups: dict[tuple[str, str, int], list[dict]]) -> str:
     lines = [
-        "| env | script | steps | seeds | final eval return (mean ± std over seeds) | per seed "
+        "| env | script | steps | seeds | final eval return (mean ± std over seeds) | IQM [95% CI] | per seed "
         "| wall time s (median) | SPS (median) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for (env_id, script, budget), runs in groups.items():
         wall = np.median([r["wall_time"] for r in runs])
         sps = np.median([r["sps"] for r in runs])
-        scores = mean_std(seed_scores(runs))
+        scores = seed_scores(runs)
         lines.append(
-            f"| {env_id} | {script} | {budget:,} | {len(runs)} | {scores} | {per_seed(runs)} | {wall:.1f} | {sps:,.0f} |"
+            f"| {env_id} | {script} | {budget:,} | {len(runs)} | {mean_std(scores)} | {iqm(scores)} | {per_seed(runs)} "
+            f"| {wall:.1f} | {sps:,.0f} |"
         )
     return "\n".join(lines)
 
@@ -143,9 +166,10 @@ def race_table(records: list[dict]) -> str:
     """Ours beside SB3 per RACE pair and budget, over the seeds both sides ran; empty when no pair is complete."""
     by_run = {(r["script"], r["env_id"], r["args"].get("total_timesteps"), r["seed"]): r for r in records}
     lines = [
-        "| ours | theirs | env | steps | seeds | ours: eval return | ours: per seed | theirs: eval return "
-        "| theirs: per seed | ours: wall s | theirs: wall s | wall-time ratio (median) | training-loop ratio (median) |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ours | theirs | env | steps | seeds | ours: eval return | ours: IQM [95% CI] | ours: per seed "
+        "| theirs: eval return | theirs: IQM [95% CI] | theirs: per seed | ours: wall s | theirs: wall s "
+        "| wall-time ratio (median) | training-loop ratio (median) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for ours, theirs, env_id in dict.fromkeys((ours, theirs, env_id) for ours, theirs, env_id, _ in RACE):
         budgets = sorted({steps for (script, env, steps, _) in by_run if (script, env) == (ours, env_id)})
@@ -163,9 +187,11 @@ def race_row(ours: str, theirs: str, env_id: str, budget: int, pairs: list[tuple
     mine, other = [p[0] for p in pairs], [p[1] for p in pairs]
     wall_ratio = np.median([a["wall_time"] / b["wall_time"] for a, b in pairs])
     train_ratio = np.median([a["train_time"] / b["train_time"] for a, b in pairs])
+    ours_scores, their_scores = seed_scores(mine), seed_scores(other)
     return (
-        f"| {ours} | {theirs} | {env_id} | {budget:,} | {len(pairs)} | {mean_std(seed_scores(mine))} | {per_seed(mine)} "
-        f"| {mean_std(seed_scores(other))} | {per_seed(other)} | {np.median([r['wall_time'] for r in mine]):.1f} "
+        f"| {ours} | {theirs} | {env_id} | {budget:,} | {len(pairs)} | {mean_std(ours_scores)} | {iqm(ours_scores)} "
+        f"| {per_seed(mine)} | {mean_std(their_scores)} | {iqm(their_scores)} | {per_seed(other)} "
+        f"| {np.median([r['wall_time'] for r in mine]):.1f} "
         f"| {np.median([r['wall_time'] for r in other]):.1f} | {wall_ratio:.2f} | {train_ratio:.2f} |"
     )
 

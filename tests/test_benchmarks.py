@@ -220,11 +220,22 @@ def test_race_table_pairs_seeds_and_takes_the_median_of_per_seed_time_ratios():
     (row,) = plot.race_table(records).splitlines()[2:]
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[:5] == ["dqn", "sb3_dqn", "CartPole-v1", "50,000", "3"]
-    assert cells[5:7] == ["500.0 ± 0.0", "500 / 500 / 500"]
-    assert cells[7:9] == [f"300.0 ± {np.std([500, 100, 300]):.1f}", "500 / 100 / 300"]  # seed by seed
-    assert cells[9:11] == ["10.0", "40.0"]  # medians of each side's wall times
-    assert cells[11] == "0.75"  # wall-time ratios per seed 0.25, 0.75, 1.0
-    assert cells[12] == "0.50"  # training-loop ratios per seed 0.5, 0.25, 5.0
+    assert cells[5:8] == ["500.0 ± 0.0", "500.0 [500.0, 500.0]", "500 / 500 / 500"]
+    assert cells[8] == f"300.0 ± {np.std([500, 100, 300]):.1f}" and cells[10] == "500 / 100 / 300"  # seed by seed
+    assert cells[9] == plot.iqm(np.array([500.0, 100.0, 300.0]))
+    assert cells[11:13] == ["10.0", "40.0"]  # medians of each side's wall times
+    assert cells[13] == "0.75"  # wall-time ratios per seed 0.25, 0.75, 1.0
+    assert cells[14] == "0.50"  # training-loop ratios per seed 0.5, 0.25, 5.0
+
+
+def test_iqm_is_the_mean_of_the_middle_half_of_the_seeds_inside_its_bootstrap_interval():
+    scores = np.array([500, 500, 129, 500, 114, 500, 480, 500, 212, 500, 500, 498], dtype=float)
+    point, low, high = (float(x) for x in plot.iqm(scores).replace("[", "").replace(",", "").replace("]", "").split())
+    middle = np.sort(scores)[3:9]  # 12 seeds: drop the lowest and the highest 3
+    assert point == pytest.approx(middle.mean(), abs=0.05)
+    assert scores.min() <= low <= point <= high <= scores.max() and low < high
+    assert plot.iqm(scores) == plot.iqm(scores)  # a fixed generator: the table repeats
+    assert plot.iqm(np.array([7.0, 7.0, 7.0])) == "7.0 [7.0, 7.0]" and plot.iqm(np.array([3.0])) == "-"
 
 
 def test_plot_counts_only_the_newest_run_of_a_cell(tmp_path):
