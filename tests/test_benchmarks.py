@@ -6,12 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import plot  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
+import floor  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
+import plot  # noqa: E402
 import run  # noqa: E402
 
 import reinforce  # noqa: E402
@@ -185,7 +188,7 @@ def test_ray_backend_without_ray_installed_is_refused_before_any_run(tmp_path, m
 
 
 def test_cli_help_and_bad_input():
-    for script in ("run.py", "plot.py", "sb3_baselines.py"):
+    for script in ("run.py", "plot.py", "sb3_baselines.py", "floor.py"):
         proc = subprocess.run([sys.executable, ROOT / "benchmarks" / script, "--help"], capture_output=True, text=True)
         assert proc.returncode == 0 and "usage" in proc.stdout.lower(), script
     proc = subprocess.run(
@@ -246,3 +249,44 @@ def test_plot_counts_only_the_newest_run_of_a_cell(tmp_path):
     (tmp_path / "dqn__a.json").write_text(json.dumps({**record, "finished_at": 100.0, "eval_returns": [1.0]}))
     (tmp_path / "failed.json").write_text(json.dumps({**record, "status": "failed", "seed": 2}))
     assert [r["eval_returns"] for r in plot.load_results(tmp_path)] == [[2.0]]
+
+
+@pytest.mark.parametrize(
+    "script, env_id", [("dqn", "CartPole-v1"), ("reinforce", "CartPole-v1"), ("trpo", "Pendulum-v1")]
+)
+def test_floor_steps_the_scripts_own_envs_with_one_batched_forward_per_step(script, env_id, monkeypatch):
+    module, steps, forwards = floor.run.load_script(script, ROOT), [], []
+    make_env = module.make_env
+
+    class Counting(gym.Wrapper):
+        def step(self, action):
+            steps.append(action)
+            return super().step(action)
+
+    monkeypatch.setattr(
+        module, "make_env", lambda *a, **k: Counting(make_env(*a, **k))
+    )  # what make_checked_env(s) calls
+    monkeypatch.setattr(floor.run, "load_script", lambda name, root: module)
+    forward = torch.nn.Sequential.forward
+    monkeypatch.setattr(torch.nn.Sequential, "forward", lambda self, x: forwards.append(x.shape) or forward(self, x))
+    threads = torch.get_num_threads()
+    assert floor.floor_seconds(script, env_id, 320) > 0 and torch.get_num_threads() == threads
+    envs = getattr(module.Args(), "num_envs", 1)
+    assert len(steps) == 320  # the budget, in env steps
+    obs_dim = 4 if env_id == "CartPole-v1" else 3
+    assert forwards == [(envs, obs_dim)] * (320 // envs)  # one forward over all envs' observations per step
+
+
+def test_floor_table_gives_each_training_loop_as_a_multiple_of_its_floor(tmp_path, monkeypatch):
+    for seed, train_time in ((1, 4.0), (2, 6.0), (3, 9.0)):
+        record = {"status": "ok", "script": "dqn", "env_id": "CartPole-v1", "seed": seed, "train_time": train_time}
+        (tmp_path / f"dqn{seed}.json").write_text(json.dumps({**record, "args": {"total_timesteps": 50_000}}))
+    monkeypatch.setattr(floor, "floor_seconds", lambda script, env_id, budget: 2.0)
+    table = floor.main(floor.Args(scripts=("dqn",), repeats=1, results_dir=str(tmp_path)))
+    assert table.splitlines()[2] == "| dqn | CartPole-v1 | 50,000 | 1 | 2.00 | 6.00 (3 runs) | 3.0 |"
+    for bad, message in (
+        ({"repeats": 0}, "--repeats must be at least 1"),
+        ({"scripts": ("sb3_dqn",)}, "Unknown script"),
+    ):
+        with pytest.raises(floor.run.UsageError, match=message):
+            floor.main(floor.Args(**bad))
