@@ -66,7 +66,17 @@ MUJOCO_SETTINGS = {  # the budgets and settings of the papers' locomotion runs, 
         "buffer_size": 1_000_000,
         "learning_starts": 10_000,
     },
-    "trpo": {"total_timesteps": 1_000_000, "gamma": 0.99, "max_kl": 0.01, "normalize_observations": True},
+    "trpo": {  # the settings of the 1M runs in benchmarks/README.md (trpo.py's defaults before #19's search)
+        "total_timesteps": 1_000_000,
+        "gamma": 0.99,
+        "max_kl": 0.01,
+        "normalize_observations": True,
+        "learning_rate": 3e-3,
+        "gae_lambda": 0.95,
+        "value_epochs": 10,
+        "init_log_std": -0.5,
+        "backtrack_coeff": 0.8,
+    },
     "natural_gradient": {"total_timesteps": 1_000_000, "gamma": 0.99, "max_kl": 0.01, "normalize_observations": True},
 }
 # (ours, theirs, env id, budget): the issue's pairs; A2C is the policy-gradient reference for two scripts.
