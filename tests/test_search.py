@@ -111,7 +111,10 @@ def test_choice_and_int_dimensions_reach_the_runs_and_print_as_flags(tmp_path):
         ({"seeds": ()}, "--seeds needs at least one seed"),
         ({"seeds": (1, 1)}, "each once"),
         ({"trials": -1}, "--trials and --workers must be 0 or more"),
-        ({"script": "trpo", "env_id": "Pendulum-v1", "threshold": None, "set": ()}, "Pendulum-v1 has no reward_threshold"),
+        (
+            {"script": "trpo", "env_id": "Pendulum-v1", "threshold": None, "set": ()},
+            "Pendulum-v1 has no reward_threshold",
+        ),
         ({"env_id": "NoSuchEnv-v0", "threshold": None}, "'NoSuchEnv-v0' cannot be made"),
         ({"objective": "mean", "max_failures": 2}, "--max-failures takes a positive count, and only with"),
         ({"max_failures": 0}, "--max-failures takes a positive count"),
