@@ -308,24 +308,16 @@ CTRL_C_RUNS = {  # a run long enough to be interrupted in the middle of training
 @pytest.mark.parametrize("module_name", MODULES)
 def test_ctrl_c_on_the_command_line_is_one_line_exit_130_and_keeps_model_and_logs(module_name, log_dir):
     flags = [flag.format(log_dir=log_dir) for flag in CTRL_C_RUNS[module_name]]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            f"{module_name}.py",
-            "--log-dir",
-            log_dir,
-            "--save-model",
-            "--total-timesteps",
-            "10000000",
-            *flags,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # A suite started in the background inherits SIGINT ignored, and so would the run: give it the default back.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    # A suite started in the background ignores SIGINT, and so would the run: a handled signal is reset at exec, an
+    # ignored one is not. So handle it here while the run starts (not preexec_fn: with threads in this process, from
+    # earlier tests, a forked child can deadlock before exec, and a child that never runs never answers the signal).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        command = [sys.executable, f"{module_name}.py", "--log-dir", log_dir, "--save-model"]
+        command += ["--total-timesteps", "10000000", *flags]
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     # The TensorBoard file appears once the run's setup is done (imports: seconds on a loaded machine, and more on a
     # fresh virtual environment's first run).
     deadline = time.monotonic() + 120
