@@ -112,7 +112,7 @@ class Args:
     device: str = "auto"
     """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
     torch_deterministic: bool = True
-    """on CUDA, torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat without it)"""
+    """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
     log_dir: str = "runs"
     """directory under which each run writes its TensorBoard logs (and model)"""
     save_model: bool = False
@@ -647,22 +647,20 @@ def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
     raise) put back what the caller had, so that train() leaves its process as it found it."""
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     warn_only, cublas = torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
-    python_state, numpy_state, cuda = random.getstate(), np.random.get_state(), device.type == "cuda"
-    with torch.random.fork_rng(devices=[device] if cuda else []):  # torch's generators
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # torch's generators
         try:
             torch.set_num_threads(args.torch_threads or threads)
-            if cuda:  # not on CPU, where our runs repeat anyway: the call imports torch's compiler (~1.6 s)
-                if args.torch_deterministic and cublas is None:
-                    os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
-                torch.use_deterministic_algorithms(args.torch_deterministic)
+            if args.torch_deterministic and device.type == "cuda" and cublas is None:
+                os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
+            torch.use_deterministic_algorithms(args.torch_deterministic)
             random.seed(args.seed)
             np.random.seed(args.seed)
             torch.manual_seed(args.seed)
             yield
         finally:
             torch.set_num_threads(threads)
-            if cuda:
-                torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
             random.setstate(python_state)
             np.random.set_state(numpy_state)
             if cublas is None:

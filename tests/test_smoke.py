@@ -178,8 +178,7 @@ def test_train_leaves_the_callers_threads_generators_and_determinism_as_it_found
                 module.train(args)
         else:
             module.train(args)
-        # torch_deterministic acts on CUDA only (CPU runs repeat without it; tests of the same seed twice say so)
-        assert inside_the_run == [(1, False)], "torch_threads=1 held during the run, the CPU's determinism untouched"
+        assert inside_the_run == [(1, True)], "torch_threads=1 and torch_deterministic held during the run"
         assert torch.get_num_threads() == 3
         assert (random.random(), np.random.random(), torch.rand(1).item()) == expected
         assert not torch.are_deterministic_algorithms_enabled()
