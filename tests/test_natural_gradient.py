@@ -55,11 +55,9 @@ def test_the_pieces_shared_with_trpo_have_not_drifted(name):
 def test_conjugate_gradient_on_fisher_vector_products_matches_the_explicit_solve(kind, fisher):
     policy = small_policy(npg, kind)
     obs, actions, advantages = batch_for(policy)
-    with torch.no_grad():
-        old = policy(obs)
     if fisher == "kl-hessian":
         matrix = explicit_kl_hessian(policy, obs)
-        product = npg.fisher_vector_product(policy, obs, old)
+        product = npg.fisher_vector_product(policy, obs)
     else:
         matrix = explicit_empirical_fisher(policy, obs, actions)
         product = npg.empirical_fisher_vector_product(policy, obs, actions)
@@ -88,23 +86,32 @@ def test_kl_hessian_and_empirical_fisher_agree_in_expectation(kind):
 # ----------------------------------------------------------------------------------- the step
 @pytest.mark.parametrize("kind", ["categorical", "gaussian"])
 @pytest.mark.parametrize("vanilla", [False, True])
-def test_the_step_has_an_undamped_quadratic_kl_model_of_max_kl_and_a_small_one_a_measured_kl_close_to_it(kind, vanilla):
-    # Damping 0.1 (the default) conditions the solve only: the step is sized by the explicit, undamped F.
+@pytest.mark.parametrize("subsample", [1, 5])
+def test_the_step_has_an_undamped_quadratic_kl_model_of_max_kl_and_a_small_one_a_measured_kl_close_to_it(
+    kind, vanilla, subsample
+):
+    # Damping 0.1 (the default) conditions the solve only: the step is sized by the explicit, undamped F of every
+    # k-th transition (k = --fisher-subsample).
     policy = small_policy(npg, kind)
     obs, actions, advantages = batch_for(policy, n=256)
-    fisher = explicit_kl_hessian(policy, obs)
+    fisher = explicit_kl_hessian(policy, obs[::subsample])
     with torch.no_grad():
         old = policy(obs)
     before = flat_params(policy)
-    logged = npg.natural_gradient_update(policy, obs, actions, advantages, npg.Args(max_kl=1e-4, vanilla=vanilla))
+    args = npg.Args(max_kl=1e-4, vanilla=vanilla, fisher_subsample=subsample)
+    logged = npg.natural_gradient_update(policy, obs, actions, advantages, args)
     step = flat_params(policy) - before
     assert float(0.5 * step @ fisher @ step) == pytest.approx(1e-4, rel=1e-3)
     assert logged["policy/quadratic_kl"] == pytest.approx(1e-4, rel=1e-3)
     with torch.no_grad():
         kl = float(torch.distributions.kl_divergence(old, policy(obs)).mean())
-    # For a small step the real KL is its quadratic model, up to third-order terms.
-    assert kl == pytest.approx(1e-4, rel=0.02)
     assert logged["policy/kl"] == pytest.approx(kl, rel=1e-5)
+    # For a small step the real KL is its quadratic model, up to third-order terms. With F from every 5th of 256
+    # transitions (rank ≤ 52 here) the model is of the subsample's KL: the whole batch's is only near it (1.4e-4 here).
+    if subsample == 1:
+        assert kl == pytest.approx(1e-4, rel=0.02)
+    else:
+        assert 0.5e-4 < kl < 2e-4
     g = policy_gradient(small_policy(npg, kind), obs, actions, advantages)  # at the parameters before the step
     if vanilla:
         torch.testing.assert_close(step / step.norm(), g / g.norm(), rtol=1e-4, atol=1e-5)  # only the length differs
@@ -198,6 +205,7 @@ def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir)
         ({"num_envs": 0}, "--num-envs must be positive, got 0"),
         ({"max_kl": -1.0}, "--max-kl must be positive"),
         ({"cg_damping": -0.1}, "--cg-damping must be non-negative"),
+        ({"fisher_subsample": 0}, "--fisher-subsample must be positive, got 0"),
         (
             {"vanilla": True, "cg_iters": 20},
             "--vanilla must go without --cg-iters and --cg-damping, whose solve it skips",
