@@ -266,7 +266,7 @@ def ddpg_update(
         return q_loss, None
     pi_loss = actor_loss(actor, critic, batch.obs)
     actor_optimizer.zero_grad(set_to_none=True)
-    pi_loss.backward()  # also leaves gradients on the critic: its zero_grad clears them next time
+    pi_loss.backward(inputs=list(actor.parameters()))  # ∇_θ only: no gradient for the critic's weights
     actor_optimizer.step()
     update_target_network(target_actor, actor, tau)  # θ' ← τ θ + (1 − τ) θ'
     update_target_network(target_critic, critic, tau)  # w' ← τ w + (1 − τ) w'

@@ -226,7 +226,8 @@ def collect_episodes(
     after `max_steps` steps (the end of training). Returns the episodes, (return, length) of each as
     recorded by RecordEpisodeStatistics, and the number of steps taken.
     """
-    is_box = isinstance(policy, GaussianPolicy)
+    space = envs[0].action_space  # the same in every environment (looked up once: each wrapper forwards it)
+    is_box = isinstance(space, gym.spaces.Box)
     obs = np.stack([env.reset()[0] for env in envs]).astype(np.float32)  # [num_envs, obs_dim]
     active = np.ones(len(envs), dtype=bool)
     current: list[list[tuple[np.ndarray, np.ndarray, float]]] = [[] for _ in envs]  # (S_t, A_t, R_{t+1}) so far
@@ -239,10 +240,7 @@ def collect_episodes(
             actions = policy.sample(torch.as_tensor(obs[indices], device=device)).cpu().numpy()
         for j, i in enumerate(indices):
             env = envs[i]
-            if is_box:
-                env_action = np.clip(actions[j], env.action_space.low, env.action_space.high)
-            else:
-                env_action = int(actions[j]) + int(env.action_space.start)
+            env_action = np.clip(actions[j], space.low, space.high) if is_box else int(actions[j]) + int(space.start)
             next_obs, reward, terminated, truncated, info = env.step(env_action)
             current[i].append((obs[i].copy(), actions[j], np.float32(reward)))
             if terminated or truncated:
