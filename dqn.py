@@ -252,8 +252,8 @@ def gradient_step(
 
 
 def clip_gradient_norm(gradients: list[Tensor], max_norm: float) -> None:
-    """∇_w L ← ∇_w L · min(1, max_norm / ‖∇_w L‖), ‖·‖ the 2-norm over all of w's gradients together: the same
-    arithmetic as torch.nn.utils.clip_grad_norm_, without its per-call bookkeeping (a third of its time here)."""
+    """∇_w L ← ∇_w L · min(1, max_norm / (‖∇_w L‖ + 1e-6)), ‖·‖ the 2-norm over all of w's gradients together: the
+    arithmetic of torch.nn.utils.clip_grad_norm_, without its per-call bookkeeping (in a third of its time here)."""
     total_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in gradients]))
     torch._foreach_mul_(gradients, torch.clamp(max_norm / (total_norm + 1e-6), max=1.0))
 

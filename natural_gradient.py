@@ -15,7 +15,6 @@ The update, in the lecture's notation, for a batch of n = num_envs · num_steps 
     F = ∇²_θ' D̄ at θ, D̄(θ') = 1/n Σ_t D_KL(π_θ(· | S_t) ‖ π_θ'(· | S_t))   (`--fisher kl-hessian`, the default)
     F = 1/n Σ_t ∇_θ log π_θ(A_t | S_t) ∇_θ log π_θ(A_t | S_t)ᵀ          (`--fisher empirical`: the score vectors)
     x ≈ (F + λI)⁻¹ g  by conjugate gradient on Fisher-vector products, λ = `cg_damping`
-                      (either F over every k-th transition, k = `fisher_subsample`; g over all of them)
     θ ← θ + s,  s = sqrt(2δ / (xᵀ F x)) x                            (undamped ½ sᵀ F s = δ = `max_kl`; no line search)
     w ← w − α ∇_w 1/n Σ_t (V_w(S_t) − (Â_t + V_w_old(S_t)))²           (Adam, `value_epochs` passes)
 
@@ -33,8 +32,7 @@ Where each piece lives:
     Â_t          `generalized_advantages`
     L, D̄         `surrogate_and_kl`
     F v          `fisher_vector_product` (KL Hessian, double back-propagation) or
-                 `empirical_fisher_vector_product` (per-sample score vectors by torch.func); with
-                 `--fisher-subsample k` on every k-th transition only, as in trpo.py
+                 `empirical_fisher_vector_product` (per-sample score vectors by torch.func)
     F⁻¹ g        `conjugate_gradient`, on (F + λI): damping only conditions the solve
     the step     `trust_region_step`, applied by `natural_gradient_update`
 
@@ -120,8 +118,6 @@ class Args:
     """conjugate-gradient iterations for x ≈ F⁻¹ g"""
     cg_damping: float = 0.1
     """λ: conjugate gradient solves (F + λI) x = g, so that a nearly singular F stays well conditioned (the step's length uses F alone)"""
-    fisher_subsample: int = 1
-    """k: F is estimated on every k-th transition of the batch (g on all): k× cheaper products, a noisier metric"""
     fisher: Literal["kl-hessian", "empirical"] = "kl-hessian"
     """Fisher estimate: the Hessian of the mean KL, or the mean outer product of the batch's score vectors"""
     vanilla: bool = False
@@ -491,11 +487,10 @@ def natural_gradient_update(
     params = [p for p in policy.parameters() if p.requires_grad]  # θ: what the step moves
     surrogate, _ = surrogate_and_kl(policy, obs, actions, advantages, old_distribution, old_log_prob)
     gradient = parameters_to_vector(torch.autograd.grad(surrogate, params))  # g = ∇_θ L at θ
-    k = args.fisher_subsample  # F on every k-th transition
     if args.fisher == "empirical":
-        fisher_product = empirical_fisher_vector_product(policy, obs[::k], actions[::k])  # v ↦ F v
+        fisher_product = empirical_fisher_vector_product(policy, obs, actions)  # v ↦ F v
     else:
-        fisher_product = fisher_vector_product(policy, obs[::k])  # v ↦ F v
+        fisher_product = fisher_vector_product(policy, obs)  # v ↦ F v
     if args.vanilla:
         x = gradient  # the plain gradient direction
     else:
@@ -727,8 +722,7 @@ def check_args(args: Args) -> None:
                 ("eval_episodes", args.eval_episodes > 0, "be positive when --total-timesteps 0 only evaluates"),
             ],
         )
-    positive = ["total_timesteps", "num_envs", "num_steps", "cg_iters", "fisher_subsample", "value_batch_size"]
-    positive += ["learning_rate", "max_kl"]
+    positive = ["total_timesteps", "num_envs", "num_steps", "cg_iters", "value_batch_size", "learning_rate", "max_kl"]
     rules = [(name, getattr(args, name) > 0, "be positive") for name in positive]
     warm_up = args.num_steps * args.num_envs if args.normalize_observations else 0  # random steps before training
     after_warm_up = "leave steps to train on after its warm-up (--num-steps × --num-envs)"

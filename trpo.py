@@ -12,7 +12,6 @@ The update, in the lecture's notation, for a batch of n = num_envs · num_steps 
     L(θ') = 1/n Σ_t π_θ'(A_t | S_t) / π_θ(A_t | S_t) Â_t             (surrogate; L(θ) = mean Â)
     D̄(θ') = 1/n Σ_t D_KL(π_θ(· | S_t) ‖ π_θ'(· | S_t))               (mean KL)
     g = ∇_θ' L at θ,   F = ∇²_θ' D̄ at θ  (the Fisher matrix),   x ≈ (F + λI)⁻¹ g  by conjugate gradient
-                       (F's D̄ over every k-th transition, k = `fisher_subsample`; g, L and the line search's D̄ over all)
     s = sqrt(2δ / (xᵀ F x)) x                                          (the step whose undamped quadratic KL model ½ sᵀFs is δ)
     θ ← θ + β^k s   for the first k = 0, 1, .. with D̄ ≤ δ and L(θ + β^k s) > L(θ); θ kept if none
     w ← w − α ∇_w 1/n Σ_t (V_w(S_t) − (Â_t + V_w_old(S_t)))²          (Adam, `value_epochs` passes)
@@ -24,9 +23,8 @@ Where each piece lives:
     rollout      `RolloutStorage`, filled by `collect_rollout`
     Â_t          `generalized_advantages`
     L, D̄         `surrogate_and_kl`
-    F v          `fisher_vector_product`: the Hessian-vector product of D̄ by double back-propagation; with
-                 `--fisher-subsample k` on every k-th transition only (F only sets the metric: Schulman's 2016 thesis
-                 uses 10 % of the data, OpenAI Baselines' TRPO every 5th; here k = 5 cost Pendulum-v1 seeds, README)
+    F v          `fisher_vector_product`: the Hessian-vector product of D̄ by double back-propagation, over the
+                 whole batch (on every 5th transition, as OpenAI Baselines' TRPO does, it lost Pendulum-v1 seeds: README)
     F⁻¹ g        `conjugate_gradient`, on (F + λI) with λ = `cg_damping`: damping only conditions the solve
     s, β^k       `trust_region_step`, `line_search`
     δ, λ, β      `max_kl`, `gae_lambda`, `backtrack_coeff`
@@ -106,8 +104,6 @@ class Args:
     """conjugate-gradient iterations for x ≈ F⁻¹ g"""
     cg_damping: float = 0.1
     """λ: conjugate gradient solves (F + λI) x = g, so that a nearly singular F stays well conditioned (the step's length uses F alone)"""
-    fisher_subsample: int = 1
-    """k: F is estimated on every k-th transition of the batch (g on all): k× cheaper products, a noisier metric"""
     backtrack_iters: int = 10
     """line-search tries: steps β^k s for k = 0 .. backtrack_iters − 1"""
     backtrack_coeff: float = 0.71
@@ -477,7 +473,7 @@ def trpo_update(policy: Policy, obs: Tensor, actions: Tensor, advantages: Tensor
     params = [p for p in policy.parameters() if p.requires_grad]  # θ: what the step moves
     surrogate, _ = evaluate_surrogate_and_kl()
     gradient = parameters_to_vector(torch.autograd.grad(surrogate, params))  # g = ∇_θ L at θ
-    fisher_product = fisher_vector_product(policy, obs[:: args.fisher_subsample])  # v ↦ F v, F on every k-th S_t
+    fisher_product = fisher_vector_product(policy, obs)  # v ↦ F v
     x = conjugate_gradient(fisher_product, gradient, args.cg_iters, args.cg_damping)  # x ≈ (F + λI)⁻¹ g
     step = trust_region_step(x, fisher_product(x), args.max_kl)  # ½ sᵀ F s = δ, by the undamped F
     quadratic_kl = 0.5 * float(step @ fisher_product(step))  # before θ moves: F is the Fisher matrix at the old θ
@@ -709,8 +705,8 @@ def check_args(args: Args) -> None:
                 ("eval_episodes", args.eval_episodes > 0, "be positive when --total-timesteps 0 only evaluates"),
             ],
         )
-    positive = ["total_timesteps", "num_envs", "num_steps", "cg_iters", "fisher_subsample", "backtrack_iters"]
-    positive += ["value_batch_size", "learning_rate", "max_kl"]
+    positive = ["total_timesteps", "num_envs", "num_steps", "cg_iters", "backtrack_iters", "value_batch_size"]
+    positive += ["learning_rate", "max_kl"]
     rules = [(name, getattr(args, name) > 0, "be positive") for name in positive]
     warm_up = args.num_steps * args.num_envs if args.normalize_observations else 0  # random steps before training
     after_warm_up = "leave steps to train on after its warm-up (--num-steps × --num-envs)"

@@ -270,12 +270,6 @@ CATALOGUE = [
         "if improvement > 0:",
     ),
     Bug(
-        "--fisher-subsample ignored: F over the whole batch",
-        ("trpo",),
-        "fisher_vector_product(policy, obs[:: args.fisher_subsample])",
-        "fisher_vector_product(policy, obs)",
-    ),
-    Bug(
         "step sized by the damped quadratic model",
         ("natural_gradient",),
         "step = trust_region_step(x, fisher_product(x), args.max_kl)",
