@@ -23,8 +23,7 @@ Where each piece lives:
     rollout      `RolloutStorage`, filled by `collect_rollout`
     Â_t          `generalized_advantages`
     L, D̄         `surrogate_and_kl`
-    F v          `fisher_vector_product`: the Hessian-vector product of D̄ by double back-propagation, over the
-                 whole batch (on every 5th transition, as OpenAI Baselines' TRPO does, it lost Pendulum-v1 seeds: README)
+    F v          `fisher_vector_product`: the Hessian-vector product of D̄ by double back-propagation
     F⁻¹ g        `conjugate_gradient`, on (F + λI) with λ = `cg_damping`: damping only conditions the solve
     s, β^k       `trust_region_step`, `line_search`
     δ, λ, β      `max_kl`, `gae_lambda`, `backtrack_coeff`
@@ -706,8 +705,7 @@ def check_args(args: Args) -> None:
             ],
         )
     positive = ["total_timesteps", "num_envs", "num_steps", "cg_iters", "backtrack_iters", "value_batch_size"]
-    positive += ["learning_rate", "max_kl"]
-    rules = [(name, getattr(args, name) > 0, "be positive") for name in positive]
+    rules = [(name, getattr(args, name) > 0, "be positive") for name in [*positive, "learning_rate", "max_kl"]]
     warm_up = args.num_steps * args.num_envs if args.normalize_observations else 0  # random steps before training
     after_warm_up = "leave steps to train on after its warm-up (--num-steps × --num-envs)"
     rules += [  # (field, whether its rule holds, what it must do)
