@@ -64,34 +64,21 @@ Examples:
     python natural_gradient.py --fisher empirical --max-kl 0.01
 """
 
-import contextlib
-import importlib.util
 import itertools
-import json
-import math
-import numbers
 import os
-import random
-import sys
-import tempfile
-import time
-import types
-import typing
-import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
-from typing import BinaryIO, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
 
 import gymnasium as gym
 import numpy as np
 import torch
-import tyro
 from torch import Tensor, nn
 from torch.distributions import Distribution
 from torch.func import functional_call, grad, vmap
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
-from torch.optim import Optimizer
-from torch.utils.tensorboard import SummaryWriter
+
+import plumbing
 
 
 @dataclass
@@ -285,6 +272,17 @@ Policy = CategoricalPolicy | GaussianPolicy
 
 
 # ------------------------------------------------------------------------------ rollout storage
+class Rollout(NamedTuple):
+    """One update's transitions, [T, N, ...] (time, environment)."""
+
+    obs: Tensor  # [T, N, obs_dim]  S_t
+    next_obs: Tensor  # [T, N, obs_dim]  S_{t+1}, the real next observation (never a reset one)
+    actions: Tensor  # [T, N] int64 action indices, or [T, N, act_dim] unclipped Gaussian samples  A_t
+    rewards: Tensor  # [T, N]  R_{t+1}
+    terminated: Tensor  # [T, N]  1.0 where S_{t+1} is terminal
+    truncated: Tensor  # [T, N]  1.0 where a time limit ended the episode at S_{t+1}
+
+
 class RolloutStorage:
     """One update's transitions, preallocated as [num_steps, num_envs, ...] tensors."""
 
@@ -299,9 +297,9 @@ class RolloutStorage:
         self.terminated = torch.zeros(num_steps, num_envs, device=device)  # 1: S_{t+1} is terminal
         self.truncated = torch.zeros(num_steps, num_envs, device=device)  # 1: a time limit ended the episode here
 
-    def batch(self, num_steps: int) -> types.SimpleNamespace:
-        """Every field's first `num_steps` steps, [num_steps, num_envs, ...] (the budget's last rollout may be shorter)."""
-        return types.SimpleNamespace(**{field: tensor[:num_steps] for field, tensor in vars(self).items()})
+    def batch(self, num_steps: int) -> Rollout:
+        """Every field's first `num_steps` steps (the budget's last rollout may be shorter)."""
+        return Rollout(**{field: tensor[:num_steps] for field, tensor in vars(self).items()})
 
 
 def collect_rollout(
@@ -376,9 +374,7 @@ def generalized_advantages(
     return result
 
 
-def advantages_and_targets(
-    batch: types.SimpleNamespace, value: nn.Module, gamma: float, args: Args
-) -> tuple[Tensor, Tensor]:
+def advantages_and_targets(batch: Rollout, value: nn.Module, gamma: float, args: Args) -> tuple[Tensor, Tensor]:
     """A rollout's advantages Â_t, flattened to [n] (standardised with --normalize-advantages), and the value
     targets Â_t + V_w(S_t), the λ-returns, by GAE under the value network as it stands."""
     with torch.no_grad():
@@ -533,14 +529,14 @@ def default_gamma(env_id: str) -> float:
 
 
 def train(args: Args) -> dict:
-    check_args(args)
-    device = resolve_device(args.device)
-    envs = make_checked_envs(args, device)
-    checkpoint = read_model(args, envs.single_observation_space, envs.single_action_space)  # None without --load-model
-    run_dir = make_run_dir(args)
-    # seeds, threads, determinism (the caller's come back after); the logs are flushed however the run ends
-    with seeded_run(args, device), SummaryWriter(run_dir) as writer:
-        log = RunLog(writer, args)
+    plumbing.check_args(args, rules)
+    device = plumbing.resolve_device(args)
+    env = plumbing.make_checked_env(args, make_env, device, plumbing.discrete_or_flat_box_actions, memory_needed)
+    checkpoint = plumbing.read_model(args, make_env, env, ARCHITECTURE)
+    env.close()  # (it served the checks; training steps num_envs copies together)
+    envs = make_vector_env(args.env_id, args.num_envs)
+    # the run directory, seeds, threads, TensorBoard; the caller's generators and settings come back after
+    with plumbing.Run(args, device, remedy="--learning-rate or --max-kl, or --normalize-observations") as run:
         generator = torch.Generator().manual_seed(args.seed)  # the order of the value regression's mini-batches
         envs.action_space.seed(args.seed)
         obs, _ = envs.reset(seed=args.seed)  # environment i is seeded with seed + i
@@ -557,13 +553,15 @@ def train(args: Args) -> dict:
         storage_steps = min(args.num_steps, args.total_timesteps // args.num_envs)  # never more than the budget
         storage = RolloutStorage(storage_steps, args.num_envs, obs_dim, space.shape, device)
         networks, optimizers = {"policy": policy, "value": value}, {"value_optimizer": value_optimizer}
-        restore(checkpoint, networks, optimizers)  # --load-model: θ, w, the normaliser's statistics, Adam's state
+        plumbing.restore(
+            checkpoint, networks, optimizers
+        )  # --load-model: θ, w, the normaliser's statistics, Adam's state
         if checkpoint is not None:  # θ in one flat vector, as each update leaves it: the saving run's float arithmetic
             vector_to_parameters(parameters_to_vector(policy.parameters()), policy.parameters())
         global_step, update = 0, 0
         if args.normalize_observations and checkpoint is None:  # counted in the budget: steps in the environment
             obs = warm_up_normalizer(envs, normalizer, obs, args.num_steps)
-            global_step = log.checked_step = args.num_steps * args.num_envs
+            global_step = run.checked_step = args.num_steps * args.num_envs
         try:
             while global_step + args.num_envs <= args.total_timesteps:
                 # The last rollout is shortened to the whole steps of all environments that the budget has left.
@@ -571,7 +569,7 @@ def train(args: Args) -> dict:
                 obs, statistics = collect_rollout(envs, policy, storage, obs, num_steps)
                 global_step, update = global_step + num_steps * args.num_envs, update + 1
                 for episode_return, episode_length in statistics:
-                    log.episode(episode_return, episode_length, global_step)
+                    run.episode(episode_return, episode_length, global_step)
                 batch = storage.batch(num_steps)  # [T, N, ...]
                 batch_obs, batch_actions = batch.obs.flatten(0, 1), batch.actions.flatten(0, 1)  # [n, ...]
                 if args.normalize_observations:  # new statistics, the same functions: only the step below moves π_θ
@@ -579,15 +577,14 @@ def train(args: Args) -> dict:
                 advantages, value_targets = advantages_and_targets(batch, value, gamma, args)
                 logged = natural_gradient_update(policy, batch_obs, batch_actions, advantages, args)
                 value_loss = fit_value(value, value_optimizer, batch_obs, value_targets, args, generator)
-                log.losses(logged | {"losses/value_loss": value_loss.item()}, global_step)
-                log.progress(global_step)
+                run.losses(logged | {"losses/value_loss": value_loss.item()}, global_step)
+                run.progress(global_step)
             envs.close()
-            log.finish(networks, global_step)  # no non-finite weight goes on to the evaluation or a file
-            videos = video_dir(args, run_dir)  # None without --capture-video
-            eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device, videos)
+            run.finish(networks, global_step)  # no non-finite weight goes on to the evaluation or a file
+            eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device, run.video_dir)
         except KeyboardInterrupt:
-            raise interrupted(args, run_dir, global_step, networks, optimizers) from None
-        return report(args, log, run_dir, eval_returns, networks, optimizers)
+            raise run.interrupted(global_step, networks, optimizers) from None
+        return run.report(eval_returns, networks, optimizers)
 
 
 # ----------------------------------------------------------------------------------- evaluation
@@ -596,138 +593,42 @@ def make_env(env_id: str, **kwargs: object) -> gym.Env:
     return gym.wrappers.FlattenObservation(gym.make(env_id, **kwargs))
 
 
-EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one in evaluation
+def make_vector_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
+    """`num_envs` copies stepped together, each ended episode reset in the same step (its real final observation in
+    info["final_obs"]), and each one's return and length recorded."""
+    envs = [lambda: make_env(env_id) for _ in range(num_envs)]
+    return gym.wrappers.vector.RecordEpisodeStatistics(
+        gym.vector.SyncVectorEnv(envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    )
 
 
 def evaluate(
     policy: Policy, env_id: str, seed: int, episodes: int, device: torch.device, video_dir: str | None = None
 ) -> list[float]:
-    """Undiscounted returns of deterministic episodes on a fresh env, seeded once per run (reset(seed=seed + 10_000),
-    then its own stream): a seed meets the same start states every run, two seeds independent ones. An env
-    without a time limit is cut at EVAL_STEP_LIMIT steps, so a policy that never ends an episode cannot hang. With `video_dir`,
-    every episode is also recorded there, one MP4 file each."""
-    env = make_env(env_id, render_mode="rgb_array") if video_dir else make_env(env_id)
-    if env.spec is None or env.spec.max_episode_steps is None:
-        env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
-    if video_dir is not None:
-        env = gym.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda episode: True)
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + 10_000 if i == 0 else None)
-        episode_return, episode_over = 0.0, False
-        while not episode_over:
-            with torch.no_grad():
-                obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
-                action = policy.deterministic_action(obs_tensor)[0].cpu().numpy()
-            if isinstance(env.action_space, gym.spaces.Box):
-                env_action = np.clip(action, env.action_space.low, env.action_space.high)
-            else:
-                env_action = int(action) + int(env.action_space.start)
-            obs, reward, terminated, truncated, _ = env.step(env_action)
-            episode_return += float(reward)
-            episode_over = terminated or truncated
-        returns.append(episode_return)
-    env.close()
-    return returns
+    """Undiscounted returns of deterministic episodes (the Gaussian's mean, clipped into the bounds, or the most
+    probable action) on a fresh env seeded once per run, each recorded to `video_dir` if given
+    (plumbing.evaluation_returns: which start states it meets)."""
+
+    def deterministic(obs: np.ndarray, space: gym.Space) -> np.ndarray | int:
+        with torch.no_grad():
+            obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
+            action = policy.deterministic_action(obs_tensor)[0].cpu().numpy()
+        if isinstance(space, gym.spaces.Box):
+            return np.clip(action, space.low, space.high)
+        return int(action) + int(space.start)
+
+    return plumbing.evaluation_returns(make_env, env_id, deterministic, seed, episodes, video_dir)
 
 
-# ------------------------------------------------------------------ plumbing: the algorithm ends above
-# Logging, input checks, device, seeds, run directory, saving, Ctrl-C and the command line, alike in all six scripts.
-SCRIPT = os.path.basename(__file__)  # the name every message starts with
-
-
-class RunLog:
-    """TensorBoard scalars, every finished episode, a progress line each tenth of the budget, the NaN checks."""
-
-    def __init__(self, writer: SummaryWriter, args: Args) -> None:
-        self.writer, self.total, self.checked_step = writer, args.total_timesteps, 0
-        self.start_time = time.perf_counter()
-        self.episodic_returns: list[float] = []
-        self.episode_end_steps: list[int] = []  # the global step each return is logged at
-        self.every = self.next_progress = max(1, args.total_timesteps // 10)
-        writer.add_text(
-            "hyperparameters", "|param|value|\n|-|-|\n" + "".join(f"|{k}|{v}|\n" for k, v in asdict(args).items())
-        )
-
-    def scalars(self, values: dict[str, float], step: int) -> None:
-        for tag, value in values.items():
-            self.writer.add_scalar(tag, value, step)
-
-    def losses(self, values: dict[str, float], step: int) -> None:
-        """Log the losses and stop the run if one is not finite (all were at the last check)."""
-        self.scalars(values, step)
-        check_finite(values, {}, self.checked_step, step)
-        self.checked_step = step
-
-    def episode(self, episode_return: float, length: int, step: int) -> None:
-        self.episodic_returns.append(float(episode_return))
-        self.episode_end_steps.append(step)
-        self.scalars({"charts/episodic_return": float(episode_return), "charts/episodic_length": int(length)}, step)
-
-    def progress(self, step: int, values: dict[str, float] | None = None) -> None:
-        if step >= self.next_progress or step >= self.total:
-            self.next_progress = (step // self.every + 1) * self.every
-            sps = step / (time.perf_counter() - self.start_time)
-            self.scalars({"charts/SPS": sps, **(values or {})}, step)
-            latest = f"{self.episodic_returns[-1]:.1f}" if self.episodic_returns else "-"
-            print(f"step {step}/{self.total}  latest return {latest}  SPS {sps:.0f}", flush=True)
-
-    def finish(self, networks: dict[str, nn.Module], steps: int | None = None) -> None:
-        """The end of training: its time and speed, and one last check that every weight is finite."""
-        self.steps = self.total if steps is None else steps
-        self.train_time = time.perf_counter() - self.start_time
-        check_finite({}, networks, self.checked_step, self.steps)
-
-
-def report(
-    args: Args,
-    log: RunLog,
-    run_dir: str,
-    eval_returns: list[float],
-    networks: dict[str, nn.Module],
-    optimizers: dict[str, Optimizer],
-) -> dict:
-    """Log the evaluation, save the model (with --save-model), print the summary line; train()'s result."""
-    for i, episode_return in enumerate(eval_returns):
-        log.writer.add_scalar("eval/return", episode_return, i)
-    if args.save_model:
-        print(f"model saved to {save_model(args, run_dir, networks, optimizers)}")
-    sps = log.steps / log.train_time
-    summary = "no evaluation"
-    if eval_returns:
-        summary = (
-            f"eval return {np.mean(eval_returns):.1f} ± {np.std(eval_returns):.1f} over {len(eval_returns)} episodes"
-        )
-    print(
-        f"{args.env_id} seed {args.seed}: {summary}, {log.steps} steps, "
-        f"{log.train_time:.1f} s training ({sps:.0f} SPS), logs in {run_dir}"
-    )
-    results = {"episodic_returns": log.episodic_returns, "episode_end_steps": log.episode_end_steps}
-    return results | {"eval_returns": eval_returns, "sps": sps, "run_dir": run_dir, **networks}
-
-
-class UsageError(ValueError):
-    """Bad input, found before any work starts: the CLI prints the sentence and exits with status 2."""
-
-
-def check_args(args: Args) -> None:
-    """Refuse settings that cannot work, each in one sentence, before anything is written."""
-    hints = typing.get_type_hints(Args)  # the types first: every rule below compares numbers
-    enforce(args, [(name, has_type(getattr(args, name), kind), f"be {describe(kind)}") for name, kind in hints.items()])
-    if args.load_model is not None and args.total_timesteps == 0:  # only evaluate the loaded networks: no training
-        return enforce(
-            args,
-            [
-                *run_rules(args),
-                ("eval_episodes", args.eval_episodes > 0, "be positive when --total-timesteps 0 only evaluates"),
-            ],
-        )
+# ------------------------------------------------------------------------ what is this script's own
+def rules(args: Args) -> list[plumbing.Rule]:
+    """What each field must hold (plumbing.check_args refuses the first that does not, in one sentence)."""
     positive = ["total_timesteps", "num_envs", "num_steps", "cg_iters", "value_batch_size", "learning_rate", "max_kl"]
-    rules = [(name, getattr(args, name) > 0, "be positive") for name in positive]
+    skips = "go without --cg-iters and --cg-damping, whose solve it skips"
     warm_up = args.num_steps * args.num_envs if args.normalize_observations else 0  # random steps before training
     after_warm_up = "leave steps to train on after its warm-up (--num-steps × --num-envs)"
-    skips = "go without --cg-iters and --cg-damping, whose solve it skips"
-    rules += [  # (field, whether its rule holds, what it must do)
+    return [
+        *[(name, getattr(args, name) > 0, "be positive") for name in positive],
         ("normalize_observations", not warm_up or warm_up + args.num_envs <= args.total_timesteps, after_warm_up),
         ("num_envs", args.num_envs <= args.total_timesteps, "leave a step of all environments in --total-timesteps"),
         ("gamma", args.gamma is None or 0 <= args.gamma <= 1, "lie in [0, 1]"),
@@ -737,302 +638,19 @@ def check_args(args: Args) -> None:
         ("value_epochs", args.value_epochs >= 0, "be non-negative"),
         ("hidden_sizes", all(width > 0 for width in args.hidden_sizes), "be positive widths"),
     ]
-    enforce(args, rules + run_rules(args))
 
 
-def run_rules(args: Args) -> list[tuple[str, bool, str]]:
-    """The rules of the run settings every script shares; --log-dir is probed by making a directory there."""
-    cores, name = os.cpu_count() or 1, args.exp_name
-    return [
-        ("seed", 0 <= args.seed < 2**32, "lie in [0, 2**32 - 1] (numpy's seeds)"),
-        ("torch_threads", 0 <= args.torch_threads <= cores, f"lie in [0, {cores}], the cores of this machine"),
-        ("eval_episodes", args.eval_episodes >= 0, "be non-negative"),
-        ("exp_name", name not in ("", ".", "..") and not set("/\\\0") & set(name), "be a file name (no '/')"),
-        ("log_dir", writable(args.log_dir), "be a directory this process can create or write"),
-        ("load_model", args.load_model is None or os.path.isfile(args.load_model), "name a file --save-model wrote"),
-        ("capture_video", not args.capture_video or args.eval_episodes > 0, "go with --eval-episodes above 0"),
-    ]
+def memory_needed(args: Args, obs_dim: int, actions: gym.Space) -> dict[str, int]:
+    """Bytes, by the flag that sets them: the weights ×5 (θ, w, ∇, Adam's two); the rollout and its activations."""
+    outputs = actions.shape[0] if actions.shape else int(actions.n)
+    rows = min(args.num_steps, args.total_timesteps // args.num_envs) * args.num_envs  # one update's transitions
+    layers = [(obs_dim, *args.hidden_sizes, out) for out in (outputs, 1)]  # the policy's and V_w's
+    weights = sum((a + 1) * b for widths in layers for a, b in itertools.pairwise(widths))
+    row = 2 * obs_dim + outputs + 4 + 4 * (2 * sum(args.hidden_sizes) + outputs + 1)  # and its activations
+    return {"--hidden-sizes": 4 * 5 * weights, "--num-steps": rows * 4 * row}
 
 
-def enforce(args: Args, rules: list[tuple[str, bool, str]]) -> None:
-    for name, holds, requirement in rules:
-        if not holds:
-            raise UsageError(f"{SCRIPT}: --{name.replace('_', '-')} must {requirement}, got {getattr(args, name)!r}.")
-
-
-def has_type(value: object, kind: object) -> bool:
-    """Whether a field's value matches its annotation (floats finite too: inf would pass every "> 0")."""
-    if typing.get_origin(kind) is Literal:
-        return value in typing.get_args(kind)
-    if typing.get_origin(kind) is types.UnionType:
-        return any(has_type(value, option) for option in typing.get_args(kind))
-    if typing.get_origin(kind) is tuple:
-        return isinstance(value, tuple | list) and all(has_type(item, int) for item in value)
-    if kind in (int, float):
-        number = isinstance(value, numbers.Integral if kind is int else numbers.Real) and not isinstance(value, bool)
-        return number and math.isfinite(value)  # type: ignore[arg-type]
-    return isinstance(value, kind)  # type: ignore[arg-type]
-
-
-def describe(kind: object) -> str:
-    if typing.get_origin(kind) is Literal:
-        return "one of " + ", ".join(map(repr, typing.get_args(kind)))
-    if typing.get_origin(kind) is types.UnionType:
-        return " or ".join(describe(option) for option in typing.get_args(kind))
-    names = {int: "an integer", float: "a finite number", bool: "True or False", str: "a string", type(None): "None"}
-    return names.get(kind) or str(kind)  # type: ignore[call-overload]
-
-
-def writable(path: str) -> bool:
-    """Whether `path` is, or can become, a writable directory: a probe made in its nearest existing ancestor (and
-    removed at once) tells where permission bits do not (root, read-only mounts, /proc)."""
-    existing = os.path.abspath(path)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    try:
-        os.rmdir(tempfile.mkdtemp(dir=existing))
-        return path != ""
-    except OSError:
-        return False
-
-
-def resolve_device(name: str) -> torch.device:
-    """auto: cuda when torch sees a GPU, else cpu; any other name must be a device this machine has."""
-    with contextlib.suppress(RuntimeError):  # not a device name: refused below
-        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-        if device.type == "cpu" or (device.type == "cuda" and (device.index or 0) < torch.cuda.device_count()):
-            return device
-    count = torch.cuda.device_count()
-    raise UsageError(
-        f"{SCRIPT}: --device {name} is not a device of this machine ({count} CUDA GPUs); use auto, cpu, cuda or cuda:N."
-    )
-
-
-def make_checked_envs(args: Args, device: torch.device) -> gym.vector.VectorEnv:
-    """The vector env, or one sentence on why the env cannot be made (any exception, not only Gymnasium's) or used."""
-    try:
-        with warnings.catch_warnings(record=True) as caught:  # shown if the env is made; otherwise the error says it
-            probe = make_env(args.env_id)
-    except Exception as error:
-        reason = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
-        raise UsageError(f"{SCRIPT} cannot make the environment {args.env_id!r}: {reason}.") from None
-    for warning in caught:
-        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
-    obs, actions = probe.observation_space, probe.action_space
-    probe.close()
-    if not (isinstance(obs, gym.spaces.Box) and len(obs.shape) == 1):
-        problem = (
-            f"cannot flatten the observations of {args.env_id} ({probe.unwrapped.observation_space}) into a vector"
-        )
-    elif not (
-        isinstance(actions, gym.spaces.Discrete) or (isinstance(actions, gym.spaces.Box) and len(actions.shape) == 1)
-    ):
-        problem = f"needs a Discrete or a one-dimensional Box action space, but {args.env_id} has {actions}; wrap the env to flatten its actions first"
-    else:
-        outputs = actions.shape[0] if actions.shape else int(actions.n)
-        rows = min(args.num_steps, args.total_timesteps // args.num_envs) * args.num_envs  # one update's transitions
-        layers = [(obs.shape[0], *args.hidden_sizes, out) for out in (outputs, 1)]  # the policy's and V_w's
-        weights = sum((a + 1) * b for widths in layers for a, b in itertools.pairwise(widths))
-        row = 2 * obs.shape[0] + outputs + 4 + 4 * (2 * sum(args.hidden_sizes) + outputs + 1)  # and its activations
-        # bytes: the weights ×5 (θ, w, ∇, Adam's two); the rollout and its activations
-        problem = memory_problem({"--hidden-sizes": 4 * 5 * weights, "--num-steps": rows * 4 * row}, device)
-    if problem is not None:
-        raise UsageError(f"{SCRIPT} {problem}.")
-    if args.capture_video:
-        check_video(args)
-    envs = gym.vector.SyncVectorEnv(
-        [lambda: make_env(args.env_id) for _ in range(args.num_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
-    )
-    return gym.wrappers.vector.RecordEpisodeStatistics(envs)
-
-
-def memory_problem(needed: dict[str, int], device: torch.device) -> str | None:
-    """Sizes that cannot fit, found before any is allocated: the bytes needed against those available now."""
-    free = math.inf  # (not Linux: assume it fits)
-    with contextlib.suppress(OSError, StopIteration), open("/proc/meminfo") as file:
-        free = next(int(line.split()[1]) * 1024 for line in file if line.startswith("MemAvailable:"))
-    free = min(free, torch.cuda.mem_get_info(device)[0]) if device.type == "cuda" else free
-    largest = max(needed, key=needed.__getitem__)
-    gib = f"{sum(needed.values()) / 2**30:.1f} GiB of memory, mostly for {largest}, but {free / 2**30:.1f} GiB are free"
-    return None if sum(needed.values()) <= free else f"would need about {gib}; lower {largest}"
-
-
-@contextlib.contextmanager
-def seeded_run(args: Args, device: torch.device) -> Iterator[None]:
-    """Seed random, numpy and torch and set torch's threads and determinism for the run; on the way out (return or
-    raise) put back what the caller had, so that train() leaves its process as it found it."""
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    warn_only, cublas = torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # torch's generators
-        try:
-            torch.set_num_threads(args.torch_threads or threads)
-            if args.torch_deterministic and device.type == "cuda" and cublas is None:
-                os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
-            torch.use_deterministic_algorithms(args.torch_deterministic)
-            random.seed(args.seed)
-            np.random.seed(args.seed)
-            torch.manual_seed(args.seed)
-            yield
-        finally:
-            torch.set_num_threads(threads)
-            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)
-            if cublas is None:
-                os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
-
-
-def make_run_dir(args: Args) -> str:
-    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if another run took that name."""
-    name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    os.makedirs(args.log_dir, exist_ok=True)
-    for attempt in range(1000):
-        with contextlib.suppress(FileExistsError):  # another run took this name: no run writes into another's
-            os.mkdir(run_dir := os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}"))
-            return run_dir
-    raise RuntimeError(f"{SCRIPT}: could not create a fresh run directory under {args.log_dir}.")
-
-
-ARCHITECTURE = (
-    "hidden_sizes",
-    "normalize_observations",
-)  # the settings a saved network's shape depends on, beside its env's spaces
-
-
-def save_model(args: Args, run_dir: str, networks: dict[str, nn.Module], optimizers: dict[str, Optimizer]) -> str:
-    """<run_dir>/<exp_name>.pt: the state dicts of the networks and optimisers, the args as plain types and the
-    script's name (what --load-model reads back); returns where it was written."""
-    checkpoint: dict = {name: {k: v.cpu() for k, v in net.state_dict().items()} for name, net in networks.items()}
-    checkpoint["optimizers"] = {name: optimizer.state_dict() for name, optimizer in optimizers.items()}
-    checkpoint |= {"args": asdict(args), "script": SCRIPT}
-    return save_atomically(os.path.join(run_dir, f"{args.exp_name}.pt"), lambda file: torch.save(checkpoint, file))
-
-
-def read_model(args: Args, observation_space: gym.Space, action_space: gym.Space) -> dict | None:
-    """The file of --load-model, checked before any work: written by this script's --save-model, for an env with the
-    same observation and action spaces, with the same ARCHITECTURE settings. None without --load-model."""
-    if args.load_model is None:
-        return None
-    try:
-        checkpoint = torch.load(args.load_model, map_location="cpu", weights_only=True)
-        script, saved = checkpoint["script"], checkpoint["args"]
-        env = make_env(saved["env_id"])  # the env it was trained on, whose spaces must be this run's
-        spaces = (env.observation_space, env.action_space)
-        env.close()
-    except Exception as error:  # not a file torch reads, not one --save-model wrote, or its env cannot be made here
-        reason = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
-        raise UsageError(
-            f"{SCRIPT}: --load-model {args.load_model} is not a model this script can use ({reason})."
-        ) from None
-    differs = [name for name in ARCHITECTURE if json.dumps(saved[name]) != json.dumps(getattr(args, name))]
-    if script != SCRIPT:
-        problem = f"was written by {script}, not by {SCRIPT}"
-    elif spaces != (observation_space, action_space):
-        shapes = [f"observations {o.shape} and actions {a}" for o, a in (spaces, (observation_space, action_space))]
-        problem = f"was trained on {saved['env_id']} ({shapes[0]}), whose spaces are not {args.env_id}'s ({shapes[1]})"
-    elif differs:
-        problem = f"holds networks built with --{differs[0].replace('_', '-')} {saved[differs[0]]}, not {getattr(args, differs[0])}"
-    else:
-        return checkpoint
-    raise UsageError(f"{SCRIPT}: --load-model {args.load_model} {problem}.")
-
-
-def restore(checkpoint: dict | None, networks: dict[str, nn.Module], optimizers: dict[str, Optimizer]) -> None:
-    """With --load-model: the networks' weights from its file, and the optimisers' state where the file holds it."""
-    if checkpoint is not None:
-        for name, network in networks.items():
-            network.load_state_dict(checkpoint[name])
-        for name, optimizer in optimizers.items():
-            if name in checkpoint["optimizers"]:
-                optimizer.load_state_dict(checkpoint["optimizers"][name])
-
-
-def check_video(args: Args) -> None:
-    """--capture-video needs moviepy, and frames from the env on this machine (pygame for classic control, an OpenGL
-    context for MuJoCo): render one before any work, so that a run cannot fail at its very end."""
-    try:
-        if importlib.util.find_spec("moviepy") is None:
-            raise ModuleNotFoundError("No module named 'moviepy'")
-        env = make_env(args.env_id, render_mode="rgb_array")
-        env.reset(seed=0)
-        env.render()
-        env.close()
-    except Exception as error:
-        reason = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
-        raise UsageError(
-            f"{SCRIPT}: --capture-video cannot record {args.env_id} here ({reason}); pip install moviepy pygame."
-        ) from None
-
-
-def video_dir(args: Args, run_dir: str) -> str | None:
-    return os.path.join(run_dir, "videos") if args.capture_video else None
-
-
-def save_atomically(path: str, write: Callable[[BinaryIO], object]) -> str:
-    """Write to a temporary file beside `path` and rename it onto `path`, so no reader sees half a file. If that
-    directory cannot be written, write to the system's temporary directory instead (and say so): never lose it."""
-    fallback = os.path.join(tempfile.gettempdir(), f"{int(time.time())}-{os.getpid()}-{os.path.basename(path)}")
-    failures: list[str] = []
-    for target in (path, fallback):
-        partial = None
-        try:
-            handle, partial = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(target)), suffix=".partial")
-            with os.fdopen(handle, "wb") as file:
-                write(file)
-            os.replace(partial, target)
-            partial = None
-            if target != path:
-                print(f"{SCRIPT}: could not write {path} ({failures[0]}); wrote {target} instead.", file=sys.stderr)
-            return target
-        except OSError as error:
-            failures.append(error.strerror or str(error))
-        finally:
-            if partial is not None:
-                with contextlib.suppress(OSError):
-                    os.remove(partial)
-    raise OSError(f"{SCRIPT}: could not save {path}, nor in {tempfile.gettempdir()}: {'; '.join(failures)}.")
-
-
-def check_finite(values: dict[str, float], networks: dict[str, nn.Module], after: int, step: int) -> None:
-    """Stop the run at a non-finite loss or weight, saying between which steps it appeared."""
-    bad = [f"{name} = {value}" for name, value in values.items() if not math.isfinite(value)]
-    weights = [name for name, net in networks.items() if not all(p.isfinite().all() for p in net.parameters())]
-    bad += [f"the weights of {name}" for name in weights]
-    if bad:
-        raise FloatingPointError(
-            f"{SCRIPT}: non-finite numbers appeared between step {after + 1} and step {step} ({', '.join(bad)}), so "
-            "nothing was saved; a step too large for the rewards' scale is the usual cause: try a lower "
-            "--learning-rate or --max-kl, or --normalize-observations."
-        )
-
-
-def interrupted(
-    args: Args, run_dir: str, step: int, networks: dict[str, nn.Module], optimizers: dict[str, Optimizer]
-) -> KeyboardInterrupt:
-    """Ctrl-C: keep the model as it stands (with --save-model) and say in one line where the run stopped."""
-    saved = ""
-    if args.save_model:
-        try:
-            check_finite({}, networks, step, step)
-            saved = f"; model saved to {save_model(args, run_dir, networks, optimizers)}"
-        except FloatingPointError:
-            saved = "; model not saved: its weights are not finite"
-    return KeyboardInterrupt(
-        f"{SCRIPT}: stopped by Ctrl-C at step {step} of {args.total_timesteps}{saved}; logs in {run_dir}."
-    )
-
+ARCHITECTURE = ("hidden_sizes", "normalize_observations")  # what a saved network's shape depends on, beside the spaces
 
 if __name__ == "__main__":
-    try:
-        summary, examples = __doc__.split("\n\n")[0], __doc__[__doc__.index("Examples:") :]
-        train(tyro.cli(Args, description=f"{summary}\n\n{examples}"))
-    except UsageError as error:
-        print(error, file=sys.stderr)
-        sys.exit(2)
-    except (FloatingPointError, OSError) as error:
-        print(error, file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt as error:  # interrupted() says where; one before training began has nothing to say
-        print(str(error) or f"{SCRIPT}: stopped by Ctrl-C before training began.", file=sys.stderr)
-        sys.exit(130)
+    plumbing.cli(train, Args, __doc__)

@@ -1,7 +1,7 @@
 """The floor under each script's training loop: its env steps and its acting forward passes, with no learning.
 
 For every pair of the race (script, env, budget), the floor builds the envs as the script does (its own
-`make_checked_env(s)`: the same wrappers; trpo.py and natural_gradient.py's SyncVectorEnv of num_envs copies;
+`make_env`: the same wrappers; trpo.py and natural_gradient.py's `make_vector_env` of num_envs copies;
 reinforce.py's list of num_envs envs), steps them for the budget with uniformly random actions, and before every
 step runs what the script runs to act: one forward pass of an MLP of the script's hidden sizes over the batch of
 observations (one row per env). No gradient, buffer, rollout storage or update. No training loop that acts through
@@ -42,12 +42,10 @@ def floor_seconds(script: str, env_id: str, budget: int, seed: int = 1) -> float
     """Seconds for `budget` env steps with random actions and one batched forward pass per step of envs."""
     module = run.load_script(script, run.ROOT)
     args = module.Args(env_id=env_id, total_timesteps=budget, seed=seed)
-    cpu = torch.device("cpu")
-    made = (
-        module.make_checked_envs(args, cpu)
-        if hasattr(module, "make_checked_envs")
-        else module.make_checked_env(args, cpu)
-    )
+    if hasattr(module, "make_vector_env"):  # trpo.py, natural_gradient.py
+        made = module.make_vector_env(args.env_id, args.num_envs)
+    else:  # one env (dqn.py, fitted_q.py, ddpg.py), or reinforce.py's list of num_envs
+        made = [module.make_env(args.env_id) for _ in range(getattr(args, "num_envs", 1))]
     vector = isinstance(made, gym.vector.VectorEnv)
     envs = made if vector or isinstance(made, list) else [made]
     space = made.single_action_space if vector else envs[0].action_space

@@ -3,8 +3,8 @@
 A run's file, `<results-dir>/<script>__<env>__seed<seed>__<hash>.json`, holds the run's Args, every training
 episode's return and the step it ended at, the evaluation returns, the wall time of the whole `train()` call
 (construction, training and evaluation), the training loop's steps per second, and the host. The hash is of
-the run's full Args (log_dir aside) and of the script file, so a run whose file exists is skipped when the
-grid is run again, and a changed setting, default or line of the script makes a new run. A run that raises,
+the run's full Args (log_dir aside) and of the script file with plumbing.py, so a run whose file exists is skipped when the
+grid is run again, and a changed setting, default or line of the script or of plumbing.py makes a new run. A run that raises,
 or whose process dies, is written under `<results-dir>/failed/` with its error and traceback, reported at
 the end, and tried again on the next invocation; the other runs go on. The driver writes every file, so a Ray cluster's workers need no shared disk.
 
@@ -128,7 +128,7 @@ class Run:
     env_id: str
     seed: int
     fields: dict[str, Any]  # the Args fields passed explicitly (env_id, seed and overrides)
-    code: str = ""  # a digest of the script file: an edited script is a new run
+    code: str = ""  # a digest of the script file and plumbing.py: an edited script or plumbing is a new run
 
     @property
     def name(self) -> str:
@@ -142,8 +142,17 @@ def script_path(script: str, root: Path) -> Path:
     return root / "benchmarks" / "sb3_baselines.py" if script in SB3 else root / f"{script}.py"
 
 
+def code_digest(script: str, root: Path) -> str:
+    """What a run's code is: our scripts' file and plumbing.py, which they import; SB3's wrapper file."""
+    files = [script_path(script, root)] + ([] if script in SB3 else [root / "plumbing.py"])
+    return hashlib.sha1(b"".join(path.read_bytes() for path in files)).hexdigest()[:12]
+
+
 def load_script(script: str, root: Path):
-    """The script's module, imported from its file (the scripts are not a package)."""
+    """The script's module, imported from its file (the scripts are not a package; they import plumbing.py from
+    the repository root, which therefore goes on sys.path)."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     spec = importlib.util.spec_from_file_location(script, script_path(script, root))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -255,16 +264,15 @@ def build_grid(args: Args) -> list[Run]:
 
 
 def resolve(runs: list[Run], log_dir: str) -> list[Run]:
-    """Each run with its full Args as fields and its script's digest, so that the file name's hash covers
-    the defaults and the code too."""
+    """Each run with its full Args as fields and its code's digest (code_digest), so that the file name's hash
+    covers the defaults and the code too."""
     resolved, modules = [], {}
     for run in runs:
         module = modules.setdefault(run.script, load_script(run.script, ROOT))
         fields = dataclasses.asdict(module.Args(**run.fields))
         if "log_dir" in fields:
             fields["log_dir"] = log_dir
-        code = hashlib.sha1(script_path(run.script, ROOT).read_bytes()).hexdigest()[:12]
-        resolved.append(Run(run.script, run.env_id, run.seed, plain(fields), code))
+        resolved.append(Run(run.script, run.env_id, run.seed, plain(fields), code_digest(run.script, ROOT)))
     return resolved
 
 

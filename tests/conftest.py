@@ -1,6 +1,7 @@
 """What the tests share: small toy environments with known dynamics, and a fresh log directory."""
 
 import os
+import tempfile
 
 import gymnasium as gym
 import numpy as np
@@ -222,3 +223,21 @@ def explicit_kl_hessian(policy: torch.nn.Module, obs: torch.Tensor) -> torch.Ten
 def log_dir(tmp_path) -> str:
     """A fresh directory for a test run's logs and models, removed by pytest afterwards."""
     return str(tmp_path / "runs")
+
+
+@pytest.fixture
+def unwritable_run_dirs(tmp_path, monkeypatch):
+    """Writes into any directory under tmp_path/"runs" fail as a read-only disk would (root ignores chmod); the
+    system's temporary directory becomes tmp_path/"elsewhere". Yields that directory."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(elsewhere))
+    mkstemp = tempfile.mkstemp
+
+    def read_only_mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and str(tmp_path / "runs") in str(dir):
+            raise PermissionError(30, "Read-only file system")
+        return mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only_mkstemp)
+    return elsewhere

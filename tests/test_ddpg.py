@@ -8,6 +8,7 @@ import torch
 from conftest import assert_logs_were_flushed, assert_transitions_follow_episodes
 
 import ddpg
+import plumbing
 
 GAMMA = 0.9
 LOW, HIGH = np.array([-1.0, 0.5]), np.array([3.0, 2.0])  # the asymmetric bounds of tests/Box*-v0
@@ -223,7 +224,7 @@ def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir)
     ],
 )
 def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):
-    with pytest.raises(ddpg.UsageError) as error:
+    with pytest.raises(plumbing.UsageError) as error:
         ddpg.train(ddpg.Args(log_dir=log_dir, **overrides))
     assert phrase in str(error.value) and str(error.value).startswith("ddpg.py")
     assert not os.path.exists(log_dir)

@@ -9,6 +9,7 @@ from conftest import assert_logs_were_flushed, assert_transitions_follow_episode
 from torch import nn
 
 import dqn
+import plumbing
 
 GAMMA = 0.9
 
@@ -196,7 +197,7 @@ def test_actions_reach_the_env_inside_a_shifted_discrete_space(log_dir):
 
 def test_evaluation_truncates_an_env_without_a_time_limit():
     q_network = dqn.QNetwork(2, 2, (4,))
-    assert dqn.evaluate(q_network, "tests/Endless-v0", 0, 1, torch.device("cpu")) == [float(dqn.EVAL_STEP_LIMIT)]
+    assert dqn.evaluate(q_network, "tests/Endless-v0", 0, 1, torch.device("cpu")) == [float(plumbing.EVAL_STEP_LIMIT)]
 
 
 def test_discrete_observations_become_one_hot_inputs(log_dir):
@@ -232,7 +233,7 @@ def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir)
     ],
 )
 def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):
-    with pytest.raises(dqn.UsageError) as error:
+    with pytest.raises(plumbing.UsageError) as error:
         dqn.train(dqn.Args(log_dir=log_dir, **overrides))
     assert phrase in str(error.value)
     assert not os.path.exists(log_dir)

@@ -11,6 +11,7 @@ import torch
 from conftest import CountingEnv
 
 import fitted_q
+import plumbing
 
 GAMMA = 0.9
 
@@ -198,7 +199,7 @@ def test_dataset_round_trip_and_offline_training_never_steps_the_env(tmp_path, l
 def test_save_dataset_refuses_a_buffer_that_cannot_hold_every_transition(tmp_path, log_dir):
     path = str(tmp_path / "data.npz")
     with pytest.raises(
-        fitted_q.UsageError,
+        plumbing.UsageError,
         match=r"--buffer-size must hold every transition \(≥ --total-timesteps\) to --save-dataset them",
     ):
         fitted_q.train(short_args(log_dir, env_id="tests/Truncated-v0", buffer_size=100, save_dataset=path))
@@ -256,7 +257,7 @@ def without(name: str) -> Callable[[str], None]:
 def test_a_malformed_dataset_is_one_sentence_naming_the_file_and_the_fault(write, phrase, tmp_path, log_dir):
     bad = str(tmp_path / "bad.npz")
     write(bad)
-    with pytest.raises(fitted_q.UsageError) as error:
+    with pytest.raises(plumbing.UsageError) as error:
         fitted_q.train(short_args(log_dir, env_id="tests/Truncated-v0", dataset=bad))
     message = str(error.value)
     assert message.startswith(f"fitted_q.py: the dataset {bad!r}") and phrase in message
@@ -279,7 +280,7 @@ def test_a_well_formed_dataset_of_integral_float_actions_and_boolean_flags_is_ac
 def test_offline_a_collection_flag_is_refused_because_it_would_do_nothing(flag, tmp_path, log_dir):
     path = str(tmp_path / "data.npz")
     changed()(path)
-    with pytest.raises(fitted_q.UsageError, match="must stay unset with --dataset, which collects nothing"):
+    with pytest.raises(plumbing.UsageError, match="must stay unset with --dataset, which collects nothing"):
         fitted_q.train(fitted_q.Args(dataset=path, log_dir=log_dir, **flag))
     assert not os.path.exists(log_dir)
 
@@ -287,7 +288,7 @@ def test_offline_a_collection_flag_is_refused_because_it_would_do_nothing(flag, 
 def test_save_dataset_never_overwrites_a_file(tmp_path, log_dir):
     path = tmp_path / "kept.npz"
     path.write_bytes(b"precious")
-    with pytest.raises(fitted_q.UsageError, match="--save-dataset must be a new path"):
+    with pytest.raises(plumbing.UsageError, match="--save-dataset must be a new path"):
         fitted_q.train(short_args(log_dir, save_dataset=str(path)))
     assert path.read_bytes() == b"precious" and not os.path.exists(log_dir)
 
@@ -307,7 +308,7 @@ def test_save_dataset_never_overwrites_a_file(tmp_path, log_dir):
     ],
 )
 def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):
-    with pytest.raises(fitted_q.UsageError) as error:
+    with pytest.raises(plumbing.UsageError) as error:
         fitted_q.train(fitted_q.Args(log_dir=log_dir, **overrides))
     assert phrase in str(error.value)
     assert not os.path.exists(log_dir)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import assert_logs_were_flushed
 
+import plumbing
 import reinforce
 
 GAMMA = 0.9
@@ -238,7 +239,7 @@ def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir)
     ],
 )
 def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):
-    with pytest.raises(reinforce.UsageError) as error:
+    with pytest.raises(plumbing.UsageError) as error:
         reinforce.train(reinforce.Args(log_dir=log_dir, **overrides))
     assert phrase in str(error.value) and str(error.value).startswith("reinforce.py")
     assert not os.path.exists(log_dir)

@@ -15,7 +15,9 @@ from pathlib import Path
 import imageio
 import pytest
 import torch
-from test_smoke import RUNS, SCRIPTS, run_cli, short_args
+from test_smoke import RUNS, SCRIPTS, short_args
+
+import plumbing
 
 FIRST_RUNS = [(module, env_ids[0], short) for module, env_ids, _, short in SCRIPTS]
 NETWORKS = ("q_network", "actor", "critic", "policy", "value")
@@ -32,7 +34,7 @@ OTHER_SPACES = {"CartPole-v1": "Acrobot-v1", "Pendulum-v1": "MountainCarContinuo
 
 
 def train_and_save(module_name: str, env_id: str, short: dict, log_dir: str, **extra) -> tuple[object, dict, str]:
-    module, args = short_args(module_name, env_id, short, log_dir, save_model=True, eval_episodes=3, **extra)
+    module, args = short_args(module_name, env_id, short, log_dir, **{"save_model": True, "eval_episodes": 3, **extra})
     result = module.train(args)
     return module, result, os.path.join(result["run_dir"], f"{module_name}.pt")
 
@@ -87,14 +89,14 @@ def test_training_on_starts_from_the_loaded_weights_and_optimiser_state(
         return update(*args, **kwargs)
 
     restored = []
-    restore = module.restore
+    restore = plumbing.restore
 
     def watched_restore(file, networks, optimizers):
         restore(file, networks, optimizers)
         restored.append({key: copy.deepcopy(optimizer.state_dict()) for key, optimizer in optimizers.items()})
 
     monkeypatch.setattr(module, name, watched)
-    monkeypatch.setattr(module, "restore", watched_restore)
+    monkeypatch.setattr(plumbing, "restore", watched_restore)
     module, args = short_args(module_name, env_id, short, str(tmp_path / "on"), load_model=path)
     module.train(args)
     assert first_update, f"{name} was never called"
@@ -136,11 +138,35 @@ def test_a_model_that_does_not_fit_the_run_is_refused_before_anything_is_written
         message = str(error.value)
         assert phrase in message and message.startswith(f"{module_name}.py") and "\n" not in message, message
         assert not log_dir.exists()
-    proc = run_cli(
-        module_name, "--env-id", env_id, "--load-model", path, "--hidden-sizes", "7", "--log-dir", str(log_dir)
-    )
-    assert proc.returncode == 2 and "--hidden-sizes" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    assert not log_dir.exists()
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory) -> dict[str, str]:
+    """A model file --save-model wrote, for every script: each one's shortest run."""
+    paths = {}
+    for module_name, env_id, short in FIRST_RUNS:
+        log_dir = str(tmp_path_factory.mktemp(module_name))
+        paths[module_name] = train_and_save(module_name, env_id, short, log_dir, eval_episodes=0)[2]
+    return paths
+
+
+@pytest.mark.parametrize("reader, env_id, short", FIRST_RUNS)
+def test_a_file_another_script_saved_is_refused_in_one_sentence_for_every_pair(
+    reader, env_id, short, saved_models, tmp_path
+):
+    module = importlib.import_module(reader)
+    for writer, path in saved_models.items():
+        if writer == reader:
+            continue
+        for budget in (0, short["total_timesteps"]):  # only evaluate it, or train on from it
+            settings = {**short, "env_id": env_id, "load_model": path, "total_timesteps": budget}
+            args = module.Args(**settings, log_dir=str(tmp_path / "no"))
+            with pytest.raises(plumbing.UsageError) as error:
+                module.train(args)
+            assert (
+                str(error.value) == f"{reader}.py: --load-model {path} was written by {writer}.py, not by {reader}.py."
+            )
+            assert not (tmp_path / "no").exists()
 
 
 def test_without_load_model_a_zero_budget_is_still_refused(log_dir):
@@ -165,21 +191,6 @@ def test_capture_video_records_every_evaluation_episode(module_name, env_id, sho
     lengths = [int(r) if env_id == "CartPole-v1" else 200 for r in result["eval_returns"]]  # CartPole: 1 per step
     for video, length in zip(videos, lengths, strict=True):
         assert frames(video) in (length, length + 1), (video, length)
-
-
-@pytest.mark.parametrize("module_name", [module for module, *_ in SCRIPTS])
-def test_capture_video_without_its_libraries_or_episodes_is_refused_first(module_name, monkeypatch, log_dir):
-    module = importlib.import_module(module_name)
-    env_id = "Pendulum-v1" if module_name == "ddpg" else "CartPole-v1"
-    with pytest.raises(ValueError, match="--capture-video must go with --eval-episodes above 0"):
-        module.train(module.Args(env_id=env_id, capture_video=True, eval_episodes=0, log_dir=log_dir))
-    find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "moviepy" else find_spec(name, *a)
-    )
-    with pytest.raises(ValueError, match=r"--capture-video cannot record .* pip install moviepy pygame\.$"):
-        module.train(module.Args(env_id=env_id, capture_video=True, log_dir=log_dir))
-    assert not os.path.exists(log_dir)
 
 
 def test_the_saved_args_and_architecture_are_plain_json(tmp_path):

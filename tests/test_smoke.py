@@ -20,6 +20,8 @@ import torch
 from conftest import BOX_ACTIONS
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import plumbing
+
 ROOT = Path(__file__).resolve().parent.parent
 
 BOTH_KINDS = ("CartPole-v1", "Pendulum-v1")  # a Discrete and a Box action space
@@ -110,14 +112,6 @@ def test_save_model_writes_a_weights_only_checkpoint(module_name, env_id, short,
     for name in ("q_network", "actor", "critic", "policy", "value"):
         if name in result:
             result[name].load_state_dict(checkpoint[name])
-
-
-@pytest.mark.parametrize("module_name, env_id, short", FIRST_RUNS)
-def test_two_runs_in_the_same_second_get_distinct_run_dirs(module_name, env_id, short, log_dir):
-    quick = {"total_timesteps": 50} | ({"learning_starts": 10} if "learning_starts" in short else {})
-    module, args = short_args(module_name, env_id, short, log_dir, eval_episodes=0, **quick)
-    first, second = module.train(args)["run_dir"], module.train(args)["run_dir"]
-    assert first != second and os.path.isdir(first) and os.path.isdir(second)
 
 
 @pytest.mark.parametrize("module_name, env_id, short", FIRST_RUNS)
@@ -296,8 +290,11 @@ def bad_inputs(refused_env: str | None) -> list[tuple[str, ...]]:
     return cases
 
 
+# On the command line, one refusal per script (plumbing.cli turns them all into exit status 2; test_plumbing.py runs
+# the other kinds once); in process, every kind on every script.
 @pytest.mark.parametrize(
-    "module_name, flags", [(m, flags) for m, _, refused, _ in SCRIPTS for flags in bad_inputs(refused)]
+    "module_name, flags",
+    [(m, ("--env-id", refused or "tests.conftest:tests/MultiDiscrete-v0")) for m, _, refused, _ in SCRIPTS],
 )
 def test_bad_input_is_one_sentence_on_stderr_with_exit_status_2(module_name, flags, log_dir):
     proc = run_cli(module_name, "--log-dir", log_dir, *flags)
@@ -348,7 +345,7 @@ def test_an_env_without_a_time_limit_trains_to_its_budget_and_evaluates_capped(m
         return
     result = module.train(args)
     assert result["episodic_returns"] == []  # no episode ever ended
-    assert result["eval_returns"] == [float(module.EVAL_STEP_LIMIT)]
+    assert result["eval_returns"] == [float(plumbing.EVAL_STEP_LIMIT)]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import torch
 from conftest import assert_logs_were_flushed, batch_for, explicit_kl_hessian, flat_params, small_policy
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import plumbing
 import trpo
 
 LOW, HIGH = np.array([-1.0, 0.5], np.float32), np.array([3.0, 2.0], np.float32)  # tests/Box*-v0's bounds
@@ -223,7 +224,7 @@ def test_gae_with_lambda_one_and_no_episode_end_is_the_discounted_return_minus_v
 
 # ------------------------------------------------------------------------------------- rollouts
 def rollout(env_id: str, num_steps: int, policy: trpo.Policy, action_shape: tuple[int, ...]) -> trpo.RolloutStorage:
-    envs = trpo.make_checked_envs(trpo.Args(env_id=env_id, num_envs=2), torch.device("cpu"))
+    envs = trpo.make_vector_env(env_id, 2)
     obs, _ = envs.reset(seed=0)
     storage = trpo.RolloutStorage(num_steps, 2, 2, action_shape, torch.device("cpu"))
     trpo.collect_rollout(envs, policy, storage, obs, num_steps)
@@ -449,7 +450,7 @@ def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir)
     ],
 )
 def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):
-    with pytest.raises(trpo.UsageError) as error:
+    with pytest.raises(plumbing.UsageError) as error:
         trpo.train(trpo.Args(log_dir=log_dir, **overrides))
     assert phrase in str(error.value) and str(error.value).startswith("trpo.py")
     assert not os.path.exists(log_dir)

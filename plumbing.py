@@ -1,0 +1,487 @@
+"""What the six algorithm scripts share that is not an algorithm: everything a run needs around its update rule.
+
+The pieces come in the order a run meets them. `cli` parses the command line. `check_args`, `resolve_device`,
+`make_checked_env` and `read_model` refuse, each in one sentence and before anything is written, what cannot work:
+a field's type or rule, a device this machine lacks, an env that cannot be made, flattened or acted in, sizes that
+cannot fit in memory, a video that cannot be recorded, a --load-model file that does not fit. `with Run(...) as
+run:` makes the run directory, seeds the run, logs it (episodes, losses checked for NaN, progress), and gives the
+caller back its generators and settings however the run ends; `run.report` writes the model and the summary line,
+`run.interrupted` what Ctrl-C keeps. `evaluation_env` and `evaluation_returns` fix which start states a final
+evaluation meets; `save_atomically` writes every file through a temporary name, never losing finished work.
+
+Every message starts with the script's file name (its Args' default `exp_name` plus ".py"). Nothing here imports a
+script: what differs between scripts (make_env, the rules of its fields, its memory estimate) is passed in.
+"""
+
+import contextlib
+import importlib.util
+import json
+import math
+import numbers
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import types
+import typing
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from typing import Any, BinaryIO, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+import tyro
+from torch import nn
+from torch.optim import Optimizer
+from torch.utils.tensorboard import SummaryWriter
+
+Rule = tuple[str, bool, str]  # (field, whether its rule holds, what the field must do)
+MakeEnv = Callable[..., gym.Env]  # a script's make_env(env_id, **gym.make kwargs)
+ActionCheck = Callable[[str, gym.Space], str | None]  # (env id, action space) -> why the script cannot act in it
+MemoryNeeded = Callable[[Any, int, gym.Space], dict[str, int]]  # (args, obs_dim, action space) -> bytes, by flag
+Act = Callable[[np.ndarray, gym.Space], Any]  # (observation, action space) -> the action to step the env with
+Networks, Optimizers = dict[str, nn.Module], dict[str, Optimizer]
+
+
+class UsageError(ValueError):
+    """Bad input, found before any work starts: the CLI prints the sentence and exits with status 2."""
+
+
+def script_name(args: Any) -> str:
+    """The name every message starts with: the script's file name, which its Args' `exp_name` defaults to (stem)."""
+    return f"{type(args).exp_name}.py"
+
+
+def reason(error: BaseException) -> str:
+    """An exception as one line without a final full stop, to end a sentence with."""
+    return " ".join(f"{type(error).__name__}: {error}".split()).rstrip(".")
+
+
+def cli(train: Callable[[Any], dict], args_class: type, doc: str) -> None:
+    """`python script.py [flags]`: --help shows the docstring's first paragraph and its examples; what can go wrong
+    ends in one line on stderr and an exit status, never a traceback."""
+    try:
+        summary, examples = doc.split("\n\n")[0], doc[doc.index("Examples:") :]
+        train(tyro.cli(args_class, description=f"{summary}\n\n{examples}"))
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        sys.exit(2)
+    except (FloatingPointError, OSError) as error:
+        print(error, file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt as error:  # Run.interrupted says where; one before training began has nothing to say
+        print(str(error) or f"{args_class.exp_name}.py: stopped by Ctrl-C before training began.", file=sys.stderr)
+        sys.exit(130)
+
+
+# ------------------------------------------------------------------------------------------ checks, before any work
+def check_args(args: Any, rules: Callable[[Any], list[Rule]]) -> None:
+    """Refuse settings that cannot work, each in one sentence, before anything is written: the types first (the
+    rules compare numbers), then the script's `rules(args)` and the run settings'. With --load-model and
+    --total-timesteps 0 the run only evaluates, so the training rules do not apply."""
+    hints = typing.get_type_hints(type(args))
+    enforce(args, [(name, has_type(getattr(args, name), kind), f"be {describe(kind)}") for name, kind in hints.items()])
+    evaluates = [("eval_episodes", args.eval_episodes > 0, "be positive when --total-timesteps 0 only evaluates")]
+    only_evaluates = args.load_model is not None and args.total_timesteps == 0
+    enforce(args, run_rules(args) + (evaluates if only_evaluates else rules(args)))
+
+
+def run_rules(args: Any) -> list[Rule]:
+    """The rules of the run settings every script shares; --log-dir is probed by making a directory there."""
+    cores, name = os.cpu_count() or 1, args.exp_name
+    return [
+        ("seed", 0 <= args.seed < 2**32, "lie in [0, 2**32 - 1] (numpy's seeds)"),
+        ("torch_threads", 0 <= args.torch_threads <= cores, f"lie in [0, {cores}], the cores of this machine"),
+        ("eval_episodes", args.eval_episodes >= 0, "be non-negative"),
+        ("exp_name", name not in ("", ".", "..") and not set("/\\\0") & set(name), "be a file name (no '/')"),
+        ("log_dir", writable(args.log_dir), "be a directory this process can create or write"),
+        ("load_model", args.load_model is None or os.path.isfile(args.load_model), "name a file --save-model wrote"),
+        ("capture_video", not args.capture_video or args.eval_episodes > 0, "go with --eval-episodes above 0"),
+    ]
+
+
+def enforce(args: Any, rules: list[Rule]) -> None:
+    for name, holds, requirement in rules:
+        if not holds:
+            raise UsageError(
+                f"{script_name(args)}: --{name.replace('_', '-')} must {requirement}, got {getattr(args, name)!r}."
+            )
+
+
+def has_type(value: object, kind: object) -> bool:
+    """Whether a field's value matches its annotation (floats finite too: inf would pass every "> 0")."""
+    if typing.get_origin(kind) is Literal:
+        return value in typing.get_args(kind)
+    if typing.get_origin(kind) is types.UnionType:
+        return any(has_type(value, option) for option in typing.get_args(kind))
+    if typing.get_origin(kind) is tuple:
+        return isinstance(value, tuple | list) and all(has_type(item, int) for item in value)
+    if kind in (int, float):
+        number = isinstance(value, numbers.Integral if kind is int else numbers.Real) and not isinstance(value, bool)
+        return number and math.isfinite(value)  # type: ignore[arg-type]
+    return isinstance(value, kind)  # type: ignore[arg-type]
+
+
+def describe(kind: object) -> str:
+    if typing.get_origin(kind) is Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(kind)))
+    if typing.get_origin(kind) is types.UnionType:
+        return " or ".join(describe(option) for option in typing.get_args(kind))
+    names = {int: "an integer", float: "a finite number", bool: "True or False", str: "a string", type(None): "None"}
+    return names.get(kind) or str(kind)  # type: ignore[call-overload]
+
+
+def writable(path: str) -> bool:
+    """Whether `path` is, or can become, a writable directory: a probe made in its nearest existing ancestor (and
+    removed at once) tells where permission bits do not (root, read-only mounts, /proc)."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=existing))
+        return path != ""
+    except OSError:
+        return False
+
+
+def resolve_device(args: Any) -> torch.device:
+    """auto: cuda when torch sees a GPU, else cpu; any other name must be a device this machine has."""
+    name = args.device
+    with contextlib.suppress(RuntimeError):  # not a device name: refused below
+        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+        if device.type == "cpu" or (device.type == "cuda" and (device.index or 0) < torch.cuda.device_count()):
+            return device
+    raise UsageError(
+        f"{script_name(args)}: --device {name} is not a device of this machine ({torch.cuda.device_count()} CUDA "
+        "GPUs); use auto, cpu, cuda or cuda:N."
+    )
+
+
+def make_checked_env(
+    args: Any, make_env: MakeEnv, device: torch.device, action_space_problem: ActionCheck, memory_needed: MemoryNeeded
+) -> gym.Env:
+    """One env of the run, or one sentence on why it cannot be made (any exception, not only Gymnasium's) or used:
+    observations that do not flatten into a vector, what the script's `action_space_problem` says of its actions,
+    or more memory than is free for the bytes its `memory_needed(args, obs_dim, action_space)` counts per flag."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # shown if the env is made; otherwise the error says it
+            env = make_env(args.env_id)
+    except Exception as error:
+        raise UsageError(f"{script_name(args)} cannot make the environment {args.env_id!r}: {reason(error)}.") from None
+    for warning in caught:
+        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    obs = env.observation_space
+    if not (isinstance(obs, gym.spaces.Box) and len(obs.shape) == 1):
+        problem = f"cannot flatten the observations of {args.env_id} ({env.unwrapped.observation_space}) into a vector"
+    else:
+        problem = action_space_problem(args.env_id, env.action_space)
+        problem = problem or memory_problem(memory_needed(args, obs.shape[0], env.action_space), device)
+    if problem is not None:
+        env.close()
+        raise UsageError(f"{script_name(args)} {problem}.")
+    if args.capture_video:
+        check_video(args, make_env)
+    return env
+
+
+def discrete_actions(env_id: str, actions: gym.Space) -> str | None:
+    """An action_space_problem for the scripts that act by argmax over a Discrete space (dqn.py, fitted_q.py)."""
+    if not isinstance(actions, gym.spaces.Discrete):
+        return f"needs a Discrete action space, but {env_id} has {actions}; for Box actions use ddpg.py, reinforce.py, trpo.py or natural_gradient.py"
+    return None
+
+
+def discrete_or_flat_box_actions(env_id: str, actions: gym.Space) -> str | None:
+    """An action_space_problem for the policy-gradient scripts: a Categorical or a diagonal Gaussian policy."""
+    if not (
+        isinstance(actions, gym.spaces.Discrete) or (isinstance(actions, gym.spaces.Box) and len(actions.shape) == 1)
+    ):
+        return f"needs a Discrete or a one-dimensional Box action space, but {env_id} has {actions}; wrap the env to flatten its actions first"
+    return None
+
+
+def memory_problem(needed: dict[str, int], device: torch.device) -> str | None:
+    """Sizes that cannot fit, found before any is allocated: the bytes needed against those available now."""
+    free = math.inf  # (not Linux: assume it fits)
+    with contextlib.suppress(OSError, StopIteration), open("/proc/meminfo") as file:
+        free = next(int(line.split()[1]) * 1024 for line in file if line.startswith("MemAvailable:"))
+    free = min(free, torch.cuda.mem_get_info(device)[0]) if device.type == "cuda" else free
+    largest = max(needed, key=needed.__getitem__)
+    gib = f"{sum(needed.values()) / 2**30:.1f} GiB of memory, mostly for {largest}, but {free / 2**30:.1f} GiB are free"
+    return None if sum(needed.values()) <= free else f"would need about {gib}; lower {largest}"
+
+
+def check_video(args: Any, make_env: MakeEnv) -> None:
+    """--capture-video needs moviepy, and frames from the env on this machine (pygame for classic control, an OpenGL
+    context for MuJoCo): render one before any work, so that a run cannot fail at its very end."""
+    try:
+        if importlib.util.find_spec("moviepy") is None:
+            raise ModuleNotFoundError("No module named 'moviepy'")
+        env = make_env(args.env_id, render_mode="rgb_array")
+        env.reset(seed=0)
+        env.render()
+        env.close()
+    except Exception as error:
+        raise UsageError(
+            f"{script_name(args)}: --capture-video cannot record {args.env_id} here ({reason(error)}); "
+            "pip install moviepy pygame."
+        ) from None
+
+
+def read_model(args: Any, make_env: MakeEnv, env: gym.Env, architecture: tuple[str, ...]) -> dict | None:
+    """The file of --load-model, checked before any work: written by this script's --save-model, for an env with the
+    same observation and action spaces as `env`, with the same `architecture` settings (those its networks' shapes
+    depend on). None without --load-model."""
+    if args.load_model is None:
+        return None
+    script, differs, here = script_name(args), [], (env.observation_space, env.action_space)
+    try:
+        checkpoint = torch.load(args.load_model, map_location="cpu", weights_only=True)
+        written_by, saved = checkpoint["script"], checkpoint["args"]
+        if written_by == script:  # (another script's file has other settings: say whose it is, nothing more)
+            trained_on = make_env(saved["env_id"])  # the env it was trained on, whose spaces must be this run's
+            spaces = (trained_on.observation_space, trained_on.action_space)
+            trained_on.close()
+            differs = [name for name in architecture if json.dumps(saved[name]) != json.dumps(getattr(args, name))]
+    except Exception as error:  # not a file torch reads, not one --save-model wrote, or its env cannot be made here
+        problem = f"is not a model this script can use ({reason(error)})"
+    else:
+        if written_by != script:
+            problem = f"was written by {written_by}, not by {script}"
+        elif spaces != here:
+            shapes = [f"observations {o.shape} and actions {a}" for o, a in (spaces, here)]
+            problem = (
+                f"was trained on {saved['env_id']} ({shapes[0]}), whose spaces are not {args.env_id}'s ({shapes[1]})"
+            )
+        elif differs:
+            problem = f"holds networks built with --{differs[0].replace('_', '-')} {saved[differs[0]]}, not {getattr(args, differs[0])}"
+        else:
+            return checkpoint
+    raise UsageError(f"{script}: --load-model {args.load_model} {problem}.")
+
+
+# ---------------------------------------------------------------------------------------------------------- the run
+def make_run_dir(args: Any) -> str:
+    """<log_dir>/<env_id>__<exp_name>__<seed>__<unix time>, with a suffix if another run took that name."""
+    name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    os.makedirs(args.log_dir, exist_ok=True)
+    for attempt in range(1000):
+        with contextlib.suppress(FileExistsError):  # another run took this name: no run writes into another's
+            os.mkdir(run_dir := os.path.join(args.log_dir, name if attempt == 0 else f"{name}-{attempt}"))
+            return run_dir
+    raise RuntimeError(f"{script_name(args)}: could not create a fresh run directory under {args.log_dir}.")
+
+
+@contextlib.contextmanager
+def seeded_run(args: Any, device: torch.device) -> Iterator[None]:
+    """Seed random, numpy and torch and set torch's threads and determinism for the run; on the way out (return or
+    raise) put back what the caller had, so that train() leaves its process as it found it."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    warn_only, cublas = torch.is_deterministic_algorithms_warn_only_enabled(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # torch's generators
+        try:
+            torch.set_num_threads(args.torch_threads or threads)
+            if args.torch_deterministic and device.type == "cuda" and cublas is None:
+                os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"  # cuBLAS's condition for deterministic matmuls
+            torch.use_deterministic_algorithms(args.torch_deterministic)
+            random.seed(args.seed)
+            np.random.seed(args.seed)
+            torch.manual_seed(args.seed)
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+            if cublas is None:
+                os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+
+
+class Run:
+    """One run, from its directory to its summary line. `with Run(args, device, remedy) as run:` makes the run
+    directory (`run.dir`), enters `seeded_run` and opens TensorBoard there; leaving it (return or raise) flushes the
+    logs and gives the caller its generators and settings back. Inside: every finished episode, the losses (checked
+    for NaN where they are read anyway), a progress line each tenth of the budget. `remedy` is what a NaN message
+    tells the user to try."""
+
+    def __init__(self, args: Any, device: torch.device, remedy: str) -> None:
+        self.args, self.device, self.remedy, self.script = args, device, remedy, script_name(args)
+        self.dir = make_run_dir(args)
+        self.video_dir = os.path.join(self.dir, "videos") if args.capture_video else None  # where evaluate() records
+        self.total, self.checked_step = args.total_timesteps, 0  # every loss and weight was finite at checked_step
+        self.episodic_returns: list[float] = []
+        self.episode_end_steps: list[int] = []  # the global step each return is logged at
+        self.every = self.next_progress = max(1, args.total_timesteps // 10)
+
+    def __enter__(self) -> "Run":
+        self.stack = contextlib.ExitStack()
+        self.stack.enter_context(seeded_run(self.args, self.device))
+        self.writer = self.stack.enter_context(SummaryWriter(self.dir))
+        table = "".join(f"|{key}|{value}|\n" for key, value in asdict(self.args).items())
+        self.writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
+        self.start_time = time.perf_counter()
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        self.stack.__exit__(*exception)
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def episode(self, episode_return: float, length: int, step: int) -> None:
+        self.episodic_returns.append(float(episode_return))
+        self.episode_end_steps.append(step)
+        self.scalars({"charts/episodic_return": float(episode_return), "charts/episodic_length": int(length)}, step)
+
+    def losses(self, values: dict[str, float], step: int) -> None:
+        """Log the losses and stop the run if one is not finite (all were at the last check)."""
+        self.scalars(values, step)
+        self.check(values, {}, step)
+        self.checked_step = step
+
+    def check(self, values: dict[str, float], networks: Networks, step: int) -> None:
+        """Stop the run at a non-finite number or weight, saying between which steps it appeared."""
+        bad = [f"{name} = {value}" for name, value in values.items() if not math.isfinite(value)]
+        bad += [f"the weights of {name}" for name, net in networks.items() if not all_finite(net)]
+        if bad:
+            raise FloatingPointError(
+                f"{self.script}: non-finite numbers appeared between step {self.checked_step + 1} and step {step} "
+                f"({', '.join(bad)}), so nothing was saved; a step too large for the rewards' scale is the usual "
+                f"cause: try a lower {self.remedy}."
+            )
+
+    def progress(self, step: int, values: dict[str, float] | None = None) -> None:
+        if step >= self.next_progress or step >= self.total:
+            self.next_progress = (step // self.every + 1) * self.every
+            sps = step / (time.perf_counter() - self.start_time)
+            self.scalars({"charts/SPS": sps, **(values or {})}, step)
+            latest = f"{self.episodic_returns[-1]:.1f}" if self.episodic_returns else "-"
+            print(f"step {step}/{self.total}  latest return {latest}  SPS {sps:.0f}", flush=True)
+
+    def finish(self, networks: Networks, steps: int | None = None, offline: bool = False) -> None:
+        """The end of training: its time and speed (0 SPS `offline`, with no environment steps), and one last check
+        that every weight is finite, so that no non-finite weight goes on to the evaluation or into a file."""
+        self.steps = self.total if steps is None else steps
+        self.train_time = time.perf_counter() - self.start_time
+        self.sps = 0.0 if offline else self.steps / self.train_time
+        self.check({}, networks, self.steps)
+
+    def report(self, eval_returns: list[float], networks: Networks, optimizers: Optimizers) -> dict:
+        """Log the evaluation, save the model (with --save-model), print the summary line; train()'s result."""
+        for i, episode_return in enumerate(eval_returns):
+            self.writer.add_scalar("eval/return", episode_return, i)
+        if self.args.save_model:
+            print(f"model saved to {save_model(self.args, self.dir, networks, optimizers)}")
+        mean, std, n = (np.mean(eval_returns), np.std(eval_returns), len(eval_returns)) if eval_returns else (0, 0, 0)
+        summary = f"eval return {mean:.1f} ± {std:.1f} over {n} episodes" if eval_returns else "no evaluation"
+        time_taken = f"{self.train_time:.1f} s training ({self.sps:.0f} SPS)"
+        print(
+            f"{self.args.env_id} seed {self.args.seed}: {summary}, {self.steps} steps, {time_taken}, logs in {self.dir}"
+        )
+        results = {"episodic_returns": self.episodic_returns, "episode_end_steps": self.episode_end_steps}
+        return results | {"eval_returns": eval_returns, "sps": self.sps, "run_dir": self.dir, **networks}
+
+    def interrupted(
+        self, step: int, networks: Networks, optimizers: Optimizers, also_saved: str = ""
+    ) -> KeyboardInterrupt:
+        """Ctrl-C: keep the model as it stands (with --save-model) and say in one line where the run stopped, and
+        what the script kept besides (`also_saved`, "; ... saved to ...")."""
+        saved = ""
+        if self.args.save_model and all(all_finite(network) for network in networks.values()):
+            saved = f"; model saved to {save_model(self.args, self.dir, networks, optimizers)}"
+        elif self.args.save_model:
+            saved = "; model not saved: its weights are not finite"
+        return KeyboardInterrupt(
+            f"{self.script}: stopped by Ctrl-C at step {step} of {self.total}{saved}{also_saved}; logs in {self.dir}."
+        )
+
+    def discard(self, problem: str) -> UsageError:
+        """A run that turned out to do nothing useful: remove its directory (its logs hold nothing) and refuse it."""
+        self.writer.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return UsageError(f"{self.script}: {problem}.")
+
+
+def all_finite(network: nn.Module) -> bool:
+    return all(p.isfinite().all() for p in network.parameters())
+
+
+def restore(checkpoint: dict | None, networks: Networks, optimizers: Optimizers) -> None:
+    """With --load-model: the networks' weights from its file, and the optimisers' state where the file holds it."""
+    if checkpoint is not None:
+        for name, network in networks.items():
+            network.load_state_dict(checkpoint[name])
+        for name, optimizer in optimizers.items():
+            if name in checkpoint["optimizers"]:
+                optimizer.load_state_dict(checkpoint["optimizers"][name])
+
+
+# --------------------------------------------------------------------------------------------- the final evaluation
+EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one in evaluation
+
+
+def evaluation_returns(
+    make_env: MakeEnv, env_id: str, act: Act, seed: int, episodes: int, video: str | None = None
+) -> list[float]:
+    """Undiscounted returns of `episodes` episodes on a fresh env, each action `act(obs, action_space)`. The env is
+    seeded once per run (reset(seed=seed + 10_000), then its own stream): a seed meets the same start states every
+    run, two seeds independent ones. An env without a time limit is cut at EVAL_STEP_LIMIT steps (a greedy policy
+    can loop forever: CliffWalking-v1). With `video` (a directory), every episode is recorded there, one MP4 each."""
+    env = make_env(env_id, render_mode="rgb_array") if video else make_env(env_id)
+    if env.spec is None or env.spec.max_episode_steps is None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
+    if video is not None:
+        env = gym.wrappers.RecordVideo(env, video, episode_trigger=lambda episode: True)
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + 10_000 if i == 0 else None)
+        episode_return, episode_over = 0.0, False
+        while not episode_over:
+            obs, reward, terminated, truncated, _ = env.step(act(obs, env.action_space))
+            episode_return += float(reward)
+            episode_over = terminated or truncated
+        returns.append(episode_return)
+    env.close()
+    return returns
+
+
+# --------------------------------------------------------------------------------------------------------- saving
+def save_model(args: Any, run_dir: str, networks: Networks, optimizers: Optimizers) -> str:
+    """<run_dir>/<exp_name>.pt: the state dicts of the networks and optimisers, the args as plain types and the
+    script's name (what --load-model reads back); returns where it was written."""
+    checkpoint: dict = {name: {k: v.cpu() for k, v in net.state_dict().items()} for name, net in networks.items()}
+    checkpoint["optimizers"] = {name: optimizer.state_dict() for name, optimizer in optimizers.items()}
+    checkpoint |= {"args": asdict(args), "script": script_name(args)}
+    path = os.path.join(run_dir, f"{args.exp_name}.pt")
+    return save_atomically(path, lambda file: torch.save(checkpoint, file), script_name(args))
+
+
+def save_atomically(path: str, write: Callable[[BinaryIO], object], script: str) -> str:
+    """Write to a temporary file beside `path` and rename it onto `path`, so no reader sees half a file. If that
+    directory cannot be written, write to the system's temporary directory instead (and say so): never lose it."""
+    fallback = os.path.join(tempfile.gettempdir(), f"{int(time.time())}-{os.getpid()}-{os.path.basename(path)}")
+    failures: list[str] = []
+    for target in (path, fallback):
+        partial = None
+        try:
+            handle, partial = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(target)), suffix=".partial")
+            with os.fdopen(handle, "wb") as file:
+                write(file)
+            os.replace(partial, target)
+            partial = None
+            if target != path:
+                print(f"{script}: could not write {path} ({failures[0]}); wrote {target} instead.", file=sys.stderr)
+            return target
+        except OSError as error:
+            failures.append(error.strerror or str(error))
+        finally:
+            if partial is not None:
+                with contextlib.suppress(OSError):
+                    os.remove(partial)
+    raise OSError(f"{script}: could not save {path}, nor in {tempfile.gettempdir()}: {'; '.join(failures)}.")

@@ -1,0 +1,231 @@
+"""plumbing.py, tested once: what every script gets from it alike (checks, run directories, saving, the command line,
+the evaluation's seeding). What each script wires in its own way (a NaN mid-run, Ctrl-C, save → load → evaluate)
+is tested on every script, in test_failures.py, test_reuse.py and test_smoke.py.
+
+The cases run through dqn.py, the shortest script, where they need one; the command line is driven in process through
+plumbing.cli (one real process per script stays in test_smoke.py, and per kind of exit here).
+"""
+
+import importlib
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from test_smoke import ROOT, SCRIPTS, run_cli, short_args
+
+import dqn
+import plumbing
+
+DQN_SHORT = SCRIPTS[0][3]
+
+
+def cli(monkeypatch, capsys, module, *flags: str) -> tuple[int, str, str]:
+    """Run plumbing.cli as `python <module>.py <flags>` would, in this process: (exit status, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", [f"{module.__name__}.py", *flags])
+    with pytest.raises(SystemExit) as exit_status:
+        plumbing.cli(module.train, module.Args, module.__doc__)
+        raise SystemExit(0)
+    out, err = capsys.readouterr()
+    return exit_status.value.code, out, err
+
+
+# ----------------------------------------------------------------------------------------------- bad input, once
+def shared_bad_input(tmp_path: Path) -> list[tuple[dict, str]]:
+    """(Args overrides, a phrase the refusal must contain): the run settings and types plumbing checks for all six."""
+    a_file = tmp_path / "a_file"
+    return [
+        ({"log_dir": str(a_file)}, "--log-dir must be a directory this process can create or write"),
+        ({"log_dir": str(a_file / "runs")}, "--log-dir must be a directory this process can create or write"),
+        ({"log_dir": "/proc/runs"}, "--log-dir must be a directory this process can create or write"),  # even as root
+        ({"log_dir": ""}, "--log-dir must be a directory this process can create or write, got ''"),
+        ({"exp_name": "a/b"}, "--exp-name must be a file name (no '/'), got 'a/b'"),
+        ({"exp_name": ""}, "--exp-name must be a file name"),
+        ({"seed": -1}, "--seed must lie in [0, 2**32 - 1]"),
+        ({"seed": 2**32}, "--seed must lie in [0, 2**32 - 1]"),
+        ({"env_id": "phys2d/CartPole-v1"}, "ModuleNotFoundError: No module named 'jax'"),
+        ({"env_id": "no_such_module:Env-v0"}, "ModuleNotFoundError: No module named 'no_such_module'"),
+        ({"env_id": "tests/GraphObservations-v0"}, "cannot flatten the observations of"),
+        ({"torch_threads": 100_000}, "--torch-threads must lie in [0, "),
+        ({"learning_rate": math.nan}, "--learning-rate must be a finite number, got nan"),
+        ({"total_timesteps": "1000"}, "--total-timesteps must be an integer, got '1000'"),
+        ({"total_timesteps": True}, "--total-timesteps must be an integer, got True"),
+        ({"seed": 1.5}, "--seed must be an integer, got 1.5"),
+        ({"hidden_sizes": (64, "a")}, "--hidden-sizes must be tuple[int, ...], got (64, 'a')"),
+        ({"save_model": "yes"}, "--save-model must be True or False"),
+        ({"device": "cuda:99"}, "--device cuda:99 is not a device of this machine"),
+        ({"device": "tpu"}, "--device tpu is not a device of this machine"),
+        ({"capture_video": True, "eval_episodes": 0}, "--capture-video must go with --eval-episodes above 0"),
+        ({"load_model": str(tmp_path / "missing.pt")}, "--load-model must name a file --save-model wrote"),
+    ]
+
+
+def test_the_run_settings_and_the_types_are_refused_in_one_sentence_before_anything_is_written(tmp_path, log_dir):
+    (tmp_path / "a_file").write_text("keep me")
+    for overrides, phrase in shared_bad_input(tmp_path):
+        with pytest.raises(plumbing.UsageError) as error:
+            dqn.train(dqn.Args(**{"log_dir": log_dir, **overrides}))
+        message = str(error.value)
+        assert phrase in message and message.startswith("dqn.py") and "\n" not in message and message.endswith(".")
+        assert not os.path.exists(log_dir), f"{overrides} wrote {log_dir}"
+        assert (tmp_path / "a_file").read_text() == "keep me"
+
+
+def test_every_message_starts_with_the_scripts_file_name_whatever_the_experiment_is_called(log_dir):
+    for module_name, *_ in SCRIPTS:
+        module = importlib.import_module(module_name)
+        assert plumbing.script_name(module.Args(exp_name="mine")) == f"{module_name}.py"
+        with pytest.raises(plumbing.UsageError, match=rf"^{module_name}\.py: --seed must"):
+            module.train(module.Args(exp_name="mine", seed=-1, log_dir=log_dir))
+
+
+@pytest.mark.parametrize(
+    "flags, status, phrase",
+    [
+        (("--env-id", "NoSuchEnv-v0"), 2, "dqn.py cannot make the environment 'NoSuchEnv-v0'"),
+        (("--total-timesteps", "0"), 2, "dqn.py: --total-timesteps must be positive, got 0."),
+        (("--learning-rate", "inf"), 2, "dqn.py: --learning-rate must be a finite number, got inf."),
+        (("--env-id", "Hopper-v3"), 2, "dqn.py cannot make the environment 'Hopper-v3': ImportError"),
+        (("--device", "cuda:99"), 2, "dqn.py: --device cuda:99 is not a device of this machine"),
+        (("--env-id", "tests/NaNReward-v0"), 1, "dqn.py: non-finite numbers appeared between step"),
+    ],
+)
+def test_the_command_line_ends_in_one_line_on_stderr_and_an_exit_status(
+    flags, status, phrase, monkeypatch, capsys, log_dir
+):
+    short = [f for k, v in DQN_SHORT.items() for f in (f"--{k.replace('_', '-')}", str(v))]
+    code, _, err = cli(monkeypatch, capsys, dqn, "--log-dir", log_dir, *short, *flags)
+    last = err.strip().splitlines()[-1]  # (Gymnasium warns about a NaN reward before)
+    assert code == status and last.startswith(phrase) and last.endswith(".") and "Traceback" not in err, err
+    if status == 2:
+        assert not os.path.exists(log_dir), "nothing is written before the input is checked"
+    else:  # the NaN: the run existed, its logs stay, no model was saved
+        (run_dir,) = os.listdir(log_dir)
+        assert "nothing was saved" in last and not list(Path(log_dir, run_dir).glob("*.pt"))
+
+
+def test_help_shows_the_docstrings_summary_and_examples(monkeypatch, capsys):
+    code, out, _ = cli(monkeypatch, capsys, dqn, "--help")
+    assert code == 0 and "Deep Q-Network (DQN)" in out and "python dqn.py --double-q --save-model" in out
+
+
+def test_a_file_of_another_script_is_refused_on_the_command_line_with_exit_status_2(log_dir, tmp_path):
+    # The bug this module was made to fix once: trpo.py read a dqn.py file's args before asking whose it was.
+    _, dqn_args = short_args("dqn", "CartPole-v1", DQN_SHORT, str(tmp_path / "saved"), save_model=True)
+    path = os.path.join(dqn.train(dqn_args)["run_dir"], "dqn.pt")
+    proc = run_cli("trpo", "--load-model", path, "--total-timesteps", "0", "--log-dir", log_dir)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"trpo.py: --load-model {path} was written by dqn.py, not by trpo.py."
+    assert not os.path.exists(log_dir)
+
+
+def test_capture_video_without_moviepy_is_refused_first(monkeypatch, log_dir):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "moviepy" else find_spec(name, *a)
+    )
+    with pytest.raises(
+        plumbing.UsageError, match=r"^dqn\.py: --capture-video cannot record .* pip install moviepy pygame\.$"
+    ):
+        dqn.train(dqn.Args(capture_video=True, log_dir=log_dir))
+    assert not os.path.exists(log_dir)
+
+
+def test_memory_is_checked_against_what_is_free_naming_the_largest_flag():
+    assert plumbing.memory_problem({"--a": 1, "--b": 2}, torch.device("cpu")) is None
+    problem = plumbing.memory_problem({"--a": 2**70, "--b": 2**60}, torch.device("cpu"))
+    assert problem.startswith("would need about ") and problem.endswith("lower --a") and "mostly for --a" in problem
+
+
+# --------------------------------------------------------------------------------------------- run directories
+def test_two_runs_in_the_same_second_get_distinct_run_dirs(log_dir):
+    args = dqn.Args(total_timesteps=50, learning_starts=10, eval_episodes=0, log_dir=log_dir)
+    first, second = dqn.train(args)["run_dir"], dqn.train(args)["run_dir"]
+    assert first != second and os.path.isdir(first) and os.path.isdir(second)
+    names = {plumbing.make_run_dir(args) for _ in range(5)}  # well inside one second
+    assert len(names) == 5 and all(os.path.isdir(name) for name in names)
+    assert all(Path(name).name.startswith("CartPole-v1__dqn__1__") for name in names)
+
+
+def test_a_namespaced_env_id_gets_a_dash_in_the_run_dir_name(log_dir):
+    run_dir = plumbing.make_run_dir(dqn.Args(env_id="tests/Truncated-v0", log_dir=log_dir))
+    assert Path(run_dir).parent == Path(log_dir) and Path(run_dir).name.startswith("tests-Truncated-v0__dqn__1__")
+
+
+# ------------------------------------------------------------------------------------------------------- saving
+def test_saves_are_atomic_an_interrupted_write_leaves_nothing(tmp_path):
+    target = tmp_path / "model.pt"
+
+    def half_then_ctrl_c(file):
+        file.write(b"half a model")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        plumbing.save_atomically(str(target), half_then_ctrl_c, "dqn.py")
+    assert os.listdir(tmp_path) == [], "no partial file at the path or beside it"
+    target.write_bytes(b"the old model")
+
+    def check_then_write(file):  # while it writes, the old file is still whole at the path
+        assert target.read_bytes() == b"the old model"
+        file.write(b"the new model")
+
+    plumbing.save_atomically(str(target), check_then_write, "dqn.py")
+    assert target.read_bytes() == b"the new model" and os.listdir(tmp_path) == ["model.pt"]
+
+
+def test_a_model_that_cannot_be_written_in_its_run_dir_is_written_elsewhere_and_said(
+    log_dir, unwritable_run_dirs, capsys
+):
+    _, args = short_args("dqn", "CartPole-v1", DQN_SHORT, log_dir, save_model=True, eval_episodes=0)
+    result = dqn.train(args)
+    (saved,) = unwritable_run_dirs.glob("*.pt")  # (torch may keep a cache directory there too)
+    assert saved.name.endswith("-dqn.pt")
+    result["q_network"].load_state_dict(torch.load(saved, weights_only=True)["q_network"])
+    out, err = capsys.readouterr()
+    assert f"could not write {os.path.join(result['run_dir'], 'dqn.pt')}" in err and str(saved) in err
+    assert f"model saved to {saved}" in out
+
+
+def test_a_save_that_fails_everywhere_says_so_in_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setattr(plumbing.tempfile, "mkstemp", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space")))
+    with pytest.raises(OSError, match=r"^dqn\.py: could not save .*model\.pt, nor in .*: No space; No space\.$"):
+        plumbing.save_atomically(str(tmp_path / "model.pt"), lambda file: file.write(b"x"), "dqn.py")
+
+
+# --------------------------------------------------------------------------------------------------- evaluation
+def test_evaluation_meets_the_start_states_of_one_seeding_per_run():
+    # tests/RandomStart-v0 pays its start state u ~ U(0, 1) in a one-step episode: the returns are the start states.
+    returns = plumbing.evaluation_returns(gym.make, "tests/RandomStart-v0", lambda obs, space: 0, 7, 6)
+    env = gym.make("tests/RandomStart-v0")
+    expected = [float(env.reset(seed=10_007)[0][0])] + [float(env.reset()[0][0]) for _ in range(5)]
+    assert returns == pytest.approx(expected, rel=1e-6)
+
+
+def test_evaluation_cuts_an_env_without_a_time_limit_and_passes_the_action_space_to_act():
+    seen = []
+
+    def act(obs: np.ndarray, space: gym.Space) -> int:
+        seen.append(space)
+        return 0
+
+    assert plumbing.evaluation_returns(gym.make, "tests/Endless-v0", act, 1, 1) == [float(plumbing.EVAL_STEP_LIMIT)]
+    assert len(seen) == plumbing.EVAL_STEP_LIMIT and seen[0] == gym.spaces.Discrete(2)
+
+
+def test_plumbing_imports_no_script_and_no_script_imports_another():
+    scripts = [name for name, *_ in SCRIPTS]
+    for path in [ROOT / "plumbing.py", *(ROOT / f"{name}.py" for name in scripts)]:
+        imported = {
+            line.split()[1].split(".")[0]
+            for line in path.read_text().splitlines()
+            if line.startswith(("import ", "from "))
+        }
+        assert not imported & set(scripts), path.name
+    command = [sys.executable, "-c", "import plumbing, sys; print(' '.join(sys.modules))"]
+    loaded = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert "plumbing" in loaded and not set(scripts) & set(loaded)
