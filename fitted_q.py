@@ -8,8 +8,8 @@ Iteration"; Ernst, Geurts & Wehenkel 2005, "Tree-Based Batch Mode Reinforcement 
 
 Each iteration of the outer loop:
 
-    w' ← w                                                         (2) save the target, `target_q_network`
-    collect N transitions with ε-greedy(q̂_w) into D                (1) N = `transitions_per_iteration`
+    w' ← w                                                         (2) `update_target_network` (τ = 1)
+    collect N transitions with ε-greedy(q̂_w) into D                (1) `epsilon_greedy_action`, N = `transitions_per_iteration`
     repeat K times:                                                 (3) K = `fit_steps`
         y_i = R_i + γ (1 − terminated_i) max_a' q̂_w'(S_{i+1}, a')      `td_target`
         w ← w − α ∇_w 1/B Σ_i (y_i − q̂_w(S_i, A_i))²                   `regression_loss`, `fit`

@@ -28,27 +28,21 @@ Where each piece lives:
     π_θ          `CategoricalPolicy` (Discrete actions) or `GaussianPolicy` (Box: diagonal Gaussian, state-
                  independent log std), the same classes as reinforce.py's with an observation normaliser in front
     V_w          `ValueNetwork`
-    rollout      `RolloutStorage`, filled by `collect_rollout`
+    rollout      `Rollout`, filled by `collect_rollout`
     Â_t          `generalized_advantages`
     L, D̄         `surrogate_and_kl`
     F v          `fisher_vector_product` (KL Hessian, double back-propagation) or
                  `empirical_fisher_vector_product` (per-sample score vectors by torch.func)
     F⁻¹ g        `conjugate_gradient`, on (F + λI): damping only conditions the solve
-    the step     `trust_region_step`, applied by `natural_gradient_update`
+    the step     `trust_region_step`, applied by `natural_gradient_update`, which composes the update of θ
+    w            `fit_value`, onto the λ-returns Â_t + V_w(S_t) of `advantages_and_targets` (in `train`)
+    optional     `ObservationNormalizer` (`--normalize-observations`, after the core): new statistics never move
+                 the acting policy, so the step alone decides how far it goes
 
-Shared with trpo.py, and kept identical to it: the policies and the observation normaliser (with its
-warm-up), `generalized_advantages`, `surrogate_and_kl`, `fisher_vector_product`, `conjugate_gradient` and
-`trust_region_step`. One
-difference on purpose: the step length uses xᵀFx rather than the gᵀx of the textbook formula. The two
-are equal when x = F⁻¹g exactly; with a truncated conjugate gradient (and with `--vanilla`, where
-x = g) xᵀFx is the quadratic KL model of the step actually taken, which is what δ bounds.
-
-`--normalize-observations`: a running mean and variance standardise the observations. Their first
-statistics come from one rollout of uniformly random actions before training (`warm_up_normalizer`,
-counted in the budget), so the networks start out reading standardised observations. At each update the
-batch's statistics are merged before its old log-probabilities are fixed, and the networks' first layers
-are rescaled so they compute the same functions as before (`ObservationNormalizer.update`). So new
-statistics never move the acting policy, and the step alone decides how far it goes.
+Every definition this file shares with trpo.py is the same, letter for letter (a test holds them so). The
+step length uses xᵀFx rather than the gᵀx of the textbook formula: the two are equal when x = F⁻¹g exactly;
+with a truncated conjugate gradient (and with `--vanilla`, where x = g) xᵀFx is the quadratic KL model of the
+step actually taken, which is what δ bounds.
 
 Box actions: a Gaussian sample is clipped into [low, high] before `env.step`, while its log-probability
 is that of the unclipped sample. Termination is not truncation: δ_t is cut only where the episode
@@ -73,10 +67,11 @@ from typing import Literal, NamedTuple
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Generator, Tensor, nn
 from torch.distributions import Distribution
 from torch.func import functional_call, grad, vmap
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
+from torch.optim import Optimizer
 
 import plumbing
 
@@ -144,44 +139,6 @@ class Args:
 
 
 # ----------------------------------------------------------------------------------------- networks
-class ObservationNormalizer(nn.Module):
-    """z = (s − m) / σ, σ = sqrt(var + ε), clipped to ±10, with the running mean m and variance of every observation seen.
-
-    New statistics would change what every network computes, outside any trust region. So `update` also
-    rescales the first linear layer of each network it is given, W z + b = W' z' + b' for all s:
-    W' = W diag(σ'/σ), b' = b + W (m' − m)/σ. The networks compute the same functions as before (exactly,
-    except where the ±10 clip binds), the policy moves only by the trust-region step, and the statistics
-    still make the parameters well scaled for the value network's Adam and for conjugate gradient.
-    """
-
-    def __init__(self, obs_dim: int) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(obs_dim))
-        self.register_buffer("var", torch.ones(obs_dim))
-        self.register_buffer("count", torch.tensor(1e-4))
-
-    def forward(self, obs: Tensor) -> Tensor:
-        return ((obs - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-10.0, 10.0)
-
-    @torch.no_grad()
-    def update(self, obs: Tensor, networks: tuple[nn.Module, ...] = ()) -> None:
-        """Merge a batch [n, obs_dim] into the running moments (Chan et al.'s parallel algorithm), keeping the
-        functions of `networks` (each one's first nn.Linear reads this normaliser's output) as they were."""
-        old_mean, old_std = self.mean.clone(), torch.sqrt(self.var + 1e-8)
-        batch_mean, batch_var, batch_count = obs.mean(0), obs.var(0, unbiased=False), obs.shape[0]
-        total = self.count + batch_count
-        delta = batch_mean - self.mean
-        self.mean += delta * batch_count / total
-        self.var.copy_(
-            (self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total) / total
-        )
-        self.count.copy_(total)
-        for network in networks:
-            first = next(m for m in network.modules() if isinstance(m, nn.Linear))
-            first.bias += first.weight @ ((self.mean - old_mean) / old_std)  # b' = b + W (m' − m)/σ
-            first.weight *= torch.sqrt(self.var + 1e-8) / old_std  # W' = W diag(σ'/σ)
-
-
 def mlp(in_dim: int, out_dim: int, hidden_sizes: tuple[int, ...], out_gain: float) -> nn.Sequential:
     """A tanh MLP; the last layer starts scaled by `out_gain` (small for a policy: near-uniform at first)."""
     layers: list[nn.Module] = []
@@ -273,51 +230,45 @@ Policy = CategoricalPolicy | GaussianPolicy
 
 # ------------------------------------------------------------------------------ rollout storage
 class Rollout(NamedTuple):
-    """One update's transitions, [T, N, ...] (time, environment)."""
+    """One update's transitions, [T, N, ...] (time, environment): preallocated once (`Rollout.zeros`), filled in
+    place by `collect_rollout`, and cut to the steps an update used (`first`)."""
 
-    obs: Tensor  # [T, N, obs_dim]  S_t
-    next_obs: Tensor  # [T, N, obs_dim]  S_{t+1}, the real next observation (never a reset one)
-    actions: Tensor  # [T, N] int64 action indices, or [T, N, act_dim] unclipped Gaussian samples  A_t
-    rewards: Tensor  # [T, N]  R_{t+1}
-    terminated: Tensor  # [T, N]  1.0 where S_{t+1} is terminal
-    truncated: Tensor  # [T, N]  1.0 where a time limit ended the episode at S_{t+1}
+    obs: Tensor  # S_t, [T, N, obs_dim]
+    next_obs: Tensor  # S_{t+1}, [T, N, obs_dim]: the real next observation, never a reset one
+    actions: Tensor  # A_t, [T, N] int64 indices or [T, N, act_dim] unclipped Gaussian samples
+    rewards: Tensor  # R_{t+1}, [T, N]
+    terminated: Tensor  # [T, N]: 1.0 where S_{t+1} is terminal
+    truncated: Tensor  # [T, N]: 1.0 where a time limit ended the episode at S_{t+1}
 
+    @classmethod
+    def zeros(
+        cls, steps: int, envs: int, obs_dim: int, action_shape: tuple[int, ...], device: torch.device
+    ) -> "Rollout":
+        def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
+            return torch.zeros(steps, envs, *shape, dtype=dtype, device=device)
 
-class RolloutStorage:
-    """One update's transitions, preallocated as [num_steps, num_envs, ...] tensors."""
-
-    def __init__(
-        self, num_steps: int, num_envs: int, obs_dim: int, action_shape: tuple[int, ...], device: torch.device
-    ):
-        self.obs = torch.zeros(num_steps, num_envs, obs_dim, device=device)  # S_t
-        self.next_obs = torch.zeros(num_steps, num_envs, obs_dim, device=device)  # S_{t+1}, never a reset one
         action_dtype = torch.float32 if action_shape else torch.int64
-        self.actions = torch.zeros(num_steps, num_envs, *action_shape, dtype=action_dtype, device=device)  # A_t
-        self.rewards = torch.zeros(num_steps, num_envs, device=device)  # R_{t+1}
-        self.terminated = torch.zeros(num_steps, num_envs, device=device)  # 1: S_{t+1} is terminal
-        self.truncated = torch.zeros(num_steps, num_envs, device=device)  # 1: a time limit ended the episode here
+        return cls(zeros(obs_dim), zeros(obs_dim), zeros(*action_shape, dtype=action_dtype), zeros(), zeros(), zeros())
 
-    def batch(self, num_steps: int) -> Rollout:
-        """Every field's first `num_steps` steps (the budget's last rollout may be shorter)."""
-        return Rollout(**{field: tensor[:num_steps] for field, tensor in vars(self).items()})
+    def first(self, num_steps: int) -> "Rollout":
+        """The first `num_steps` steps of every field (the budget's last rollout may be shorter)."""
+        return Rollout(*(tensor[:num_steps] for tensor in self))
 
 
 def collect_rollout(
-    envs: gym.vector.VectorEnv, policy: Policy, storage: RolloutStorage, obs: np.ndarray, num_steps: int
+    envs: gym.vector.VectorEnv, policy: Policy, storage: Rollout, obs: np.ndarray, num_steps: int
 ) -> tuple[np.ndarray, list[tuple[float, int]]]:
     """Step all environments `num_steps` times under π_θ, filling `storage[:num_steps]`; returns the observation
     to continue from and (return, length) of every episode that ended."""
     space, device = envs.single_action_space, storage.obs.device
+    is_box = isinstance(space, gym.spaces.Box)  # clipped into the bounds; Discrete: shifted to the space's start
     statistics: list[tuple[float, int]] = []
     for t in range(num_steps):
         obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)
         with torch.no_grad():
             actions = policy.sample(obs_tensor)
         actions_np = actions.cpu().numpy()
-        if isinstance(space, gym.spaces.Box):
-            env_actions = np.clip(actions_np, space.low, space.high)
-        else:
-            env_actions = actions_np + int(space.start)
+        env_actions = np.clip(actions_np, space.low, space.high) if is_box else actions_np + int(space.start)
         next_obs, rewards, terminated, truncated, info = envs.step(env_actions)
         real_next_obs = next_obs.copy()
         if "_final_obs" in info:  # same-step autoreset: next_obs holds reset observations where an episode ended
@@ -334,19 +285,6 @@ def collect_rollout(
         storage.truncated[t] = torch.as_tensor(truncated, dtype=torch.float32, device=device)
         obs = next_obs
     return obs, statistics
-
-
-def warm_up_normalizer(
-    envs: gym.vector.VectorEnv, normalizer: ObservationNormalizer, obs: np.ndarray, num_steps: int
-) -> np.ndarray:
-    """Start the normaliser's statistics from `num_steps` steps of random actions in every environment, then reset
-    them, so that no training episode begins with random actions. Returns the first observation."""
-    seen = [obs]
-    for _ in range(num_steps):
-        obs, *_ = envs.step(envs.action_space.sample())
-        seen.append(obs)
-    normalizer.update(torch.as_tensor(np.concatenate(seen), dtype=torch.float32, device=normalizer.mean.device))
-    return envs.reset()[0]
 
 
 # --------------------------------------------------------------------------------- the algorithm
@@ -374,18 +312,20 @@ def generalized_advantages(
     return result
 
 
-def advantages_and_targets(batch: Rollout, value: nn.Module, gamma: float, args: Args) -> tuple[Tensor, Tensor]:
+def advantages_and_targets(
+    batch: Rollout, value: nn.Module, gamma: float, gae_lambda: float, normalize: bool
+) -> tuple[Tensor, Tensor]:
     """A rollout's advantages Â_t, flattened to [n] (standardised with --normalize-advantages), and the value
     targets Â_t + V_w(S_t), the λ-returns, by GAE under the value network as it stands."""
     with torch.no_grad():
         values = value(batch.obs)  # V_w(S_t), [T, N]
         next_values = value(batch.next_obs)  # V_w(S_{t+1}) of the real next observation
     advantages = generalized_advantages(
-        batch.rewards, values, next_values, batch.terminated, batch.truncated, gamma, args.gae_lambda
+        batch.rewards, values, next_values, batch.terminated, batch.truncated, gamma, gae_lambda
     )
     value_targets = (advantages + values).flatten()  # the λ-return
     advantages = advantages.flatten()
-    if args.normalize_advantages and len(advantages) > 1:
+    if normalize and len(advantages) > 1:
         # A batch whose advantages are all equal carries no signal: it becomes zeros, not 0/0.
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
     return advantages, value_targets
@@ -507,19 +447,72 @@ def natural_gradient_update(
 
 
 def fit_value(
-    value: nn.Module, optimizer: torch.optim.Adam, obs: Tensor, targets: Tensor, args: Args, generator: torch.Generator
+    value: nn.Module, optimizer: Optimizer, obs: Tensor, targets: Tensor, epochs: int, batch_size: int, rng: Generator
 ) -> Tensor:
-    """Regress V_w onto the targets: `value_epochs` shuffled passes of mini-batches; returns the last loss."""
+    """w ← w − α ∇_w (V_w(S_t) − target_t)²: `epochs` shuffled passes of mini-batches of `batch_size` (Adam); returns
+    the last mini-batch's loss."""
     loss = torch.zeros((), device=obs.device)
-    for _ in range(args.value_epochs):
-        order = torch.randperm(len(obs), generator=generator).to(obs.device)
-        for start in range(0, len(obs), args.value_batch_size):
-            index = order[start : start + args.value_batch_size]
+    for _ in range(epochs):
+        order = torch.randperm(len(obs), generator=rng).to(obs.device)  # the mini-batches' order
+        for start in range(0, len(obs), batch_size):
+            index = order[start : start + batch_size]
             loss = (value(obs[index]) - targets[index]).pow(2).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
     return loss
+
+
+# ------------------------------------------------- optional: observation normalisation (off by default)
+class ObservationNormalizer(nn.Module):
+    """z = (s − m) / σ, σ = sqrt(var + ε), clipped to ±10, with the running mean m and variance of every observation seen.
+
+    New statistics would change what every network computes, outside any trust region. So `update` also
+    rescales the first linear layer of each network it is given, W z + b = W' z' + b' for all s:
+    W' = W diag(σ'/σ), b' = b + W (m' − m)/σ. The networks compute the same functions as before (exactly,
+    except where the ±10 clip binds), the policy moves only by the trust-region step, and the statistics
+    still make the parameters well scaled for the value network's Adam and for conjugate gradient.
+    """
+
+    def __init__(self, obs_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(obs_dim))
+        self.register_buffer("var", torch.ones(obs_dim))
+        self.register_buffer("count", torch.tensor(1e-4))
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return ((obs - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-10.0, 10.0)
+
+    @torch.no_grad()
+    def update(self, obs: Tensor, networks: tuple[nn.Module, ...] = ()) -> None:
+        """Merge a batch [n, obs_dim] into the running moments (Chan et al.'s parallel algorithm), keeping the
+        functions of `networks` (each one's first nn.Linear reads this normaliser's output) as they were."""
+        old_mean, old_std = self.mean.clone(), torch.sqrt(self.var + 1e-8)
+        batch_mean, batch_var, batch_count = obs.mean(0), obs.var(0, unbiased=False), obs.shape[0]
+        total = self.count + batch_count
+        delta = batch_mean - self.mean
+        self.mean += delta * batch_count / total
+        self.var.copy_(
+            (self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total) / total
+        )
+        self.count.copy_(total)
+        for network in networks:
+            first = next(m for m in network.modules() if isinstance(m, nn.Linear))
+            first.bias += first.weight @ ((self.mean - old_mean) / old_std)  # b' = b + W (m' − m)/σ
+            first.weight *= torch.sqrt(self.var + 1e-8) / old_std  # W' = W diag(σ'/σ)
+
+
+def warm_up_normalizer(
+    envs: gym.vector.VectorEnv, normalizer: ObservationNormalizer, obs: np.ndarray, num_steps: int
+) -> np.ndarray:
+    """Start the normaliser's statistics from `num_steps` steps of random actions in every environment, then reset
+    them, so that no training episode begins with random actions. Returns the first observation."""
+    seen = [obs]
+    for _ in range(num_steps):
+        obs, *_ = envs.step(envs.action_space.sample())
+        seen.append(obs)
+    normalizer.update(torch.as_tensor(np.concatenate(seen), dtype=torch.float32, device=normalizer.mean.device))
+    return envs.reset()[0]
 
 
 # ------------------------------------------------------------------------------------- training loop
@@ -537,7 +530,7 @@ def train(args: Args) -> dict:
     envs = make_vector_env(args.env_id, args.num_envs)
     # the run directory, seeds, threads, TensorBoard; the caller's generators and settings come back after
     with plumbing.Run(args, device, remedy="--learning-rate or --max-kl, or --normalize-observations") as run:
-        generator = torch.Generator().manual_seed(args.seed)  # the order of the value regression's mini-batches
+        rng = torch.Generator().manual_seed(args.seed)  # the order of the value regression's mini-batches
         envs.action_space.seed(args.seed)
         obs, _ = envs.reset(seed=args.seed)  # environment i is seeded with seed + i
         space, obs_dim = envs.single_action_space, envs.single_observation_space.shape[0]
@@ -551,11 +544,10 @@ def train(args: Args) -> dict:
         value = ValueNetwork(obs_dim, args.hidden_sizes, normalizer).to(device)  # shares the one normaliser
         value_optimizer = torch.optim.Adam(value.net.parameters(), lr=args.learning_rate, fused=True)
         storage_steps = min(args.num_steps, args.total_timesteps // args.num_envs)  # never more than the budget
-        storage = RolloutStorage(storage_steps, args.num_envs, obs_dim, space.shape, device)
+        storage = Rollout.zeros(storage_steps, args.num_envs, obs_dim, space.shape, device)
         networks, optimizers = {"policy": policy, "value": value}, {"value_optimizer": value_optimizer}
-        plumbing.restore(
-            checkpoint, networks, optimizers
-        )  # --load-model: θ, w, the normaliser's statistics, Adam's state
+        # --load-model: θ, w, the normaliser's statistics, Adam's state
+        plumbing.restore(checkpoint, networks, optimizers)
         if checkpoint is not None:  # θ in one flat vector, as each update leaves it: the saving run's float arithmetic
             vector_to_parameters(parameters_to_vector(policy.parameters()), policy.parameters())
         global_step, update = 0, 0
@@ -570,13 +562,17 @@ def train(args: Args) -> dict:
                 global_step, update = global_step + num_steps * args.num_envs, update + 1
                 for episode_return, episode_length in statistics:
                     run.episode(episode_return, episode_length, global_step)
-                batch = storage.batch(num_steps)  # [T, N, ...]
+                batch = storage.first(num_steps)  # [T, N, ...]
                 batch_obs, batch_actions = batch.obs.flatten(0, 1), batch.actions.flatten(0, 1)  # [n, ...]
                 if args.normalize_observations:  # new statistics, the same functions: only the step below moves π_θ
                     normalizer.update(batch_obs, (policy, value))
-                advantages, value_targets = advantages_and_targets(batch, value, gamma, args)
+                advantages, value_targets = advantages_and_targets(
+                    batch, value, gamma, args.gae_lambda, args.normalize_advantages
+                )
                 logged = natural_gradient_update(policy, batch_obs, batch_actions, advantages, args)
-                value_loss = fit_value(value, value_optimizer, batch_obs, value_targets, args, generator)
+                value_loss = fit_value(
+                    value, value_optimizer, batch_obs, value_targets, args.value_epochs, args.value_batch_size, rng
+                )
                 run.losses(logged | {"losses/value_loss": value_loss.item()}, global_step)
                 run.progress(global_step)
             envs.close()

@@ -1,14 +1,12 @@
 """What the six algorithm scripts share that is not an algorithm: everything a run needs around its update rule.
 
-The pieces come in the order a run meets them. `cli` parses the command line. `check_args`, `resolve_device`,
-`make_checked_env` and `read_model` refuse, each in one sentence and before anything is written, what cannot work:
-a field's type or rule, a device this machine lacks, an env that cannot be made, flattened or acted in, sizes that
-cannot fit in memory, a video that cannot be recorded, a --load-model file that does not fit. `with Run(...) as
-run:` makes the run directory, seeds the run, logs it (episodes, losses checked for NaN, progress), and gives the
-caller back its generators and settings however the run ends; `run.report` writes the model and the summary line,
-`run.interrupted` what Ctrl-C keeps. `evaluation_env` and `evaluation_returns` fix which start states a final
-evaluation meets; `save_atomically` writes every file through a temporary name, never losing finished work.
-
+In the order a run meets them: `cli` parses the command line; `check_args`, `resolve_device`, `make_checked_env`
+and `read_model` refuse in one sentence, before anything is written, what cannot work (a field's type or rule, a
+missing device, an env that cannot be made, flattened or acted in, sizes beyond free memory, a video that cannot
+be recorded, a --load-model file that does not fit); `with Run(...) as run:` makes the run directory, seeds the
+run, logs it (episodes, losses checked for NaN, progress) and gives the caller back its generators and settings
+however it ends, `run.report` saves the model and prints the summary, `run.interrupted` keeps what Ctrl-C would
+lose; `evaluation_returns` fixes the start states an evaluation meets; `save_atomically` writes every file.
 Every message starts with the script's file name (its Args' default `exp_name` plus ".py"). Nothing here imports a
 script: what differs between scripts (make_env, the rules of its fields, its memory estimate) is passed in.
 """
@@ -62,17 +60,13 @@ def reason(error: BaseException) -> str:
 
 
 def cli(train: Callable[[Any], dict], args_class: type, doc: str) -> None:
-    """`python script.py [flags]`: --help shows the docstring's first paragraph and its examples; what can go wrong
-    ends in one line on stderr and an exit status, never a traceback."""
+    """`python script.py [flags]`: --help shows the docstring's summary and examples; a failure is one line on stderr."""
     try:
         summary, examples = doc.split("\n\n")[0], doc[doc.index("Examples:") :]
         train(tyro.cli(args_class, description=f"{summary}\n\n{examples}"))
-    except UsageError as error:
+    except (UsageError, FloatingPointError, OSError) as error:  # bad input: 2; a NaN or a save that failed: 1
         print(error, file=sys.stderr)
-        sys.exit(2)
-    except (FloatingPointError, OSError) as error:
-        print(error, file=sys.stderr)
-        sys.exit(1)
+        sys.exit(2 if isinstance(error, UsageError) else 1)
     except KeyboardInterrupt as error:  # Run.interrupted says where; one before training began has nothing to say
         print(str(error) or f"{args_class.exp_name}.py: stopped by Ctrl-C before training began.", file=sys.stderr)
         sys.exit(130)
@@ -80,9 +74,8 @@ def cli(train: Callable[[Any], dict], args_class: type, doc: str) -> None:
 
 # ------------------------------------------------------------------------------------------ checks, before any work
 def check_args(args: Any, rules: Callable[[Any], list[Rule]]) -> None:
-    """Refuse settings that cannot work, each in one sentence, before anything is written: the types first (the
-    rules compare numbers), then the script's `rules(args)` and the run settings'. With --load-model and
-    --total-timesteps 0 the run only evaluates, so the training rules do not apply."""
+    """Refuse settings that cannot work, in one sentence: the types first (the rules compare numbers), then the run
+    settings' rules and the script's `rules(args)`, which do not apply when the run only evaluates a loaded model."""
     hints = typing.get_type_hints(type(args))
     enforce(args, [(name, has_type(getattr(args, name), kind), f"be {describe(kind)}") for name, kind in hints.items()])
     evaluates = [("eval_episodes", args.eval_episodes > 0, "be positive when --total-timesteps 0 only evaluates")]
@@ -136,8 +129,8 @@ def describe(kind: object) -> str:
 
 
 def writable(path: str) -> bool:
-    """Whether `path` is, or can become, a writable directory: a probe made in its nearest existing ancestor (and
-    removed at once) tells where permission bits do not (root, read-only mounts, /proc)."""
+    """Whether `path` is, or can become, a writable directory, by a probe in its nearest existing ancestor (root
+    ignores permission bits; read-only mounts and /proc do not)."""
     existing = os.path.abspath(path)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
@@ -164,9 +157,8 @@ def resolve_device(args: Any) -> torch.device:
 def make_checked_env(
     args: Any, make_env: MakeEnv, device: torch.device, action_space_problem: ActionCheck, memory_needed: MemoryNeeded
 ) -> gym.Env:
-    """One env of the run, or one sentence on why it cannot be made (any exception, not only Gymnasium's) or used:
-    observations that do not flatten into a vector, what the script's `action_space_problem` says of its actions,
-    or more memory than is free for the bytes its `memory_needed(args, obs_dim, action_space)` counts per flag."""
+    """One env of the run, or one sentence on why it cannot be made (any exception) or used: observations that do not
+    flatten, an `action_space_problem`, more memory than is free for what `memory_needed` counts per flag."""
     try:
         with warnings.catch_warnings(record=True) as caught:  # shown if the env is made; otherwise the error says it
             env = make_env(args.env_id)
@@ -183,8 +175,17 @@ def make_checked_env(
     if problem is not None:
         env.close()
         raise UsageError(f"{script_name(args)} {problem}.")
-    if args.capture_video:
-        check_video(args, make_env)
+    if args.capture_video:  # moviepy, and frames of the env here (pygame; MuJoCo: OpenGL): not a failure at the end
+        try:
+            if importlib.util.find_spec("moviepy") is None:
+                raise ModuleNotFoundError("No module named 'moviepy'")
+            with make_env(args.env_id, render_mode="rgb_array") as rendering:
+                rendering.reset(seed=0)
+                rendering.render()
+        except Exception as error:
+            env.close()
+            problem = f"cannot record {args.env_id} here ({reason(error)}); pip install moviepy pygame"
+            raise UsageError(f"{script_name(args)}: --capture-video {problem}.") from None
     return env
 
 
@@ -192,16 +193,13 @@ def discrete_actions(env_id: str, actions: gym.Space) -> str | None:
     """An action_space_problem for the scripts that act by argmax over a Discrete space (dqn.py, fitted_q.py)."""
     if not isinstance(actions, gym.spaces.Discrete):
         return f"needs a Discrete action space, but {env_id} has {actions}; for Box actions use ddpg.py, reinforce.py, trpo.py or natural_gradient.py"
-    return None
 
 
 def discrete_or_flat_box_actions(env_id: str, actions: gym.Space) -> str | None:
     """An action_space_problem for the policy-gradient scripts: a Categorical or a diagonal Gaussian policy."""
-    if not (
-        isinstance(actions, gym.spaces.Discrete) or (isinstance(actions, gym.spaces.Box) and len(actions.shape) == 1)
-    ):
+    flat_box = isinstance(actions, gym.spaces.Box) and len(actions.shape) == 1
+    if not (isinstance(actions, gym.spaces.Discrete) or flat_box):
         return f"needs a Discrete or a one-dimensional Box action space, but {env_id} has {actions}; wrap the env to flatten its actions first"
-    return None
 
 
 def memory_problem(needed: dict[str, int], device: torch.device) -> str | None:
@@ -215,27 +213,9 @@ def memory_problem(needed: dict[str, int], device: torch.device) -> str | None:
     return None if sum(needed.values()) <= free else f"would need about {gib}; lower {largest}"
 
 
-def check_video(args: Any, make_env: MakeEnv) -> None:
-    """--capture-video needs moviepy, and frames from the env on this machine (pygame for classic control, an OpenGL
-    context for MuJoCo): render one before any work, so that a run cannot fail at its very end."""
-    try:
-        if importlib.util.find_spec("moviepy") is None:
-            raise ModuleNotFoundError("No module named 'moviepy'")
-        env = make_env(args.env_id, render_mode="rgb_array")
-        env.reset(seed=0)
-        env.render()
-        env.close()
-    except Exception as error:
-        raise UsageError(
-            f"{script_name(args)}: --capture-video cannot record {args.env_id} here ({reason(error)}); "
-            "pip install moviepy pygame."
-        ) from None
-
-
 def read_model(args: Any, make_env: MakeEnv, env: gym.Env, architecture: tuple[str, ...]) -> dict | None:
-    """The file of --load-model, checked before any work: written by this script's --save-model, for an env with the
-    same observation and action spaces as `env`, with the same `architecture` settings (those its networks' shapes
-    depend on). None without --load-model."""
+    """--load-model's file (None without it), checked before any work: this script's, for `env`'s observation and
+    action spaces, with the `architecture` settings of this run (those its networks' shapes depend on)."""
     if args.load_model is None:
         return None
     script, differs, here = script_name(args), [], (env.observation_space, env.action_space)
@@ -243,9 +223,8 @@ def read_model(args: Any, make_env: MakeEnv, env: gym.Env, architecture: tuple[s
         checkpoint = torch.load(args.load_model, map_location="cpu", weights_only=True)
         written_by, saved = checkpoint["script"], checkpoint["args"]
         if written_by == script:  # (another script's file has other settings: say whose it is, nothing more)
-            trained_on = make_env(saved["env_id"])  # the env it was trained on, whose spaces must be this run's
-            spaces = (trained_on.observation_space, trained_on.action_space)
-            trained_on.close()
+            with make_env(saved["env_id"]) as trained_on:  # the env it was trained on, whose spaces must be this run's
+                spaces = (trained_on.observation_space, trained_on.action_space)
             differs = [name for name in architecture if json.dumps(saved[name]) != json.dumps(getattr(args, name))]
     except Exception as error:  # not a file torch reads, not one --save-model wrote, or its env cannot be made here
         problem = f"is not a model this script can use ({reason(error)})"
@@ -253,10 +232,8 @@ def read_model(args: Any, make_env: MakeEnv, env: gym.Env, architecture: tuple[s
         if written_by != script:
             problem = f"was written by {written_by}, not by {script}"
         elif spaces != here:
-            shapes = [f"observations {o.shape} and actions {a}" for o, a in (spaces, here)]
-            problem = (
-                f"was trained on {saved['env_id']} ({shapes[0]}), whose spaces are not {args.env_id}'s ({shapes[1]})"
-            )
+            theirs, ours = (f"observations {o.shape} and actions {a}" for o, a in (spaces, here))
+            problem = f"was trained on {saved['env_id']} ({theirs}), whose spaces are not {args.env_id}'s ({ours})"
         elif differs:
             problem = f"holds networks built with --{differs[0].replace('_', '-')} {saved[differs[0]]}, not {getattr(args, differs[0])}"
         else:
@@ -303,19 +280,16 @@ def seeded_run(args: Any, device: torch.device) -> Iterator[None]:
 
 
 class Run:
-    """One run, from its directory to its summary line. `with Run(args, device, remedy) as run:` makes the run
-    directory (`run.dir`), enters `seeded_run` and opens TensorBoard there; leaving it (return or raise) flushes the
-    logs and gives the caller its generators and settings back. Inside: every finished episode, the losses (checked
-    for NaN where they are read anyway), a progress line each tenth of the budget. `remedy` is what a NaN message
-    tells the user to try."""
+    """One run, from its directory to its summary. `with Run(args, device, remedy) as run:` makes `run.dir`, enters
+    `seeded_run` and opens TensorBoard; leaving it (return or raise) flushes the logs and gives the caller its
+    generators and settings back. `remedy`: what a NaN message tells the user to try."""
 
     def __init__(self, args: Any, device: torch.device, remedy: str) -> None:
         self.args, self.device, self.remedy, self.script = args, device, remedy, script_name(args)
         self.dir = make_run_dir(args)
         self.video_dir = os.path.join(self.dir, "videos") if args.capture_video else None  # where evaluate() records
         self.total, self.checked_step = args.total_timesteps, 0  # every loss and weight was finite at checked_step
-        self.episodic_returns: list[float] = []
-        self.episode_end_steps: list[int] = []  # the global step each return is logged at
+        self.episodic_returns, self.episode_end_steps = [], []  # each return, and the global step it is logged at
         self.every = self.next_progress = max(1, args.total_timesteps // 10)
 
     def __enter__(self) -> "Run":
@@ -348,7 +322,8 @@ class Run:
     def check(self, values: dict[str, float], networks: Networks, step: int) -> None:
         """Stop the run at a non-finite number or weight, saying between which steps it appeared."""
         bad = [f"{name} = {value}" for name, value in values.items() if not math.isfinite(value)]
-        bad += [f"the weights of {name}" for name, net in networks.items() if not all_finite(net)]
+        weights = [name for name, net in networks.items() if not all(p.isfinite().all() for p in net.parameters())]
+        bad += [f"the weights of {name}" for name in weights]
         if bad:
             raise FloatingPointError(
                 f"{self.script}: non-finite numbers appeared between step {self.checked_step + 1} and step {step} "
@@ -365,8 +340,7 @@ class Run:
             print(f"step {step}/{self.total}  latest return {latest}  SPS {sps:.0f}", flush=True)
 
     def finish(self, networks: Networks, steps: int | None = None, offline: bool = False) -> None:
-        """The end of training: its time and speed (0 SPS `offline`, with no environment steps), and one last check
-        that every weight is finite, so that no non-finite weight goes on to the evaluation or into a file."""
+        """The end of training: its time and speed (0 SPS `offline`), and a last check that every weight is finite."""
         self.steps = self.total if steps is None else steps
         self.train_time = time.perf_counter() - self.start_time
         self.sps = 0.0 if offline else self.steps / self.train_time
@@ -380,25 +354,20 @@ class Run:
             print(f"model saved to {save_model(self.args, self.dir, networks, optimizers)}")
         mean, std, n = (np.mean(eval_returns), np.std(eval_returns), len(eval_returns)) if eval_returns else (0, 0, 0)
         summary = f"eval return {mean:.1f} ± {std:.1f} over {n} episodes" if eval_returns else "no evaluation"
-        time_taken = f"{self.train_time:.1f} s training ({self.sps:.0f} SPS)"
-        print(
-            f"{self.args.env_id} seed {self.args.seed}: {summary}, {self.steps} steps, {time_taken}, logs in {self.dir}"
-        )
+        timing = f"{self.steps} steps, {self.train_time:.1f} s training ({self.sps:.0f} SPS)"
+        print(f"{self.args.env_id} seed {self.args.seed}: {summary}, {timing}, logs in {self.dir}")
         results = {"episodic_returns": self.episodic_returns, "episode_end_steps": self.episode_end_steps}
         return results | {"eval_returns": eval_returns, "sps": self.sps, "run_dir": self.dir, **networks}
 
-    def interrupted(
-        self, step: int, networks: Networks, optimizers: Optimizers, also_saved: str = ""
-    ) -> KeyboardInterrupt:
-        """Ctrl-C: keep the model as it stands (with --save-model) and say in one line where the run stopped, and
-        what the script kept besides (`also_saved`, "; ... saved to ...")."""
+    def interrupted(self, step: int, networks: Networks, optimizers: Optimizers, kept: str = "") -> KeyboardInterrupt:
+        """Ctrl-C: save the model as it stands (--save-model); one line of where it stopped and what was `kept`."""
         saved = ""
-        if self.args.save_model and all(all_finite(network) for network in networks.values()):
+        if self.args.save_model and all(p.isfinite().all() for net in networks.values() for p in net.parameters()):
             saved = f"; model saved to {save_model(self.args, self.dir, networks, optimizers)}"
         elif self.args.save_model:
             saved = "; model not saved: its weights are not finite"
         return KeyboardInterrupt(
-            f"{self.script}: stopped by Ctrl-C at step {step} of {self.total}{saved}{also_saved}; logs in {self.dir}."
+            f"{self.script}: stopped by Ctrl-C at step {step} of {self.total}{saved}{kept}; logs in {self.dir}."
         )
 
     def discard(self, problem: str) -> UsageError:
@@ -406,10 +375,6 @@ class Run:
         self.writer.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         return UsageError(f"{self.script}: {problem}.")
-
-
-def all_finite(network: nn.Module) -> bool:
-    return all(p.isfinite().all() for p in network.parameters())
 
 
 def restore(checkpoint: dict | None, networks: Networks, optimizers: Optimizers) -> None:
@@ -422,17 +387,16 @@ def restore(checkpoint: dict | None, networks: Networks, optimizers: Optimizers)
                 optimizer.load_state_dict(checkpoint["optimizers"][name])
 
 
-# --------------------------------------------------------------------------------------------- the final evaluation
+# ----------------------------------------------------------------------------------- the end: evaluation, saving
 EVAL_STEP_LIMIT = 10_000  # an env registered without a time limit gets this one in evaluation
 
 
 def evaluation_returns(
     make_env: MakeEnv, env_id: str, act: Act, seed: int, episodes: int, video: str | None = None
 ) -> list[float]:
-    """Undiscounted returns of `episodes` episodes on a fresh env, each action `act(obs, action_space)`. The env is
-    seeded once per run (reset(seed=seed + 10_000), then its own stream): a seed meets the same start states every
-    run, two seeds independent ones. An env without a time limit is cut at EVAL_STEP_LIMIT steps (a greedy policy
-    can loop forever: CliffWalking-v1). With `video` (a directory), every episode is recorded there, one MP4 each."""
+    """Undiscounted returns of `episodes` episodes on a fresh env, acting `act(obs, action_space)`. It is seeded once
+    per run (reset(seed=seed + 10_000), then its own stream): a seed meets the same start states every run, two
+    seeds independent ones. No time limit: EVAL_STEP_LIMIT (a greedy policy can loop forever). `video`: MP4s there."""
     env = make_env(env_id, render_mode="rgb_array") if video else make_env(env_id)
     if env.spec is None or env.spec.max_episode_steps is None:
         env = gym.wrappers.TimeLimit(env, max_episode_steps=EVAL_STEP_LIMIT)
@@ -451,10 +415,8 @@ def evaluation_returns(
     return returns
 
 
-# --------------------------------------------------------------------------------------------------------- saving
 def save_model(args: Any, run_dir: str, networks: Networks, optimizers: Optimizers) -> str:
-    """<run_dir>/<exp_name>.pt: the state dicts of the networks and optimisers, the args as plain types and the
-    script's name (what --load-model reads back); returns where it was written."""
+    """<run_dir>/<exp_name>.pt: the networks' and optimisers' state dicts, the args (plain types), the script's name."""
     checkpoint: dict = {name: {k: v.cpu() for k, v in net.state_dict().items()} for name, net in networks.items()}
     checkpoint["optimizers"] = {name: optimizer.state_dict() for name, optimizer in optimizers.items()}
     checkpoint |= {"args": asdict(args), "script": script_name(args)}

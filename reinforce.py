@@ -23,9 +23,10 @@ Where each piece lives:
                a diagonal Gaussian whose mean is a network of s and whose log std is one learned vector)
     V_w        `ValueNetwork` (the baseline; `--no-baseline` turns it off)
     episodes   `collect_episodes`: whole episodes from `num_envs` environments stepped side by side
-    G_t        `reward_to_go`
+    G_t        `reward_to_go`; over a batch `batch_returns` (bootstrapping the truncated episodes)
     Â_t        `advantages`
     ∇_θ J      `policy_gradient_loss` (its negative, so that a minimiser ascends J)
+    θ, w       one Adam step on it, then `value_steps` on V_w's squared error: the update, in `train`
 
 Box actions: a Gaussian sample is clipped into [low, high] before `env.step`, while its log-probability (and
 so the gradient) is that of the unclipped sample the policy drew. The Gaussian works in units of the bounds.

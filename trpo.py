@@ -17,32 +17,26 @@ The update, in the lecture's notation, for a batch of n = num_envs · num_steps 
     w ← w − α ∇_w 1/n Σ_t (V_w(S_t) − (Â_t + V_w_old(S_t)))²          (Adam, `value_epochs` passes)
 
 Where each piece lives:
-    π_θ          `CategoricalPolicy` (Discrete actions) or `GaussianPolicy` (Box: diagonal Gaussian, state-
-                 independent log std), the same classes as reinforce.py's with an observation normaliser in front
+    π_θ          `CategoricalPolicy` (Discrete actions) or `GaussianPolicy` (Box: diagonal, state-independent log std)
     V_w          `ValueNetwork`
-    rollout      `RolloutStorage`, filled by `collect_rollout`
-    Â_t          `generalized_advantages`
+    rollout      `Rollout`, filled by `collect_rollout`
+    Â_t          `generalized_advantages` (λ = `gae_lambda`)
     L, D̄         `surrogate_and_kl`
     F v          `fisher_vector_product`: the Hessian-vector product of D̄ by double back-propagation
     F⁻¹ g        `conjugate_gradient`, on (F + λI) with λ = `cg_damping`: damping only conditions the solve
-    s, β^k       `trust_region_step`, `line_search`
-    δ, λ, β      `max_kl`, `gae_lambda`, `backtrack_coeff`
+    s, β^k       `trust_region_step`, `line_search` (δ = `max_kl`, β = `backtrack_coeff`)
+    w            `fit_value`, onto the λ-returns Â_t + V_w(S_t) of `advantages_and_targets`
+    one update   `trpo_update`: g, x, s and the line search on θ (then `fit_value` on w, in `train`)
+    optional     `ObservationNormalizer` (`--normalize-observations`, after the core): the trust region bounds it too
 
 Box actions: a Gaussian sample is clipped into [low, high] before `env.step`, while its log-probability
 (in L and in the stored batch) is that of the unclipped sample.
 
-`--normalize-observations`: a running mean and variance standardise the observations, started from one
-rollout of random actions (`warm_up_normalizer`, counted in the budget). At each update the batch's
-statistics are merged before the old log-probabilities are fixed, and the networks' first layers are
-rescaled to compute the same functions (`ObservationNormalizer.update`): the trust region bounds every
-change of the acting policy.
-
-Termination is not truncation. δ_t is cut (no V_w(S_{t+1})) only where the episode *terminated*; where it
-was *truncated*, S_{t+1} is the real final observation and δ_t bootstraps from it. Either way the λ-sum of
-later δs stops there; where the rollout ends mid-episode, the last δ_t bootstraps from where it stopped.
-`num_envs` copies step in a `SyncVectorEnv` with `AutoresetMode.SAME_STEP`: the real final observation
-of an ended episode comes from `info["final_obs"]`, so every stored step is a real transition.
-Observations pass through FlattenObservation.
+Termination is not truncation. δ_t is cut (no V_w(S_{t+1})) only where the episode *terminated*; where it was
+*truncated*, S_{t+1} is the real final observation and δ_t bootstraps from it. Either way the λ-sum of later δs
+stops there; where the rollout ends mid-episode, the last δ_t bootstraps from where it stopped. `num_envs` copies
+step in a `SyncVectorEnv` with `AutoresetMode.SAME_STEP`: an ended episode's real final observation comes from
+`info["final_obs"]`, so every stored step is a real transition. Observations pass through FlattenObservation.
 
 Examples:
     python trpo.py                                           # CartPole-v1, the defaults
@@ -59,9 +53,10 @@ from typing import NamedTuple
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Generator, Tensor, nn
 from torch.distributions import Distribution
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
+from torch.optim import Optimizer
 
 import plumbing
 
@@ -73,9 +68,9 @@ class Args:
     total_timesteps: int = 100_000
     """environment steps to train for"""
     gamma: float | None = None
-    """discount factor γ; None: 0.95 on Pendulum-v1 (where 0.99 learns far less), 0.99 on every other env"""
+    """discount factor γ; None: 0.95 on Pendulum-v1 (by benchmarks/search.py; 0.99 learns far less there), 0.99 elsewhere"""
     learning_rate: float = 7.3e-3
-    """Adam learning rate α of the value network (the policy moves by the trust-region step, not an optimiser)"""
+    """Adam learning rate α of the value network (the policy moves by the trust-region step); 7.3e-3 by benchmarks/search.py (Spinning Up: 1e-3)"""
     num_envs: int = 16
     """environments stepped side by side in one vector env"""
     num_steps: int = 128
@@ -83,9 +78,9 @@ class Args:
     hidden_sizes: tuple[int, ...] = (64, 64)
     """widths of the hidden layers of the policy and of the value network (none: linear)"""
     gae_lambda: float = 0.93
-    """λ of GAE(λ): 0 is the one-step TD error, 1 the Monte-Carlo return minus V"""
+    """λ of GAE(λ): 0 is the one-step TD error, 1 the Monte-Carlo return minus V; 0.93 by benchmarks/search.py (Spinning Up: 0.97)"""
     max_kl: float = 0.023
-    """δ: the trust region's bound on the mean KL divergence between the old and the new policy"""
+    """δ: the trust region's bound on the mean KL divergence between the old and the new policy; 0.023 by benchmarks/search.py (the paper and Spinning Up: 0.01)"""
     cg_iters: int = 10
     """conjugate-gradient iterations for x ≈ F⁻¹ g"""
     cg_damping: float = 0.1
@@ -93,9 +88,9 @@ class Args:
     backtrack_iters: int = 10
     """line-search tries: steps β^k s for k = 0 .. backtrack_iters − 1"""
     backtrack_coeff: float = 0.71
-    """β: the factor that shrinks the step at each line-search try"""
+    """β: the factor that shrinks the step at each line-search try; 0.71 by benchmarks/search.py (Spinning Up: 0.8)"""
     value_epochs: int = 9
-    """passes of Adam over the batch, in mini-batches of value_batch_size, for the value network per update"""
+    """passes of Adam over the batch, in mini-batches of value_batch_size, for the value network per update; 9 by benchmarks/search.py (Spinning Up: 80 full-batch steps)"""
     value_batch_size: int = 256
     """mini-batch size of the value network's regression"""
     normalize_advantages: bool = True
@@ -103,7 +98,7 @@ class Args:
     normalize_observations: bool = False
     """standardise observations by running moments: started by one rollout of random actions, then kept from moving the policy"""
     init_log_std: float = -0.32
-    """Box actions: initial log std of the Gaussian, in units of the bounds' half-width"""
+    """Box actions: initial log std of the Gaussian, in units of the bounds' half-width; -0.32 by benchmarks/search.py (Spinning Up: -0.5)"""
 
     # the run: where it logs, how it is seeded, where it runs, what it keeps
     exp_name: str = os.path.basename(__file__).removesuffix(".py")
@@ -129,44 +124,6 @@ class Args:
 
 
 # ----------------------------------------------------------------------------------------- networks
-class ObservationNormalizer(nn.Module):
-    """z = (s − m) / σ, σ = sqrt(var + ε), clipped to ±10, with the running mean m and variance of every observation seen.
-
-    New statistics would change what every network computes, outside any trust region. So `update` also
-    rescales the first linear layer of each network it is given, W z + b = W' z' + b' for all s:
-    W' = W diag(σ'/σ), b' = b + W (m' − m)/σ. The networks compute the same functions as before (exactly,
-    except where the ±10 clip binds), the policy moves only by the trust-region step, and the statistics
-    still make the parameters well scaled for the value network's Adam and for conjugate gradient.
-    """
-
-    def __init__(self, obs_dim: int) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(obs_dim))
-        self.register_buffer("var", torch.ones(obs_dim))
-        self.register_buffer("count", torch.tensor(1e-4))
-
-    def forward(self, obs: Tensor) -> Tensor:
-        return ((obs - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-10.0, 10.0)
-
-    @torch.no_grad()
-    def update(self, obs: Tensor, networks: tuple[nn.Module, ...] = ()) -> None:
-        """Merge a batch [n, obs_dim] into the running moments (Chan et al.'s parallel algorithm), keeping the
-        functions of `networks` (each one's first nn.Linear reads this normaliser's output) as they were."""
-        old_mean, old_std = self.mean.clone(), torch.sqrt(self.var + 1e-8)
-        batch_mean, batch_var, batch_count = obs.mean(0), obs.var(0, unbiased=False), obs.shape[0]
-        total = self.count + batch_count
-        delta = batch_mean - self.mean
-        self.mean += delta * batch_count / total
-        self.var.copy_(
-            (self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total) / total
-        )
-        self.count.copy_(total)
-        for network in networks:
-            first = next(m for m in network.modules() if isinstance(m, nn.Linear))
-            first.bias += first.weight @ ((self.mean - old_mean) / old_std)  # b' = b + W (m' − m)/σ
-            first.weight *= torch.sqrt(self.var + 1e-8) / old_std  # W' = W diag(σ'/σ)
-
-
 def mlp(in_dim: int, out_dim: int, hidden_sizes: tuple[int, ...], out_gain: float) -> nn.Sequential:
     """A tanh MLP; the last layer starts scaled by `out_gain` (small for a policy: near-uniform at first)."""
     layers: list[nn.Module] = []
@@ -258,51 +215,45 @@ Policy = CategoricalPolicy | GaussianPolicy
 
 # ------------------------------------------------------------------------------ rollout storage
 class Rollout(NamedTuple):
-    """One update's transitions, [T, N, ...] (time, environment)."""
+    """One update's transitions, [T, N, ...] (time, environment): preallocated once (`Rollout.zeros`), filled in
+    place by `collect_rollout`, and cut to the steps an update used (`first`)."""
 
-    obs: Tensor  # [T, N, obs_dim]  S_t
-    next_obs: Tensor  # [T, N, obs_dim]  S_{t+1}, the real next observation (never a reset one)
-    actions: Tensor  # [T, N] int64 action indices, or [T, N, act_dim] unclipped Gaussian samples  A_t
-    rewards: Tensor  # [T, N]  R_{t+1}
-    terminated: Tensor  # [T, N]  1.0 where S_{t+1} is terminal
-    truncated: Tensor  # [T, N]  1.0 where a time limit ended the episode at S_{t+1}
+    obs: Tensor  # S_t, [T, N, obs_dim]
+    next_obs: Tensor  # S_{t+1}, [T, N, obs_dim]: the real next observation, never a reset one
+    actions: Tensor  # A_t, [T, N] int64 indices or [T, N, act_dim] unclipped Gaussian samples
+    rewards: Tensor  # R_{t+1}, [T, N]
+    terminated: Tensor  # [T, N]: 1.0 where S_{t+1} is terminal
+    truncated: Tensor  # [T, N]: 1.0 where a time limit ended the episode at S_{t+1}
 
+    @classmethod
+    def zeros(
+        cls, steps: int, envs: int, obs_dim: int, action_shape: tuple[int, ...], device: torch.device
+    ) -> "Rollout":
+        def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
+            return torch.zeros(steps, envs, *shape, dtype=dtype, device=device)
 
-class RolloutStorage:
-    """One update's transitions, preallocated as [num_steps, num_envs, ...] tensors."""
-
-    def __init__(
-        self, num_steps: int, num_envs: int, obs_dim: int, action_shape: tuple[int, ...], device: torch.device
-    ):
-        self.obs = torch.zeros(num_steps, num_envs, obs_dim, device=device)  # S_t
-        self.next_obs = torch.zeros(num_steps, num_envs, obs_dim, device=device)  # S_{t+1}, never a reset one
         action_dtype = torch.float32 if action_shape else torch.int64
-        self.actions = torch.zeros(num_steps, num_envs, *action_shape, dtype=action_dtype, device=device)  # A_t
-        self.rewards = torch.zeros(num_steps, num_envs, device=device)  # R_{t+1}
-        self.terminated = torch.zeros(num_steps, num_envs, device=device)  # 1: S_{t+1} is terminal
-        self.truncated = torch.zeros(num_steps, num_envs, device=device)  # 1: a time limit ended the episode here
+        return cls(zeros(obs_dim), zeros(obs_dim), zeros(*action_shape, dtype=action_dtype), zeros(), zeros(), zeros())
 
-    def batch(self, num_steps: int) -> Rollout:
-        """Every field's first `num_steps` steps (the budget's last rollout may be shorter)."""
-        return Rollout(**{field: tensor[:num_steps] for field, tensor in vars(self).items()})
+    def first(self, num_steps: int) -> "Rollout":
+        """The first `num_steps` steps of every field (the budget's last rollout may be shorter)."""
+        return Rollout(*(tensor[:num_steps] for tensor in self))
 
 
 def collect_rollout(
-    envs: gym.vector.VectorEnv, policy: Policy, storage: RolloutStorage, obs: np.ndarray, num_steps: int
+    envs: gym.vector.VectorEnv, policy: Policy, storage: Rollout, obs: np.ndarray, num_steps: int
 ) -> tuple[np.ndarray, list[tuple[float, int]]]:
     """Step all environments `num_steps` times under π_θ, filling `storage[:num_steps]`; returns the observation
     to continue from and (return, length) of every episode that ended."""
     space, device = envs.single_action_space, storage.obs.device
+    is_box = isinstance(space, gym.spaces.Box)  # clipped into the bounds; Discrete: shifted to the space's start
     statistics: list[tuple[float, int]] = []
     for t in range(num_steps):
         obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)
         with torch.no_grad():
             actions = policy.sample(obs_tensor)
         actions_np = actions.cpu().numpy()
-        if isinstance(space, gym.spaces.Box):
-            env_actions = np.clip(actions_np, space.low, space.high)
-        else:
-            env_actions = actions_np + int(space.start)
+        env_actions = np.clip(actions_np, space.low, space.high) if is_box else actions_np + int(space.start)
         next_obs, rewards, terminated, truncated, info = envs.step(env_actions)
         real_next_obs = next_obs.copy()
         if "_final_obs" in info:  # same-step autoreset: next_obs holds reset observations where an episode ended
@@ -319,19 +270,6 @@ def collect_rollout(
         storage.truncated[t] = torch.as_tensor(truncated, dtype=torch.float32, device=device)
         obs = next_obs
     return obs, statistics
-
-
-def warm_up_normalizer(
-    envs: gym.vector.VectorEnv, normalizer: ObservationNormalizer, obs: np.ndarray, num_steps: int
-) -> np.ndarray:
-    """Start the normaliser's statistics from `num_steps` steps of random actions in every environment, then reset
-    them, so that no training episode begins with random actions. Returns the first observation."""
-    seen = [obs]
-    for _ in range(num_steps):
-        obs, *_ = envs.step(envs.action_space.sample())
-        seen.append(obs)
-    normalizer.update(torch.as_tensor(np.concatenate(seen), dtype=torch.float32, device=normalizer.mean.device))
-    return envs.reset()[0]
 
 
 # --------------------------------------------------------------------------------- the algorithm
@@ -359,18 +297,20 @@ def generalized_advantages(
     return result
 
 
-def advantages_and_targets(batch: Rollout, value: nn.Module, gamma: float, args: Args) -> tuple[Tensor, Tensor]:
+def advantages_and_targets(
+    batch: Rollout, value: nn.Module, gamma: float, gae_lambda: float, normalize: bool
+) -> tuple[Tensor, Tensor]:
     """A rollout's advantages Â_t, flattened to [n] (standardised with --normalize-advantages), and the value
     targets Â_t + V_w(S_t), the λ-returns, by GAE under the value network as it stands."""
     with torch.no_grad():
         values = value(batch.obs)  # V_w(S_t), [T, N]
         next_values = value(batch.next_obs)  # V_w(S_{t+1}) of the real next observation
     advantages = generalized_advantages(
-        batch.rewards, values, next_values, batch.terminated, batch.truncated, gamma, args.gae_lambda
+        batch.rewards, values, next_values, batch.terminated, batch.truncated, gamma, gae_lambda
     )
     value_targets = (advantages + values).flatten()  # the λ-return
     advantages = advantages.flatten()
-    if args.normalize_advantages and len(advantages) > 1:
+    if normalize and len(advantages) > 1:
         # A batch whose advantages are all equal carries no signal: it becomes zeros, not 0/0.
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
     return advantages, value_targets
@@ -436,7 +376,12 @@ def trust_region_step(x: Tensor, fisher_x: Tensor, max_kl: float) -> Tensor:
 
 
 def line_search(
-    policy: Policy, step: Tensor, evaluate_surrogate_and_kl: Callable[[], tuple[Tensor, Tensor]], args: Args
+    policy: Policy,
+    step: Tensor,
+    evaluate_surrogate_and_kl: Callable[[], tuple[Tensor, Tensor]],
+    max_kl: float,
+    backtrack_iters: int,
+    backtrack_coeff: float,
 ) -> tuple[float, float, float]:
     """Try θ + β^k s for k = 0, 1, ..; keep the first with D̄ ≤ δ and a higher surrogate, else restore θ. Returns
     (β^k, the surrogate's improvement, the KL taken), all 0 when no step qualified."""
@@ -444,12 +389,12 @@ def line_search(
     old_params = parameters_to_vector(params).detach().clone()
     with torch.no_grad():
         old_surrogate, _ = evaluate_surrogate_and_kl()
-        for k in range(args.backtrack_iters):
-            fraction = args.backtrack_coeff**k
+        for k in range(backtrack_iters):
+            fraction = backtrack_coeff**k
             vector_to_parameters(old_params + fraction * step, params)
             surrogate, kl = evaluate_surrogate_and_kl()
             improvement = float(surrogate - old_surrogate)
-            if float(kl) <= args.max_kl and improvement > 0:
+            if float(kl) <= max_kl and improvement > 0:
                 return fraction, improvement, float(kl)
         vector_to_parameters(old_params, params)
     return 0.0, 0.0, 0.0
@@ -472,7 +417,9 @@ def trpo_update(policy: Policy, obs: Tensor, actions: Tensor, advantages: Tensor
     x = conjugate_gradient(fisher_product, gradient, args.cg_iters, args.cg_damping)  # x ≈ (F + λI)⁻¹ g
     step = trust_region_step(x, fisher_product(x), args.max_kl)  # ½ sᵀ F s = δ, by the undamped F
     quadratic_kl = 0.5 * float(step @ fisher_product(step))  # before θ moves: F is the Fisher matrix at the old θ
-    fraction, improvement, kl = line_search(policy, step, evaluate_surrogate_and_kl, args)
+    fraction, improvement, kl = line_search(
+        policy, step, evaluate_surrogate_and_kl, args.max_kl, args.backtrack_iters, args.backtrack_coeff
+    )
     return {
         "policy/quadratic_kl": fraction**2 * quadratic_kl,  # ½ (β^k s)ᵀ F (β^k s), the model of the step taken
         "policy/kl": kl,
@@ -485,19 +432,72 @@ def trpo_update(policy: Policy, obs: Tensor, actions: Tensor, advantages: Tensor
 
 
 def fit_value(
-    value: nn.Module, optimizer: torch.optim.Adam, obs: Tensor, targets: Tensor, args: Args, generator: torch.Generator
+    value: nn.Module, optimizer: Optimizer, obs: Tensor, targets: Tensor, epochs: int, batch_size: int, rng: Generator
 ) -> Tensor:
-    """Regress V_w onto the targets: `value_epochs` shuffled passes of mini-batches; returns the last loss."""
+    """w ← w − α ∇_w (V_w(S_t) − target_t)²: `epochs` shuffled passes of mini-batches of `batch_size` (Adam); returns
+    the last mini-batch's loss."""
     loss = torch.zeros((), device=obs.device)
-    for _ in range(args.value_epochs):
-        order = torch.randperm(len(obs), generator=generator).to(obs.device)
-        for start in range(0, len(obs), args.value_batch_size):
-            index = order[start : start + args.value_batch_size]
+    for _ in range(epochs):
+        order = torch.randperm(len(obs), generator=rng).to(obs.device)  # the mini-batches' order
+        for start in range(0, len(obs), batch_size):
+            index = order[start : start + batch_size]
             loss = (value(obs[index]) - targets[index]).pow(2).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
     return loss
+
+
+# ------------------------------------------------- optional: observation normalisation (off by default)
+class ObservationNormalizer(nn.Module):
+    """z = (s − m) / σ, σ = sqrt(var + ε), clipped to ±10, with the running mean m and variance of every observation seen.
+
+    New statistics would change what every network computes, outside any trust region. So `update` also
+    rescales the first linear layer of each network it is given, W z + b = W' z' + b' for all s:
+    W' = W diag(σ'/σ), b' = b + W (m' − m)/σ. The networks compute the same functions as before (exactly,
+    except where the ±10 clip binds), the policy moves only by the trust-region step, and the statistics
+    still make the parameters well scaled for the value network's Adam and for conjugate gradient.
+    """
+
+    def __init__(self, obs_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(obs_dim))
+        self.register_buffer("var", torch.ones(obs_dim))
+        self.register_buffer("count", torch.tensor(1e-4))
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return ((obs - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-10.0, 10.0)
+
+    @torch.no_grad()
+    def update(self, obs: Tensor, networks: tuple[nn.Module, ...] = ()) -> None:
+        """Merge a batch [n, obs_dim] into the running moments (Chan et al.'s parallel algorithm), keeping the
+        functions of `networks` (each one's first nn.Linear reads this normaliser's output) as they were."""
+        old_mean, old_std = self.mean.clone(), torch.sqrt(self.var + 1e-8)
+        batch_mean, batch_var, batch_count = obs.mean(0), obs.var(0, unbiased=False), obs.shape[0]
+        total = self.count + batch_count
+        delta = batch_mean - self.mean
+        self.mean += delta * batch_count / total
+        self.var.copy_(
+            (self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total) / total
+        )
+        self.count.copy_(total)
+        for network in networks:
+            first = next(m for m in network.modules() if isinstance(m, nn.Linear))
+            first.bias += first.weight @ ((self.mean - old_mean) / old_std)  # b' = b + W (m' − m)/σ
+            first.weight *= torch.sqrt(self.var + 1e-8) / old_std  # W' = W diag(σ'/σ)
+
+
+def warm_up_normalizer(
+    envs: gym.vector.VectorEnv, normalizer: ObservationNormalizer, obs: np.ndarray, num_steps: int
+) -> np.ndarray:
+    """Start the normaliser's statistics from `num_steps` steps of random actions in every environment, then reset
+    them, so that no training episode begins with random actions. Returns the first observation."""
+    seen = [obs]
+    for _ in range(num_steps):
+        obs, *_ = envs.step(envs.action_space.sample())
+        seen.append(obs)
+    normalizer.update(torch.as_tensor(np.concatenate(seen), dtype=torch.float32, device=normalizer.mean.device))
+    return envs.reset()[0]
 
 
 # ------------------------------------------------------------------------------------- training loop
@@ -515,7 +515,7 @@ def train(args: Args) -> dict:
     envs = make_vector_env(args.env_id, args.num_envs)
     # the run directory, seeds, threads, TensorBoard; the caller's generators and settings come back after
     with plumbing.Run(args, device, remedy="--learning-rate or --max-kl, or --normalize-observations") as run:
-        generator = torch.Generator().manual_seed(args.seed)  # the order of the value regression's mini-batches
+        rng = torch.Generator().manual_seed(args.seed)  # the order of the value regression's mini-batches
         envs.action_space.seed(args.seed)
         obs, _ = envs.reset(seed=args.seed)  # environment i is seeded with seed + i
         space, obs_dim = envs.single_action_space, envs.single_observation_space.shape[0]
@@ -529,11 +529,10 @@ def train(args: Args) -> dict:
         value = ValueNetwork(obs_dim, args.hidden_sizes, normalizer).to(device)  # shares the one normaliser
         value_optimizer = torch.optim.Adam(value.net.parameters(), lr=args.learning_rate, fused=True)
         storage_steps = min(args.num_steps, args.total_timesteps // args.num_envs)  # never more than the budget
-        storage = RolloutStorage(storage_steps, args.num_envs, obs_dim, space.shape, device)
+        storage = Rollout.zeros(storage_steps, args.num_envs, obs_dim, space.shape, device)
         networks, optimizers = {"policy": policy, "value": value}, {"value_optimizer": value_optimizer}
-        plumbing.restore(
-            checkpoint, networks, optimizers
-        )  # --load-model: θ, w, the normaliser's statistics, Adam's state
+        # --load-model: θ, w, the normaliser's statistics, Adam's state
+        plumbing.restore(checkpoint, networks, optimizers)
         if checkpoint is not None:  # θ in one flat vector, as each update leaves it: the saving run's float arithmetic
             vector_to_parameters(parameters_to_vector(policy.parameters()), policy.parameters())
         global_step, update = 0, 0
@@ -548,18 +547,20 @@ def train(args: Args) -> dict:
                 global_step, update = global_step + num_steps * args.num_envs, update + 1
                 for episode_return, episode_length in statistics:
                     run.episode(episode_return, episode_length, global_step)
-                batch = storage.batch(num_steps)  # [T, N, ...]
+                batch = storage.first(num_steps)  # [T, N, ...]
                 batch_obs, batch_actions = batch.obs.flatten(0, 1), batch.actions.flatten(0, 1)  # [n, ...]
                 if args.normalize_observations:  # new statistics, the same functions: only the step below moves π_θ
                     normalizer.update(batch_obs, (policy, value))
-                advantages, value_targets = advantages_and_targets(batch, value, gamma, args)
+                advantages, value_targets = advantages_and_targets(
+                    batch, value, gamma, args.gae_lambda, args.normalize_advantages
+                )
                 logged = trpo_update(policy, batch_obs, batch_actions, advantages, args)
-                value_loss = fit_value(value, value_optimizer, batch_obs, value_targets, args, generator)
+                value_loss = fit_value(
+                    value, value_optimizer, batch_obs, value_targets, args.value_epochs, args.value_batch_size, rng
+                )
                 run.losses(logged | {"losses/value_loss": value_loss.item()}, global_step)
                 if logged["policy/step_rejected"]:
-                    print(
-                        f"update {update}: no line-search step kept the KL within {args.max_kl} and improved the surrogate; θ kept"
-                    )
+                    print(f"update {update}: no step within --max-kl {args.max_kl} improved the surrogate; θ kept")
                 run.progress(global_step)
             envs.close()
             run.finish(networks, global_step)  # no non-finite weight goes on to the evaluation or a file

@@ -1,7 +1,8 @@
 """The classic deep-RL bugs, planted one at a time: does a fast test catch each one?
 
 Each entry of CATALOGUE is one bug people make and papers warn about, written as a one-line change to one
-script (or to trpo.py and natural_gradient.py alike, where they share the code). For each, this copies the
+script (or to trpo.py and natural_gradient.py alike, where they share the code), or to plumbing.py, whose bugs
+every script would share. For each, this copies the
 repository to a scratch directory, applies the change, runs the fast tests of the scripts it touches
 (`-m "not slow"`), and reports whether any test failed, and which.
 
@@ -95,8 +96,8 @@ CATALOGUE = [
     Bug(
         "ε-greedy left on in evaluation",
         ("dqn",),
-        "obs, reward, terminated, truncated, _ = env.step(int(q_values.argmax()) + start)",
-        "obs, reward, terminated, truncated, _ = env.step((int(q_values.argmax()) if np.random.random() > 0.05 else int(env.action_space.sample()) - start) + start)",
+        "return int(q_values.argmax()) + int(space.start)",
+        "return (int(q_values.argmax()) if np.random.random() > 0.05 else int(space.sample()) - int(space.start)) + int(space.start)",
     ),
     Bug(
         "fitted Q regresses onto the moving network",
@@ -143,8 +144,8 @@ CATALOGUE = [
     Bug(
         "DDPG exploration noise left on in evaluation",
         ("ddpg",),
-        "obs, reward, terminated, truncated, _ = env.step(action.cpu().numpy())",
-        "obs, reward, terminated, truncated, _ = env.step(np.clip(action.cpu().numpy() + 0.1, env.action_space.low, env.action_space.high))",
+        "return actor(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))[0].cpu().numpy()",
+        "return np.clip(actor(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))[0].cpu().numpy() + 0.1, space.low, space.high)",
     ),
     Bug(
         "DDPG actions sent to the env unclipped",
@@ -266,7 +267,7 @@ CATALOGUE = [
     Bug(
         "line search accepts a step whose KL is above max_kl",
         ("trpo",),
-        "if float(kl) <= args.max_kl and improvement > 0:",
+        "if float(kl) <= max_kl and improvement > 0:",
         "if improvement > 0:",
     ),
     Bug(
@@ -287,11 +288,32 @@ CATALOGUE = [
         "        x = gradient  # the plain gradient direction",
         "        x = conjugate_gradient(fisher_product, gradient, args.cg_iters, args.cg_damping)",
     ),
+    # ---------------------------------------------------------------------------- plumbing.py: all six at once
+    Bug(
+        "a save that is not atomic (written in place, over the old file)",
+        ("plumbing",),
+        'handle, partial = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(target)), suffix=".partial")',
+        "handle, partial = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), target",
+    ),
+    Bug(
+        "the caller's random state not restored after a run",
+        ("plumbing",),
+        "            random.setstate(python_state)\n",
+        "",
+    ),
+    Bug(
+        "the NaN check of the logged losses skipped",
+        ("plumbing",),
+        "        self.check(values, {}, step)\n",
+        "",
+    ),
 ]
 
 
 def tests_for(scripts: tuple[str, ...]) -> list[str]:
-    """The fast tests of these scripts: their own files, and the shared matrix's rows for them."""
+    """The fast tests of these scripts (or of plumbing.py): their own files, and the shared matrix's rows for them."""
+    if scripts == ("plumbing",):
+        return ["tests/test_plumbing.py"]
     files = [f"tests/test_{script}.py" for script in scripts]
     return [*files, "tests/test_smoke.py", "-k", " or ".join(scripts)]  # -k matches file names too
 
@@ -311,7 +333,7 @@ def run(bug: Bug) -> tuple[bool, list[str], float]:
     """(caught, the tests that failed, seconds) for one planted bug."""
     with tempfile.TemporaryDirectory() as directory:
         scratch = Path(directory)
-        for name in ("dqn", "fitted_q", "ddpg", "reinforce", "trpo", "natural_gradient"):
+        for name in ("plumbing", "dqn", "fitted_q", "ddpg", "reinforce", "trpo", "natural_gradient"):
             shutil.copy(ROOT / f"{name}.py", scratch)
         shutil.copytree(ROOT / "tests", scratch / "tests", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy(ROOT / "pyproject.toml", scratch)

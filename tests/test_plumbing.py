@@ -6,9 +6,11 @@ The cases run through dqn.py, the shortest script, where they need one; the comm
 plumbing.cli (one real process per script stays in test_smoke.py, and per kind of exit here).
 """
 
+import contextlib
 import importlib
 import math
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -229,3 +231,63 @@ def test_plumbing_imports_no_script_and_no_script_imports_another():
     command = [sys.executable, "-c", "import plumbing, sys; print(' '.join(sys.modules))"]
     loaded = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     assert "plumbing" in loaded and not set(scripts) & set(loaded)
+
+
+# -------------------------------------------------------------------------------------------------------- the run
+@pytest.mark.parametrize("raises", [False, True])
+def test_a_run_gives_the_caller_back_its_generators_threads_and_determinism_however_it_ends(raises, log_dir):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        random.seed(7), np.random.seed(7), torch.manual_seed(7)
+        expected = (random.random(), np.random.random(), torch.rand(1).item())
+        random.seed(7), np.random.seed(7), torch.manual_seed(7)
+        args = dqn.Args(seed=3, torch_threads=1, log_dir=log_dir)
+        with contextlib.suppress(RuntimeError), plumbing.Run(args, torch.device("cpu"), remedy="--learning-rate"):
+            assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
+            random.seed(3), np.random.seed(3), torch.manual_seed(3)
+            seeded = (random.random(), np.random.random(), torch.rand(1).item())
+            if raises:
+                raise RuntimeError("the run failed")
+        assert seeded != expected  # the run drew from the run's seed, not the caller's
+        assert (random.random(), np.random.random(), torch.rand(1).item()) == expected
+        assert torch.get_num_threads() == 2 and not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_run_seeds_every_generator_with_its_seed(log_dir):
+    with plumbing.Run(dqn.Args(seed=5, log_dir=log_dir), torch.device("cpu"), remedy="--learning-rate"):
+        drawn = (random.random(), np.random.random(), torch.rand(1).item())
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    assert drawn == (random.random(), np.random.random(), torch.rand(1).item())
+
+
+def test_a_non_finite_loss_stops_the_run_at_once_saying_between_which_steps_and_the_logs_stay(log_dir):
+    args = dqn.Args(log_dir=log_dir)
+    with pytest.raises(FloatingPointError) as error, plumbing.Run(args, torch.device("cpu"), remedy="--x") as run:
+        run.losses({"losses/td_loss": 1.0}, 100)
+        run.losses({"losses/td_loss": 2.0, "losses/q_values": math.inf}, 200)
+        raise AssertionError("the run went on after a non-finite loss")
+    assert str(error.value) == (
+        "dqn.py: non-finite numbers appeared between step 101 and step 200 (losses/q_values = inf), so nothing was "
+        "saved; a step too large for the rewards' scale is the usual cause: try a lower --x."
+    )
+    (run_dir,) = os.listdir(log_dir)
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(os.path.join(log_dir, run_dir)))
+
+
+def test_finish_checks_every_weight_and_ctrl_c_saves_no_non_finite_model(log_dir):
+    network = torch.nn.Linear(2, 2)
+    args = dqn.Args(log_dir=log_dir, save_model=True)
+    with plumbing.Run(args, torch.device("cpu"), remedy="--x") as run:
+        with torch.no_grad():
+            network.weight[0, 0] = math.nan
+        stopped = run.interrupted(7, {"q_network": network}, {})
+        assert (
+            str(stopped)
+            == f"dqn.py: stopped by Ctrl-C at step 7 of 50000; model not saved: its weights are not finite; logs in {run.dir}."
+        )
+        with pytest.raises(FloatingPointError, match=r"between step 1 and step 50000 \(the weights of q_network\)"):
+            run.finish({"q_network": network})
+    assert not list(Path(run.dir).glob("*.pt"))

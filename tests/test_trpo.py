@@ -161,7 +161,9 @@ def test_a_line_search_backs_off_to_the_first_fraction_within_max_kl_that_improv
             break
     torch.nn.utils.vector_to_parameters(before, params)
     assert by_hand is not None and by_hand[0] < 1, "the full step must be too long for this test to mean anything"
-    fraction, improvement, kl = trpo.line_search(policy, step, evaluate, trpo.Args(max_kl=0.01, backtrack_coeff=0.5))
+    fraction, improvement, kl = trpo.line_search(
+        policy, step, evaluate, max_kl=0.01, backtrack_iters=10, backtrack_coeff=0.5
+    )
     assert fraction == by_hand[0] and kl <= 0.01
     assert (improvement, kl) == pytest.approx(by_hand[1:], rel=1e-4)
     torch.testing.assert_close(flat_params(policy), before + fraction * step)
@@ -171,7 +173,9 @@ def test_a_line_search_with_no_qualifying_step_keeps_the_old_parameters():
     policy, *_, evaluate, gradient = line_search_problem(64)
     before = flat_params(policy)
     # Downhill: every fraction of −g lowers the surrogate, so no step qualifies.
-    fraction, improvement, kl = trpo.line_search(policy, -0.1 * gradient, evaluate, trpo.Args(max_kl=0.05))
+    fraction, improvement, kl = trpo.line_search(
+        policy, -0.1 * gradient, evaluate, max_kl=0.05, backtrack_iters=10, backtrack_coeff=0.71
+    )
     assert (fraction, improvement, kl) == (0.0, 0.0, 0.0)
     assert torch.equal(flat_params(policy), before)
 
@@ -223,10 +227,10 @@ def test_gae_with_lambda_one_and_no_episode_end_is_the_discounted_return_minus_v
 
 
 # ------------------------------------------------------------------------------------- rollouts
-def rollout(env_id: str, num_steps: int, policy: trpo.Policy, action_shape: tuple[int, ...]) -> trpo.RolloutStorage:
+def rollout(env_id: str, num_steps: int, policy: trpo.Policy, action_shape: tuple[int, ...]) -> trpo.Rollout:
     envs = trpo.make_vector_env(env_id, 2)
     obs, _ = envs.reset(seed=0)
-    storage = trpo.RolloutStorage(num_steps, 2, 2, action_shape, torch.device("cpu"))
+    storage = trpo.Rollout.zeros(num_steps, 2, 2, action_shape, torch.device("cpu"))
     trpo.collect_rollout(envs, policy, storage, obs, num_steps)
     envs.close()
     return storage
