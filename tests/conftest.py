@@ -1,6 +1,7 @@
 """What the tests share: small toy environments with known dynamics, and a fresh log directory."""
 
 import os
+import random
 import tempfile
 
 import gymnasium as gym
@@ -8,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 from torch.func import functional_call
+
+import plumbing
 
 
 class CountingEnv(gym.Env):
@@ -170,6 +173,15 @@ def assert_transitions_follow_episodes(buffer, episode_length: int, terminates: 
             assert (obs[i + 1] == [0, episode + 1]).all(), "the next transition starts from the reset observation"
 
 
+def assert_refused_before_any_work(module, log_dir: str, overrides: dict, phrase: str) -> None:
+    """train() refuses these Args before writing anything, with a UsageError that names the script and says `phrase`."""
+    with pytest.raises(plumbing.UsageError) as error:
+        module.train(module.Args(log_dir=log_dir, **overrides))
+    message = str(error.value)
+    assert phrase in message and message.startswith(f"{module.__name__}.py"), message
+    assert not os.path.exists(log_dir)
+
+
 def assert_logs_were_flushed(log_dir: str) -> None:
     """The one run under log_dir left a non-empty TensorBoard event file."""
     (run_dir,) = os.listdir(log_dir)
@@ -217,6 +229,24 @@ def explicit_kl_hessian(policy: torch.nn.Module, obs: torch.Tensor) -> torch.Ten
         return torch.distributions.kl_divergence(old, functional_call(policy, params, (obs,))).mean()
 
     return torch.autograd.functional.hessian(mean_kl, flat_params(policy))
+
+
+@pytest.fixture
+def caller_state():
+    """A caller's process as train() must leave it: 3 torch threads, no deterministic algorithms, and random, numpy
+    and torch seeded with 7. Yields a check, to call once after the run, that all of it is as it was."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    random.seed(7), np.random.seed(7), torch.manual_seed(7)
+    expected = (random.random(), np.random.random(), torch.rand(1).item())
+    random.seed(7), np.random.seed(7), torch.manual_seed(7)
+
+    def as_it_was() -> bool:
+        draws = (random.random(), np.random.random(), torch.rand(1).item())
+        return draws == expected and torch.get_num_threads() == 3 and not torch.are_deterministic_algorithms_enabled()
+
+    yield as_it_was
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

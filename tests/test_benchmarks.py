@@ -148,6 +148,17 @@ def test_run_name_follows_every_setting_and_the_code_but_not_the_log_dir():
     assert base.name.startswith("trpo__CartPole-v1__seed3__") and changed.fields["max_kl"] == 0.01
 
 
+def test_a_runs_code_is_its_script_and_plumbing_py(tmp_path):
+    for name in ("trpo.py", "plumbing.py", "benchmarks/sb3_baselines.py"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    digests = {script: run.code_digest(script, tmp_path) for script in ("trpo", "sb3_trpo")}
+    assert digests == {script: run.code_digest(script, ROOT) for script in digests}
+    (tmp_path / "plumbing.py").write_text("# an edit to the shared code\n", encoding="utf-8")
+    assert run.code_digest("trpo", tmp_path) != digests["trpo"]  # an edited plumbing.py is a new run of ours
+    assert run.code_digest("sb3_trpo", tmp_path) == digests["sb3_trpo"]  # and not of SB3's, which do not import it
+
+
 def test_set_applies_unscoped_fields_to_the_scripts_that_have_them():
     overrides = run.parse_overrides(
         ("gamma=0.95", "trpo.hidden_sizes=[32, 32]", "ddpg.noise_type=ou", "batch_size=128"), ("trpo", "ddpg")

@@ -1,11 +1,9 @@
 """dqn.py's math against hand computations, its replay buffer, determinism, bad input, and learning."""
 
-import os
-
 import numpy as np
 import pytest
 import torch
-from conftest import assert_logs_were_flushed, assert_transitions_follow_episodes
+from conftest import assert_logs_were_flushed, assert_refused_before_any_work, assert_transitions_follow_episodes
 from torch import nn
 
 import dqn
@@ -229,14 +227,10 @@ def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir)
             "--learning-starts must leave a gradient step",
         ),  # steps 1001, 1002: t % 4 ≠ 0
         ({"loss": "l1"}, "--loss must be one of 'mse', 'huber', got 'l1'"),
-        ({"device": "tpu"}, "--device tpu is not a device of this machine"),
     ],
 )
 def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):
-    with pytest.raises(plumbing.UsageError) as error:
-        dqn.train(dqn.Args(log_dir=log_dir, **overrides))
-    assert phrase in str(error.value)
-    assert not os.path.exists(log_dir)
+    assert_refused_before_any_work(dqn, log_dir, overrides, phrase)
 
 
 def test_network_shapes_follow_the_env():

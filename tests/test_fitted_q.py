@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import CountingEnv
+from conftest import CountingEnv, assert_refused_before_any_work
 
 import fitted_q
 import plumbing
@@ -308,10 +308,7 @@ def test_save_dataset_never_overwrites_a_file(tmp_path, log_dir):
     ],
 )
 def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):
-    with pytest.raises(plumbing.UsageError) as error:
-        fitted_q.train(fitted_q.Args(log_dir=log_dir, **overrides))
-    assert phrase in str(error.value)
-    assert not os.path.exists(log_dir)
+    assert_refused_before_any_work(fitted_q, log_dir, overrides, phrase)
 
 
 @pytest.mark.slow

@@ -235,25 +235,16 @@ def test_plumbing_imports_no_script_and_no_script_imports_another():
 
 # -------------------------------------------------------------------------------------------------------- the run
 @pytest.mark.parametrize("raises", [False, True])
-def test_a_run_gives_the_caller_back_its_generators_threads_and_determinism_however_it_ends(raises, log_dir):
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        random.seed(7), np.random.seed(7), torch.manual_seed(7)
-        expected = (random.random(), np.random.random(), torch.rand(1).item())
-        random.seed(7), np.random.seed(7), torch.manual_seed(7)
-        args = dqn.Args(seed=3, torch_threads=1, log_dir=log_dir)
-        with contextlib.suppress(RuntimeError), plumbing.Run(args, torch.device("cpu"), remedy="--learning-rate"):
-            assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
-            random.seed(3), np.random.seed(3), torch.manual_seed(3)
-            seeded = (random.random(), np.random.random(), torch.rand(1).item())
-            if raises:
-                raise RuntimeError("the run failed")
-        assert seeded != expected  # the run drew from the run's seed, not the caller's
-        assert (random.random(), np.random.random(), torch.rand(1).item()) == expected
-        assert torch.get_num_threads() == 2 and not torch.are_deterministic_algorithms_enabled()
-    finally:
-        torch.set_num_threads(threads)
+def test_a_run_gives_the_caller_back_its_generators_threads_and_determinism_however_it_ends(
+    raises, log_dir, caller_state
+):
+    args = dqn.Args(seed=3, torch_threads=1, log_dir=log_dir)
+    with contextlib.suppress(RuntimeError), plumbing.Run(args, torch.device("cpu"), remedy="--learning-rate"):
+        assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
+        random.random(), np.random.random(), torch.rand(1)  # the run draws from its own seed's streams
+        if raises:
+            raise RuntimeError("the run failed")
+    assert caller_state(), "the caller's generators, threads and determinism are as they were"
 
 
 def test_a_run_seeds_every_generator_with_its_seed(log_dir):
@@ -291,3 +282,22 @@ def test_finish_checks_every_weight_and_ctrl_c_saves_no_non_finite_model(log_dir
         with pytest.raises(FloatingPointError, match=r"between step 1 and step 50000 \(the weights of q_network\)"):
             run.finish({"q_network": network})
     assert not list(Path(run.dir).glob("*.pt"))
+
+
+@pytest.mark.parametrize("module_name, env_id, short", [(m, env_ids[0], short) for m, env_ids, _, short in SCRIPTS])
+def test_a_make_env_replaced_on_the_script_reaches_training_and_evaluation(
+    module_name, env_id, short, monkeypatch, log_dir
+):
+    # plumbing.py keeps no reference to a script's make_env: it is handed the one the script looks up at each call.
+    module, args = short_args(module_name, env_id, short, log_dir, eval_episodes=1)
+    make_env, steps = module.make_env, []
+
+    class Counting(gym.Wrapper):
+        def step(self, action):
+            steps.append(action)
+            return super().step(action)
+
+    monkeypatch.setattr(module, "make_env", lambda *a, **k: Counting(make_env(*a, **k)))
+    result = module.train(args)
+    evaluation = 200 if env_id == "Pendulum-v1" else int(result["eval_returns"][0])  # CartPole: 1 per step
+    assert len(steps) == args.total_timesteps + evaluation
