@@ -6,7 +6,7 @@ every script would share. For each, this copies the
 repository to a scratch directory, applies the change, runs the fast tests of the scripts it touches
 (`-m "not slow"`), and reports whether any test failed, and which.
 
-    python tests/mutations.py              # the whole catalogue, about 12 minutes on 2 cores (692 s on 2026-12-02)
+    python tests/mutations.py              # the whole catalogue, about 15 minutes on 2 cores (891 s on 2026-12-07)
     python tests/mutations.py --only 3 17  # some entries, by number
     python tests/mutations.py --list       # the catalogue, without running it
 
