@@ -2,6 +2,7 @@
 
 import os
 import random
+import sys
 import tempfile
 
 import gymnasium as gym
@@ -171,6 +172,16 @@ def assert_transitions_follow_episodes(buffer, episode_length: int, terminates: 
         assert terminated[i] == (episode_ends and terminates), "only termination is marked terminal"
         if episode_ends and i + 1 < buffer.size:
             assert (obs[i + 1] == [0, episode + 1]).all(), "the next transition starts from the reset observation"
+
+
+def cli_in_process(monkeypatch, capsys, module, *flags: str) -> tuple[int, str, str]:
+    """`python <module>.py <flags>` through plumbing.cli, in this process: (exit status, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", [f"{module.__name__}.py", *flags])
+    with pytest.raises(SystemExit) as exit_status:
+        plumbing.cli(module.train, module.Args, module.__doc__)
+        raise SystemExit(0)
+    out, err = capsys.readouterr()
+    return exit_status.value.code, out, err
 
 
 def assert_refused_before_any_work(module, log_dir: str, overrides: dict, phrase: str) -> None:

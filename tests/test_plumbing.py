@@ -3,7 +3,8 @@ the evaluation's seeding). What each script wires in its own way (a NaN mid-run,
 is tested on every script, in test_failures.py, test_reuse.py and test_smoke.py.
 
 The cases run through dqn.py, the shortest script, where they need one; the command line is driven in process through
-plumbing.cli (one real process per script stays in test_smoke.py, and per kind of exit here).
+plumbing.cli (real processes: a short run and a Ctrl-C per script, in test_smoke.py and test_failures.py, and here
+a refusal).
 """
 
 import contextlib
@@ -19,22 +20,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import cli_in_process
 from test_smoke import ROOT, SCRIPTS, run_cli, short_args
 
 import dqn
 import plumbing
 
 DQN_SHORT = SCRIPTS[0][3]
-
-
-def cli(monkeypatch, capsys, module, *flags: str) -> tuple[int, str, str]:
-    """Run plumbing.cli as `python <module>.py <flags>` would, in this process: (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", [f"{module.__name__}.py", *flags])
-    with pytest.raises(SystemExit) as exit_status:
-        plumbing.cli(module.train, module.Args, module.__doc__)
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return exit_status.value.code, out, err
 
 
 # ----------------------------------------------------------------------------------------------- bad input, once
@@ -101,7 +93,7 @@ def test_the_command_line_ends_in_one_line_on_stderr_and_an_exit_status(
     flags, status, phrase, monkeypatch, capsys, log_dir
 ):
     short = [f for k, v in DQN_SHORT.items() for f in (f"--{k.replace('_', '-')}", str(v))]
-    code, _, err = cli(monkeypatch, capsys, dqn, "--log-dir", log_dir, *short, *flags)
+    code, _, err = cli_in_process(monkeypatch, capsys, dqn, "--log-dir", log_dir, *short, *flags)
     last = err.strip().splitlines()[-1]  # (Gymnasium warns about a NaN reward before)
     assert code == status and last.startswith(phrase) and last.endswith(".") and "Traceback" not in err, err
     if status == 2:
@@ -112,7 +104,7 @@ def test_the_command_line_ends_in_one_line_on_stderr_and_an_exit_status(
 
 
 def test_help_shows_the_docstrings_summary_and_examples(monkeypatch, capsys):
-    code, out, _ = cli(monkeypatch, capsys, dqn, "--help")
+    code, out, _ = cli_in_process(monkeypatch, capsys, dqn, "--help")
     assert code == 0 and "Deep Q-Network (DQN)" in out and "python dqn.py --double-q --save-model" in out
 
 

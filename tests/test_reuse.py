@@ -180,7 +180,7 @@ def frames(path: Path) -> int:
         return sum(1 for _ in reader)
 
 
-@pytest.mark.parametrize("module_name, env_id, short", RUNS)
+@pytest.mark.parametrize("module_name, env_id, short", FIRST_RUNS)  # (each script hands evaluate() the directory)
 def test_capture_video_records_every_evaluation_episode(module_name, env_id, short, log_dir):
     module, args = short_args(module_name, env_id, short, log_dir, capture_video=True)
     result = module.train(args)

@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import BOX_ACTIONS
+from conftest import BOX_ACTIONS, cli_in_process
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import plumbing
@@ -230,11 +230,11 @@ def test_args_has_the_shared_fields(module_name):
 
 
 @pytest.mark.parametrize("module_name", [m for m, *_ in SCRIPTS])
-def test_help_documents_every_flag(module_name):
-    out = subprocess.run(
-        [sys.executable, f"{module_name}.py", "--help"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
-    for field in dataclasses.fields(importlib.import_module(module_name).Args):
+def test_help_documents_every_flag(module_name, monkeypatch, capsys):
+    module = importlib.import_module(module_name)
+    status, out, _ = cli_in_process(monkeypatch, capsys, module, "--help")
+    assert status == 0 and module.__doc__.split("\n")[0] in out and "Examples:" in out
+    for field in dataclasses.fields(module.Args):
         assert "--" + field.name.replace("_", "-") in out, f"--{field.name} missing from --help"
     # tyro shows the docstring under each field as its help text: every field needs one.
     args_class = next(
@@ -277,17 +277,15 @@ def bad_inputs(refused_env: str | None) -> list[tuple[str, ...]]:
     return cases
 
 
-# On the command line, one refusal per script (plumbing.cli turns them all into exit status 2; test_plumbing.py runs
-# the other kinds once); in process, every kind on every script.
+# Through plumbing.cli, in process (test_plumbing.py runs one refusal as a real process, and the other kinds once).
 @pytest.mark.parametrize(
-    "module_name, flags",
-    [(m, ("--env-id", refused or "tests.conftest:tests/MultiDiscrete-v0")) for m, _, refused, _ in SCRIPTS],
+    "module_name, flags", [(m, ("--env-id", refused or "tests/MultiDiscrete-v0")) for m, _, refused, _ in SCRIPTS]
 )
-def test_bad_input_is_one_sentence_on_stderr_with_exit_status_2(module_name, flags, log_dir):
-    proc = run_cli(module_name, "--log-dir", log_dir, *flags)
-    assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr
-    message = proc.stderr.strip()
+def test_bad_input_is_one_sentence_on_stderr_with_exit_status_2(module_name, flags, log_dir, monkeypatch, capsys):
+    module = importlib.import_module(module_name)
+    status, _, err = cli_in_process(monkeypatch, capsys, module, "--log-dir", log_dir, *flags)
+    assert status == 2 and "Traceback" not in err
+    message = err.strip()
     assert message.startswith(f"{module_name}.py") and "\n" not in message and message.endswith(".")
     assert not os.path.exists(log_dir), "nothing is written before the input is checked"
 
