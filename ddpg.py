@@ -289,7 +289,7 @@ def train(args: Args) -> dict:
         critic_optimizer = torch.optim.Adam(critic.parameters(), lr=args.critic_learning_rate, fused=True)
         networks = {"actor": actor, "critic": critic}
         optimizers = {"actor_optimizer": actor_optimizer, "critic_optimizer": critic_optimizer}
-        plumbing.restore(checkpoint, networks, optimizers)  # --load-model: θ, w and Adam's states from its file
+        run.restore(checkpoint, networks, optimizers)  # --load-model: θ, w and Adam's states from its file
         target_actor.load_state_dict(actor.state_dict())  # θ' ← θ
         target_critic.load_state_dict(critic.state_dict())  # w' ← w
         replay_buffer = ReplayBuffer(min(args.buffer_size, args.total_timesteps), obs_dim, len(low), rng)  # no more

@@ -270,7 +270,7 @@ def train(args: Args) -> dict:
         target_q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
         optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
         networks, optimizers = {"q_network": q_network}, {"optimizer": optimizer}
-        plumbing.restore(checkpoint, networks, optimizers)  # --load-model: w and Adam's state from its file
+        run.restore(checkpoint, networks, optimizers)  # --load-model: w and Adam's state from its file
         target_q_network.load_state_dict(q_network.state_dict())  # w' ← w
         replay_buffer = ReplayBuffer(min(args.buffer_size, args.total_timesteps), obs_dim, rng)  # never holds more
         global_step, logged_step, exploration_steps = 0, -LOG_INTERVAL, args.exploration_fraction * args.total_timesteps

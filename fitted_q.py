@@ -279,9 +279,7 @@ def train(args: Args) -> dict:
         q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
         target_q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
         optimizer = make_optimizer(q_network, args)
-        plumbing.restore(
-            checkpoint, {"q_network": q_network}, {"optimizer": optimizer}
-        )  # --load-model: w, the optimiser
+        run.restore(checkpoint, {"q_network": q_network}, {"optimizer": optimizer})  # --load-model: w, the optimiser
         target_q_network.load_state_dict(q_network.state_dict())
         capacity = len(dataset["action"]) if dataset is not None else min(args.buffer_size, args.total_timesteps)
         replay_buffer = ReplayBuffer(capacity, obs_dim, rng)  # online, never more than the run's transitions

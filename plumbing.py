@@ -218,7 +218,7 @@ def read_model(args: Any, make_env: MakeEnv, env: gym.Env, architecture: tuple[s
     action spaces, with the `architecture` settings of this run (those its networks' shapes depend on)."""
     if args.load_model is None:
         return None
-    script, differs, here = script_name(args), [], (env.observation_space, env.action_space)
+    script, differs, not_finite, here = script_name(args), [], [], (env.observation_space, env.action_space)
     try:
         checkpoint = torch.load(args.load_model, map_location="cpu", weights_only=True)
         written_by, saved = checkpoint["script"], checkpoint["args"]
@@ -226,6 +226,12 @@ def read_model(args: Any, make_env: MakeEnv, env: gym.Env, architecture: tuple[s
             with make_env(saved["env_id"]) as trained_on:  # the env it was trained on, whose spaces must be this run's
                 spaces = (trained_on.observation_space, trained_on.action_space)
             differs = [name for name in architecture if json.dumps(saved[name]) != json.dumps(getattr(args, name))]
+            weights = {
+                name: state for name, state in checkpoint.items() if name not in ("args", "script", "optimizers")
+            }
+            not_finite = [
+                name for name, state in weights.items() if not all(t.isfinite().all() for t in state.values())
+            ]
     except Exception as error:  # not a file torch reads, not one --save-model wrote, or its env cannot be made here
         problem = f"is not a model this script can use ({reason(error)})"
     else:
@@ -234,6 +240,8 @@ def read_model(args: Any, make_env: MakeEnv, env: gym.Env, architecture: tuple[s
         elif spaces != here:
             theirs, ours = (f"observations {o.shape} and actions {a}" for o, a in (spaces, here))
             problem = f"was trained on {saved['env_id']} ({theirs}), whose spaces are not {args.env_id}'s ({ours})"
+        elif not_finite:
+            problem = f"holds non-finite weights ({not_finite[0]}); a run that diverged saves none, so it was edited"
         elif differs:
             problem = f"holds networks built with --{differs[0].replace('_', '-')} {saved[differs[0]]}, not {getattr(args, differs[0])}"
         else:
@@ -286,6 +294,7 @@ class Run:
 
     def __init__(self, args: Any, device: torch.device, remedy: str) -> None:
         self.args, self.device, self.remedy, self.script = args, device, remedy, script_name(args)
+        self.made_log_dir = not os.path.exists(args.log_dir)  # (discard removes it again)
         self.dir = make_run_dir(args)
         self.video_dir = os.path.join(self.dir, "videos") if args.capture_video else None  # where evaluate() records
         self.total, self.checked_step = args.total_timesteps, 0  # every loss and weight was finite at checked_step
@@ -370,21 +379,26 @@ class Run:
             f"{self.script}: stopped by Ctrl-C at step {step} of {self.total}{saved}{kept}; logs in {self.dir}."
         )
 
+    def restore(self, checkpoint: dict | None, networks: Networks, optimizers: Optimizers) -> None:
+        """With --load-model: the networks' weights, and the optimisers' state where the file holds it. A file whose
+        networks or optimisers do not fit this run's (one missing, another shape) is refused, leaving no run."""
+        try:
+            for name, network in networks.items() if checkpoint is not None else ():
+                network.load_state_dict(checkpoint[name])
+            for name, optimizer in optimizers.items() if checkpoint is not None else ():
+                if name in checkpoint["optimizers"]:
+                    optimizer.load_state_dict(checkpoint["optimizers"][name])
+        except Exception as error:
+            raise self.discard(f"--load-model {self.args.load_model} does not fit this run ({reason(error)})") from None
+
     def discard(self, problem: str) -> UsageError:
         """A run that turned out to do nothing useful: remove its directory (its logs hold nothing) and refuse it."""
         self.writer.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.made_log_dir:  # (empty now, unless another run has begun there since)
+            with contextlib.suppress(OSError):
+                os.rmdir(self.args.log_dir)
         return UsageError(f"{self.script}: {problem}.")
-
-
-def restore(checkpoint: dict | None, networks: Networks, optimizers: Optimizers) -> None:
-    """With --load-model: the networks' weights from its file, and the optimisers' state where the file holds it."""
-    if checkpoint is not None:
-        for name, network in networks.items():
-            network.load_state_dict(checkpoint[name])
-        for name, optimizer in optimizers.items():
-            if name in checkpoint["optimizers"]:
-                optimizer.load_state_dict(checkpoint["optimizers"][name])
 
 
 # ----------------------------------------------------------------------------------- the end: evaluation, saving
@@ -419,14 +433,24 @@ def save_model(args: Any, run_dir: str, networks: Networks, optimizers: Optimize
     """<run_dir>/<exp_name>.pt: the networks' and optimisers' state dicts, the args (plain types), the script's name."""
     checkpoint: dict = {name: {k: v.cpu() for k, v in net.state_dict().items()} for name, net in networks.items()}
     checkpoint["optimizers"] = {name: optimizer.state_dict() for name, optimizer in optimizers.items()}
-    checkpoint |= {"args": asdict(args), "script": script_name(args)}
+    checkpoint |= {"args": {key: plain(value) for key, value in asdict(args).items()}, "script": script_name(args)}
     path = os.path.join(run_dir, f"{args.exp_name}.pt")
     return save_atomically(path, lambda file: torch.save(checkpoint, file), script_name(args))
 
 
+def plain(value: Any) -> Any:
+    """A field's value in Python's own types (a notebook's numpy numbers too), so the file loads with weights_only."""
+    if isinstance(value, tuple | list):
+        return type(value)(plain(item) for item in value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def save_atomically(path: str, write: Callable[[BinaryIO], object], script: str) -> str:
     """Write to a temporary file beside `path` and rename it onto `path`, so no reader sees half a file. If that
-    directory cannot be written, write to the system's temporary directory instead (and say so): never lose it."""
+    directory cannot be written (any exception: torch.save's full disk is a RuntimeError), write to the system's
+    temporary directory instead and say so: never lose it. The file follows the umask, as any other file would."""
+    umask = os.umask(0o022)
+    os.umask(umask)
     fallback = os.path.join(tempfile.gettempdir(), f"{int(time.time())}-{os.getpid()}-{os.path.basename(path)}")
     failures: list[str] = []
     for target in (path, fallback):
@@ -435,13 +459,14 @@ def save_atomically(path: str, write: Callable[[BinaryIO], object], script: str)
             handle, partial = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(target)), suffix=".partial")
             with os.fdopen(handle, "wb") as file:
                 write(file)
+            os.chmod(partial, 0o666 & ~umask)  # (mkstemp makes it 0600)
             os.replace(partial, target)
             partial = None
             if target != path:
                 print(f"{script}: could not write {path} ({failures[0]}); wrote {target} instead.", file=sys.stderr)
             return target
-        except OSError as error:
-            failures.append(error.strerror or str(error))
+        except Exception as error:  # (KeyboardInterrupt is not one: Ctrl-C stops the save, leaving no partial file)
+            failures.append(getattr(error, "strerror", None) or reason(error))
         finally:
             if partial is not None:
                 with contextlib.suppress(OSError):

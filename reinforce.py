@@ -315,7 +315,7 @@ def train(args: Args) -> dict:
         if value is not None:
             value_optimizer = torch.optim.Adam(value.parameters(), lr=args.value_learning_rate, fused=True)
             networks["value"], optimizers["value_optimizer"] = value, value_optimizer
-        plumbing.restore(checkpoint, networks, optimizers)  # --load-model: θ, w and Adam's states from its file
+        run.restore(checkpoint, networks, optimizers)  # --load-model: θ, w and Adam's states from its file
         global_step, updates = 0, 0
         try:
             while global_step < args.total_timesteps:

@@ -532,7 +532,7 @@ def train(args: Args) -> dict:
         storage = Rollout.zeros(storage_steps, args.num_envs, obs_dim, space.shape, device)
         networks, optimizers = {"policy": policy, "value": value}, {"value_optimizer": value_optimizer}
         # --load-model: θ, w, the normaliser's statistics, Adam's state
-        plumbing.restore(checkpoint, networks, optimizers)
+        run.restore(checkpoint, networks, optimizers)
         if checkpoint is not None:  # θ in one flat vector, as each update leaves it: the saving run's float arithmetic
             vector_to_parameters(parameters_to_vector(policy.parameters()), policy.parameters())
         global_step, update = 0, 0

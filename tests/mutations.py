@@ -6,7 +6,7 @@ every script would share. For each, this copies the
 repository to a scratch directory, applies the change, runs the fast tests of the scripts it touches
 (`-m "not slow"`), and reports whether any test failed, and which.
 
-    python tests/mutations.py              # the whole catalogue, about 15 minutes on 2 cores (891 s on 2026-12-07)
+    python tests/mutations.py              # the whole catalogue, about 15 minutes on 2 cores (46 entries: 891 s on 2026-12-07)
     python tests/mutations.py --only 3 17  # some entries, by number
     python tests/mutations.py --list       # the catalogue, without running it
 
@@ -287,6 +287,25 @@ CATALOGUE = [
         ("natural_gradient",),
         "        x = gradient  # the plain gradient direction",
         "        x = conjugate_gradient(fisher_product, gradient, args.cg_iters, args.cg_damping)",
+    ),
+    # ------------------------------------------------------------- held out by an audit (#33), now planted too
+    Bug(
+        "REINFORCE's baseline regresses onto the advantages instead of the returns",
+        ("reinforce",),
+        "value_loss = (value(obs) - returns).pow(2).mean()",
+        "value_loss = (value(obs) - advantage).pow(2).mean()",
+    ),
+    Bug(
+        "advantages normalised per environment instead of over the whole batch",
+        ("trpo",),
+        "    advantages = advantages.flatten()\n",
+        "    advantages = ((advantages - advantages.mean(0)) / (advantages.std(0) + 1e-8)).flatten()\n",
+    ),
+    Bug(
+        "damping added twice: conjugate gradient on F + 2λI",
+        ("trpo",),
+        "x = conjugate_gradient(fisher_product, gradient, args.cg_iters, args.cg_damping)",
+        "x = conjugate_gradient(lambda v: fisher_product(v) + args.cg_damping * v, gradient, args.cg_iters, args.cg_damping)",
     ),
     # ---------------------------------------------------------------------------- plumbing.py: all six at once
     Bug(

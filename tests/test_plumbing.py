@@ -8,19 +8,21 @@ a refusal).
 """
 
 import contextlib
+import dataclasses
 import importlib
 import math
 import os
 import random
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import cli_in_process
+from conftest import assert_refused_before_any_work, cli_in_process
 from test_smoke import ROOT, SCRIPTS, run_cli, short_args
 
 import dqn
@@ -293,3 +295,82 @@ def test_a_make_env_replaced_on_the_script_reaches_training_and_evaluation(
     result = module.train(args)
     evaluation = 200 if env_id == "Pendulum-v1" else int(result["eval_returns"][0])  # CartPole: 1 per step
     assert len(steps) == args.total_timesteps + evaluation
+
+
+# ------------------------------------------------------------------------- files that do not fit, saves that fail
+@pytest.fixture(scope="module")
+def dqn_model(tmp_path_factory) -> str:
+    """A file dqn.py's --save-model wrote."""
+    log_dir = str(tmp_path_factory.mktemp("saved"))
+    _, args = short_args("dqn", "CartPole-v1", DQN_SHORT, log_dir, save_model=True, eval_episodes=0)
+    return os.path.join(dqn.train(args)["run_dir"], "dqn.pt")
+
+
+def edited(path: str, tmp_path: Path, edit) -> str:
+    checkpoint = torch.load(path, weights_only=True)
+    edit(checkpoint)
+    torch.save(checkpoint, tmp_path / "edited.pt")
+    return str(tmp_path / "edited.pt")
+
+
+def no_q_network(checkpoint: dict) -> None:
+    del checkpoint["q_network"]
+
+
+def nan_weight(checkpoint: dict) -> None:
+    next(iter(checkpoint["q_network"].values()))[0] = math.nan
+
+
+def reshaped_layer(checkpoint: dict) -> None:
+    checkpoint["q_network"]["net.0.weight"] = torch.zeros(3, 4)
+
+
+def one_parameter_group_too_many(checkpoint: dict) -> None:
+    groups = checkpoint["optimizers"]["optimizer"]["param_groups"]
+    groups.append({**groups[0], "params": [99]})
+
+
+@pytest.mark.parametrize(
+    "edit, phrase",
+    [
+        (no_q_network, "does not fit this run (KeyError: 'q_network')"),
+        (nan_weight, "holds non-finite weights (q_network)"),
+        (reshaped_layer, "does not fit this run (RuntimeError: Error(s) in loading state_dict for QNetwork"),
+        (one_parameter_group_too_many, "does not fit this run (ValueError: loaded state dict has a different number"),
+    ],
+)
+@pytest.mark.parametrize("budget", [0, 600])  # only evaluate it, or train on from it
+def test_a_model_file_that_does_not_fit_is_one_sentence_and_leaves_no_run(edit, phrase, budget, dqn_model, tmp_path):
+    path = edited(dqn_model, tmp_path, edit)
+    overrides = {**DQN_SHORT, "load_model": path, "total_timesteps": budget}
+    assert_refused_before_any_work(dqn, str(tmp_path / "runs"), overrides, phrase)
+
+
+def test_a_save_whose_write_raises_any_exception_falls_back_to_the_temporary_directory(tmp_path, monkeypatch, capsys):
+    target, elsewhere, attempts = tmp_path / "runs" / "model.pt", tmp_path / "elsewhere", []
+    target.parent.mkdir(), elsewhere.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(elsewhere))
+
+    def full_disk_then_fine(file):  # torch.save on a full disk raises RuntimeError, not OSError
+        attempts.append(file.name)
+        if len(attempts) == 1:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] unexpected pos 64 vs 0")
+        file.write(b"the model")
+
+    saved = plumbing.save_atomically(str(target), full_disk_then_fine, "dqn.py")
+    assert Path(saved).parent == elsewhere and Path(saved).read_bytes() == b"the model"
+    assert not target.exists() and os.listdir(target.parent) == []
+    assert "RuntimeError: [enforce fail at inline_container.cc:672] unexpected pos 64 vs 0" in capsys.readouterr().err
+
+
+def test_saved_files_follow_the_umask_and_numpy_args_load_with_weights_only(log_dir):
+    umask = os.umask(0o027)
+    try:
+        numpy_numbers = {"batch_size": np.int64(32), "gamma": np.float64(0.98)}  # as a notebook might pass them
+        args = dqn.Args(**{**DQN_SHORT, **numpy_numbers}, save_model=True, log_dir=log_dir)
+        path = Path(dqn.train(dataclasses.replace(args, eval_episodes=0))["run_dir"], "dqn.pt")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o640
+    saved = torch.load(path, weights_only=True)["args"]
+    assert saved["batch_size"] == 32 and type(saved["batch_size"]) is int and type(saved["gamma"]) is float

@@ -244,3 +244,45 @@ def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):
 def test_default_settings_solve_cartpole(log_dir):
     result = reinforce.train(reinforce.Args(log_dir=log_dir))
     assert np.mean(result["eval_returns"]) >= 475
+
+
+def test_the_baseline_regresses_onto_the_returns_not_the_advantages(log_dir, monkeypatch):
+    # V_w starts at 5 (its last bias), far from every return here (G = 2.71, 1.9, 1 for γ = 0.9, three steps of
+    # reward 1), so the returns and the advantages G − V(S) (about −2.3 to −4) are far apart: after 500 steps on one
+    # batch, V_w sits on the targets it was fitted to.
+    value_network, seen = reinforce.ValueNetwork, {}
+
+    class StartsAtFive(value_network):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            with torch.no_grad():
+                self.net[-1].bias.fill_(5.0)
+
+    advantages, policy_gradient_loss = reinforce.advantages, reinforce.policy_gradient_loss
+
+    def recording_advantages(returns, values, normalize):
+        seen["returns"] = returns.clone()
+        return advantages(returns, values, normalize)
+
+    def recording_loss(policy, obs, *rest):
+        seen["obs"] = obs.clone()
+        return policy_gradient_loss(policy, obs, *rest)
+
+    monkeypatch.setattr(reinforce, "ValueNetwork", StartsAtFive)
+    monkeypatch.setattr(reinforce, "advantages", recording_advantages)
+    monkeypatch.setattr(reinforce, "policy_gradient_loss", recording_loss)
+    args = reinforce.Args(
+        env_id="tests/Terminating-v0",
+        num_envs=1,
+        steps_per_update=12,
+        total_timesteps=12,  # one update on four whole episodes
+        gamma=0.9,
+        value_steps=500,
+        value_learning_rate=0.01,
+        eval_episodes=0,
+        log_dir=log_dir,
+    )
+    result = reinforce.train(args)
+    assert sorted(set(seen["returns"].tolist())) == pytest.approx([1.0, 1.9, 2.71])
+    with torch.no_grad():
+        assert float((result["value"](seen["obs"]) - seen["returns"]).abs().max()) < 0.2

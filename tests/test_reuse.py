@@ -89,14 +89,14 @@ def test_training_on_starts_from_the_loaded_weights_and_optimiser_state(
         return update(*args, **kwargs)
 
     restored = []
-    restore = plumbing.restore
+    restore = plumbing.Run.restore
 
-    def watched_restore(file, networks, optimizers):
-        restore(file, networks, optimizers)
+    def watched_restore(run, file, networks, optimizers):
+        restore(run, file, networks, optimizers)
         restored.append({key: copy.deepcopy(optimizer.state_dict()) for key, optimizer in optimizers.items()})
 
     monkeypatch.setattr(module, name, watched)
-    monkeypatch.setattr(plumbing, "restore", watched_restore)
+    monkeypatch.setattr(plumbing.Run, "restore", watched_restore)
     module, args = short_args(module_name, env_id, short, str(tmp_path / "on"), load_model=path)
     module.train(args)
     assert first_update, f"{name} was never called"

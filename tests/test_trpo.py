@@ -466,3 +466,35 @@ def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):
 def test_default_settings_solve_cartpole(log_dir):
     result = trpo.train(trpo.Args(log_dir=log_dir))
     assert np.mean(result["eval_returns"]) >= 475
+
+
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+def test_the_step_solves_the_fisher_system_damped_once(kind, monkeypatch):
+    # x = (F + λI)⁻¹ g by an explicit solve (F the explicit KL Hessian, g the policy gradient 1/n Σ ∇log π Â), and
+    # the step handed to the line search is s = sqrt(2δ / xᵀFx) x. Damping twice would solve (F + 2λI) x = g.
+    policy = small_policy(trpo, kind)
+    obs, actions, advantages = batch_for(policy, n=256)
+    fisher = explicit_kl_hessian(policy, obs)
+    surrogate_gradient = (policy(obs).log_prob(actions) * advantages).mean()
+    g = torch.cat([p.flatten() for p in torch.autograd.grad(surrogate_gradient, list(policy.parameters()))])
+    x = torch.linalg.solve(fisher + 0.1 * torch.eye(len(g)), g)
+    expected = torch.sqrt(2 * 0.01 / (x @ fisher @ x)) * x
+    steps, line_search = [], trpo.line_search
+    monkeypatch.setattr(
+        trpo, "line_search", lambda policy, step, *rest: steps.append(step) or line_search(policy, step, *rest)
+    )
+    trpo.trpo_update(policy, obs, actions, advantages, trpo.Args(max_kl=0.01, cg_damping=0.1, cg_iters=200))
+    assert float(torch.linalg.vector_norm(steps[0] - expected)) < 1e-3 * float(torch.linalg.vector_norm(expected))
+
+
+def test_advantages_are_standardised_over_the_whole_batch_not_per_environment():
+    # Two environments whose advantages differ in scale; standardised apart, each column would have mean 0.
+    rollout = trpo.Rollout.zeros(8, 2, 1, (), torch.device("cpu"))
+    rollout.rewards[:, 0] = torch.arange(8.0)
+    rollout.rewards[:, 1] = 10.0
+    zeros = torch.zeros(8, 2)
+    advantages, targets = trpo.advantages_and_targets(rollout, lambda obs: obs.sum(-1) * 0, 0.9, 0.95, normalize=True)
+    raw = trpo.generalized_advantages(rollout.rewards, zeros, zeros, zeros, zeros, 0.9, 0.95).flatten()  # V = 0
+    torch.testing.assert_close(advantages, (raw - raw.mean()) / (raw.std() + 1e-8))
+    torch.testing.assert_close(targets, raw)  # the λ-returns Â + V, V = 0
+    assert float(advantages.view(8, 2)[:, 1].mean()) > 0.5  # env 1's larger returns stay above the batch's mean
