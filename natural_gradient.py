@@ -34,15 +34,15 @@ Where each piece lives:
     F v          `fisher_vector_product` (KL Hessian, double back-propagation) or
                  `empirical_fisher_vector_product` (per-sample score vectors by torch.func)
     F⁻¹ g        `conjugate_gradient`, on (F + λI): damping only conditions the solve
-    the step     `trust_region_step`, applied by `natural_gradient_update`, which composes the update of θ
+    the step     `trust_region_step`, applied by `natural_gradient_update`, which composes the update of θ; halved
+                 while its measured KL is not finite or above `KL_GUARD` · δ: a guard, not a line search
     w            `fit_value`, onto the λ-returns Â_t + V_w(S_t) of `advantages_and_targets` (in `train`)
     optional     `ObservationNormalizer` (`--normalize-observations`, after the core): new statistics never move
                  the acting policy, so the step alone decides how far it goes
 
-Every definition this file shares with trpo.py is the same, letter for letter (a test holds them so). The
-step length uses xᵀFx rather than the gᵀx of the textbook formula: the two are equal when x = F⁻¹g exactly;
-with a truncated conjugate gradient (and with `--vanilla`, where x = g) xᵀFx is the quadratic KL model of the
-step actually taken, which is what δ bounds.
+Every definition this file shares with trpo.py is the same, letter for letter (a test holds them so). The step length
+uses xᵀFx rather than the textbook's gᵀx: equal when x = F⁻¹g exactly; with a truncated conjugate gradient (and with
+`--vanilla`, x = g) xᵀFx is the quadratic KL model of the step actually taken, which is what δ bounds.
 
 Box actions: a Gaussian sample is clipped into [low, high] before `env.step`, while its log-probability
 is that of the unclipped sample. Termination is not truncation: δ_t is cut only where the episode
@@ -412,6 +412,9 @@ def empirical_fisher_vector_product(policy: Policy, obs: Tensor, actions: Tensor
     return product
 
 
+KL_GUARD = 10  # a step whose measured KL exceeds KL_GUARD · δ, or is not finite, is halved: not a line search
+
+
 def natural_gradient_update(
     policy: Policy, obs: Tensor, actions: Tensor, advantages: Tensor, args: Args
 ) -> dict[str, float]:
@@ -433,10 +436,16 @@ def natural_gradient_update(
         x = conjugate_gradient(fisher_product, gradient, args.cg_iters, args.cg_damping)  # x ≈ (F + λI)⁻¹ g
     step = trust_region_step(x, fisher_product(x), args.max_kl)  # by the undamped F: ½ sᵀ F s = δ either way
     quadratic_kl = 0.5 * step @ fisher_product(step)  # before θ moves: F is the Fisher matrix at the old θ
+    old_params = parameters_to_vector(params).detach().clone()
     with torch.no_grad():
-        vector_to_parameters(parameters_to_vector(params) + step, params)
-        surrogate_after, kl = surrogate_and_kl(policy, obs, actions, advantages, old_distribution, old_log_prob)
+        # θ + s, halved while its measured KL is not finite or above KL_GUARD · δ; after ten halvings, no step
+        for fraction in [2.0**-k for k in range(11)] + [0.0]:
+            vector_to_parameters(old_params + fraction * step if fraction else old_params, params)
+            surrogate_after, kl = surrogate_and_kl(policy, obs, actions, advantages, old_distribution, old_log_prob)
+            if torch.isfinite(kl) and kl <= KL_GUARD * args.max_kl:
+                break
     return {
+        "policy/step_fraction": fraction,  # 1 but for a batch with no signal (a policy near a deterministic one)
         "policy/quadratic_kl": float(quadratic_kl),
         "policy/kl": float(kl),
         "policy/g_F_inverse_g": float(gradient @ x),  # gᵀx, x ≈ F⁻¹g (with --vanilla, x = g: ‖g‖²)

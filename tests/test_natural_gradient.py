@@ -13,6 +13,7 @@ from conftest import (
     flat_params,
     small_policy,
 )
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.func import functional_call
 
 import natural_gradient as npg
@@ -236,3 +237,31 @@ def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):
 def test_default_settings_solve_cartpole(log_dir):
     result = npg.train(npg.Args(log_dir=log_dir))
     assert np.mean(result["eval_returns"]) >= 475
+
+
+def test_a_step_whose_measured_kl_is_far_above_max_kl_is_halved_until_it_is_not(monkeypatch):
+    # A step a thousand times too long (as the undamped curvature of a near-deterministic policy can size one) makes
+    # the measured KL far above δ: the update halves it until the KL is within KL_GUARD · δ, and logs the fraction.
+    policy = small_policy(npg, "categorical")
+    obs, actions, advantages = batch_for(policy)
+    trust_region_step = npg.trust_region_step
+    monkeypatch.setattr(npg, "trust_region_step", lambda *args: 1000 * trust_region_step(*args))
+    logged = npg.natural_gradient_update(policy, obs, actions, advantages, npg.Args(max_kl=0.01))
+    assert 0 < logged["policy/step_fraction"] < 1 and logged["policy/step_fraction"] * 2**10 == int(
+        logged["policy/step_fraction"] * 2**10
+    )
+    assert 0 < logged["policy/kl"] <= npg.KL_GUARD * 0.01 and torch.isfinite(flat_params(policy)).all()
+    monkeypatch.undo()  # the KL-sized step itself is taken whole
+    policy = small_policy(npg, "categorical")
+    assert npg.natural_gradient_update(policy, obs, actions, advantages, npg.Args())["policy/step_fraction"] == 1.0
+
+
+def test_a_batch_with_no_signal_does_not_end_the_run_mountain_car_seed_2(log_dir):
+    # Every return is −200 on MountainCar-v0: the normalised advantages are noise, the policy drifts toward a
+    # deterministic one, and at ~96k steps a KL-sized step once gave an action probability 0 (KL = inf, the run
+    # stopped with a FloatingPointError). Now that step is shortened, and the run ends with its evaluation.
+    result = npg.train(npg.Args(env_id="MountainCar-v0", seed=2, eval_episodes=1, log_dir=log_dir))
+    assert result["eval_returns"] == [-200.0] and torch.isfinite(flat_params(result["policy"])).all()
+    events = EventAccumulator(result["run_dir"], size_guidance={"scalars": 0})
+    events.Reload()
+    assert min(point.value for point in events.Scalars("policy/step_fraction")) < 1
