@@ -414,6 +414,8 @@ def load_dataset(path: str, obs_dim: int, n_actions: int) -> dict[str, np.ndarra
     try:  # an empty file, one that is no zip archive, a lone .npy, arrays of pickled objects
         with np.load(path, allow_pickle=False) as file:
             data = {name: file[name] for name in file.files}
+        if not all(isinstance(array, np.ndarray) for array in data.values()):  # a member that is no .npy file: bytes
+            raise ValueError("a member is not an array")
     except Exception:
         raise refuse("is not an .npz archive of numeric arrays (as --save-dataset writes)") from None
     missing = [name for name in DATASET_FIELDS if name not in data]

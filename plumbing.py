@@ -38,6 +38,7 @@ from torch.optim import Optimizer
 from torch.utils.tensorboard import SummaryWriter
 
 Rule = tuple[str, bool, str]  # (field, whether its rule holds, what the field must do)
+NAME = "a file name is at most 255 bytes: <env_id>__<exp_name>__<seed>__<unix time> for a run's directory"
 MakeEnv = Callable[..., gym.Env]  # a script's make_env(env_id, **gym.make kwargs)
 ActionCheck = Callable[[str, gym.Space], str | None]  # (env id, action space) -> why the script cannot act in it
 MemoryNeeded = Callable[[Any, int, gym.Space], dict[str, int]]  # (args, obs_dim, action space) -> bytes, by flag
@@ -91,6 +92,16 @@ def run_rules(args: Any) -> list[Rule]:
         ("torch_threads", 0 <= args.torch_threads <= cores, f"lie in [0, {cores}], the cores of this machine"),
         ("eval_episodes", args.eval_episodes >= 0, "be non-negative"),
         ("exp_name", name not in ("", ".", "..") and not set("/\\\0") & set(name), "be a file name (no '/')"),
+        (
+            "exp_name",
+            len(f"{args.env_id}__{name}__{args.seed}__1234567890-999".encode()) <= 255,
+            f"be shorter ({NAME})",
+        ),
+        (
+            "log_dir",
+            all(len(part.encode()) <= 255 for part in args.log_dir.split(os.sep)),
+            f"be a shorter path ({NAME})",
+        ),
         ("log_dir", writable(args.log_dir), "be a directory this process can create or write"),
         ("load_model", args.load_model is None or os.path.isfile(args.load_model), "name a file --save-model wrote"),
         ("capture_video", not args.capture_video or args.eval_episodes > 0, "go with --eval-episodes above 0"),
@@ -132,7 +143,7 @@ def writable(path: str) -> bool:
     """Whether `path` is, or can become, a writable directory, by a probe in its nearest existing ancestor (root
     ignores permission bits; read-only mounts and /proc do not)."""
     existing = os.path.abspath(path)
-    while not os.path.exists(existing):
+    while not os.path.lexists(existing):  # (a dangling link is not a place to make the directory in)
         existing = os.path.dirname(existing)
     try:
         os.rmdir(tempfile.mkdtemp(dir=existing))

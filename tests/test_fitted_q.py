@@ -315,3 +315,15 @@ def test_bad_settings_are_refused_before_any_work(overrides, phrase, log_dir):
 def test_default_settings_solve_cartpole(log_dir):
     result = fitted_q.train(fitted_q.Args(log_dir=log_dir))
     assert np.mean(result["eval_returns"]) >= 475
+
+
+def test_a_dataset_archive_with_a_member_that_is_no_array_is_refused_in_one_sentence(tmp_path, log_dir):
+    import zipfile
+
+    path = tmp_path / "foreign.npz"
+    rows = {"obs": np.zeros((3, 4)), "action": np.zeros(3, int), "reward": np.zeros(3), "next_obs": np.zeros((3, 4))}
+    np.savez(path, **rows, terminated=np.zeros(3), truncated=np.zeros(3))
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("notes.txt", "not an array")
+    phrase = "is not an .npz archive of numeric arrays (as --save-dataset writes)"
+    assert_refused_before_any_work(fitted_q, log_dir, {"dataset": str(path)}, phrase)

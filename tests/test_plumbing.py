@@ -374,3 +374,15 @@ def test_saved_files_follow_the_umask_and_numpy_args_load_with_weights_only(log_
     assert path.stat().st_mode & 0o777 == 0o640
     saved = torch.load(path, weights_only=True)["args"]
     assert saved["batch_size"] == 32 and type(saved["batch_size"]) is int and type(saved["gamma"]) is float
+
+
+def test_paths_the_filesystem_would_refuse_mid_run_are_refused_first(tmp_path):
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere" / "at-all")
+    named = "a file name is at most 255 bytes"
+    assert_refused_before_any_work(
+        dqn, str(tmp_path / "runs"), {"exp_name": "x" * 250}, f"--exp-name must be shorter ({named}"
+    )
+    assert_refused_before_any_work(dqn, str(tmp_path / ("y" * 256)), {}, f"--log-dir must be a shorter path ({named}")
+    unusable = "--log-dir must be a directory this process can create or write"
+    assert_refused_before_any_work(dqn, str(tmp_path / "dangling"), {}, unusable)
+    assert sorted(os.listdir(tmp_path)) == ["dangling"]
