@@ -257,7 +257,7 @@ LOG_INTERVAL = 100  # environment steps between reads of the loss (each read wai
 
 
 def train(args: Args) -> dict:
-    plumbing.check_args(args, rules)
+    args = plumbing.check_args(args, rules)  # (a copy in Python's own numbers)
     device = plumbing.resolve_device(args)
     env = plumbing.make_checked_env(args, make_env, device, plumbing.discrete_actions, memory_needed)
     checkpoint = plumbing.read_model(args, make_env, env, ARCHITECTURE)

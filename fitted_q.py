@@ -266,7 +266,7 @@ def make_optimizer(q_network: QNetwork, args: Args) -> torch.optim.Optimizer:
 
 # ------------------------------------------------------------------------------------- training loop
 def train(args: Args) -> dict:
-    plumbing.check_args(args, rules)
+    args = plumbing.check_args(args, rules)  # (a copy in Python's own numbers)
     device = plumbing.resolve_device(args)
     env = plumbing.make_checked_env(args, make_env, device, plumbing.discrete_actions, memory_needed)
     obs_dim, n_actions, shift = env.observation_space.shape[0], int(env.action_space.n), int(env.action_space.start)

@@ -531,7 +531,7 @@ def default_gamma(env_id: str) -> float:
 
 
 def train(args: Args) -> dict:
-    plumbing.check_args(args, rules)
+    args = plumbing.check_args(args, rules)  # (a copy in Python's own numbers)
     device = plumbing.resolve_device(args)
     env = plumbing.make_checked_env(args, make_env, device, plumbing.discrete_or_flat_box_actions, memory_needed)
     checkpoint = plumbing.read_model(args, make_env, env, ARCHITECTURE)

@@ -12,6 +12,7 @@ script: what differs between scripts (make_env, the rules of its fields, its mem
 """
 
 import contextlib
+import dataclasses
 import importlib.util
 import json
 import math
@@ -74,14 +75,17 @@ def cli(train: Callable[[Any], dict], args_class: type, doc: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ checks, before any work
-def check_args(args: Any, rules: Callable[[Any], list[Rule]]) -> None:
+def check_args(args: Any, rules: Callable[[Any], list[Rule]]) -> Any:
     """Refuse settings that cannot work, in one sentence: the types first (the rules compare numbers), then the run
-    settings' rules and the script's `rules(args)`, which do not apply when the run only evaluates a loaded model."""
+    settings' rules and the script's `rules(args)`, which do not apply when the run only evaluates a loaded model.
+    Returns the Args the run uses: a copy in Python's own numbers (a notebook's numpy ones: Gymnasium takes no
+    numpy seed)."""
     hints = typing.get_type_hints(type(args))
     enforce(args, [(name, has_type(getattr(args, name), kind), f"be {describe(kind)}") for name, kind in hints.items()])
     evaluates = [("eval_episodes", args.eval_episodes > 0, "be positive when --total-timesteps 0 only evaluates")]
     only_evaluates = args.load_model is not None and args.total_timesteps == 0
     enforce(args, run_rules(args) + (evaluates if only_evaluates else rules(args)))
+    return dataclasses.replace(args, **{name: plain(getattr(args, name)) for name in hints})
 
 
 def run_rules(args: Any) -> list[Rule]:
@@ -128,6 +132,13 @@ def has_type(value: object, kind: object) -> bool:
         number = isinstance(value, numbers.Integral if kind is int else numbers.Real) and not isinstance(value, bool)
         return number and math.isfinite(value)  # type: ignore[arg-type]
     return isinstance(value, kind)  # type: ignore[arg-type]
+
+
+def plain(value: Any) -> Any:
+    """A field's value in Python's own types: a notebook's numpy numbers as int, float or bool."""
+    if isinstance(value, tuple | list):
+        return type(value)(plain(item) for item in value)
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def describe(kind: object) -> str:
@@ -444,16 +455,9 @@ def save_model(args: Any, run_dir: str, networks: Networks, optimizers: Optimize
     """<run_dir>/<exp_name>.pt: the networks' and optimisers' state dicts, the args (plain types), the script's name."""
     checkpoint: dict = {name: {k: v.cpu() for k, v in net.state_dict().items()} for name, net in networks.items()}
     checkpoint["optimizers"] = {name: optimizer.state_dict() for name, optimizer in optimizers.items()}
-    checkpoint |= {"args": {key: plain(value) for key, value in asdict(args).items()}, "script": script_name(args)}
+    checkpoint |= {"args": asdict(args), "script": script_name(args)}  # (plain numbers: check_args made them so)
     path = os.path.join(run_dir, f"{args.exp_name}.pt")
     return save_atomically(path, lambda file: torch.save(checkpoint, file), script_name(args))
-
-
-def plain(value: Any) -> Any:
-    """A field's value in Python's own types (a notebook's numpy numbers too), so the file loads with weights_only."""
-    if isinstance(value, tuple | list):
-        return type(value)(plain(item) for item in value)
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def save_atomically(path: str, write: Callable[[BinaryIO], object], script: str) -> str:

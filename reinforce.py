@@ -292,7 +292,7 @@ def default_gamma(env_id: str) -> float:
 
 
 def train(args: Args) -> dict:
-    plumbing.check_args(args, rules)
+    args = plumbing.check_args(args, rules)  # (a copy in Python's own numbers)
     device = plumbing.resolve_device(args)
     env = plumbing.make_checked_env(args, make_env, device, plumbing.discrete_or_flat_box_actions, memory_needed)
     envs = [env] + [make_env(args.env_id) for _ in range(args.num_envs - 1)]

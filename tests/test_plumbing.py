@@ -366,7 +366,7 @@ def test_a_save_whose_write_raises_any_exception_falls_back_to_the_temporary_dir
 def test_saved_files_follow_the_umask_and_numpy_args_load_with_weights_only(log_dir):
     umask = os.umask(0o027)
     try:
-        numpy_numbers = {"batch_size": np.int64(32), "gamma": np.float64(0.98)}  # as a notebook might pass them
+        numpy_numbers = {"batch_size": np.int64(32), "gamma": np.float64(0.98), "seed": np.int64(3)}  # a notebook's
         args = dqn.Args(**{**DQN_SHORT, **numpy_numbers}, save_model=True, log_dir=log_dir)
         path = Path(dqn.train(dataclasses.replace(args, eval_episodes=0))["run_dir"], "dqn.pt")
     finally:
@@ -374,6 +374,7 @@ def test_saved_files_follow_the_umask_and_numpy_args_load_with_weights_only(log_
     assert path.stat().st_mode & 0o777 == 0o640
     saved = torch.load(path, weights_only=True)["args"]
     assert saved["batch_size"] == 32 and type(saved["batch_size"]) is int and type(saved["gamma"]) is float
+    assert saved["seed"] == 3 and type(saved["seed"]) is int  # (Gymnasium's reset takes no numpy seed)
 
 
 def test_paths_the_filesystem_would_refuse_mid_run_are_refused_first(tmp_path):
