@@ -412,7 +412,7 @@ def empirical_fisher_vector_product(policy: Policy, obs: Tensor, actions: Tensor
     return product
 
 
-KL_GUARD = 10  # a step whose measured KL exceeds KL_GUARD · δ, or is not finite, is halved: not a line search
+KL_GUARD = 10  # a step whose measured KL is not finite or > KL_GUARD · δ is halved (ten times at most, then none)
 
 
 def natural_gradient_update(
@@ -438,7 +438,6 @@ def natural_gradient_update(
     quadratic_kl = 0.5 * step @ fisher_product(step)  # before θ moves: F is the Fisher matrix at the old θ
     old_params = parameters_to_vector(params).detach().clone()
     with torch.no_grad():
-        # θ + s, halved while its measured KL is not finite or above KL_GUARD · δ; after ten halvings, no step
         for fraction in [2.0**-k for k in range(11)] + [0.0]:
             vector_to_parameters(old_params + fraction * step if fraction else old_params, params)
             surrogate_after, kl = surrogate_and_kl(policy, obs, actions, advantages, old_distribution, old_log_prob)

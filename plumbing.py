@@ -319,7 +319,7 @@ class Run:
         self.made_log_dir = not os.path.exists(args.log_dir)  # (discard removes it again)
         self.dir = make_run_dir(args)
         self.video_dir = os.path.join(self.dir, "videos") if args.capture_video else None  # where evaluate() records
-        self.total, self.checked_step = args.total_timesteps, 0  # every loss and weight was finite at checked_step
+        self.checked_step = 0  # every loss and weight was finite at this step
         self.episodic_returns, self.episode_end_steps = [], []  # each return, and the global step it is logged at
         self.every = self.next_progress = max(1, args.total_timesteps // 10)
 
@@ -363,16 +363,16 @@ class Run:
             )
 
     def progress(self, step: int, values: dict[str, float] | None = None) -> None:
-        if step >= self.next_progress or step >= self.total:
+        if step >= self.next_progress or step >= self.args.total_timesteps:
             self.next_progress = (step // self.every + 1) * self.every
             sps = step / (time.perf_counter() - self.start_time)
             self.scalars({"charts/SPS": sps, **(values or {})}, step)
             latest = f"{self.episodic_returns[-1]:.1f}" if self.episodic_returns else "-"
-            print(f"step {step}/{self.total}  latest return {latest}  SPS {sps:.0f}", flush=True)
+            print(f"step {step}/{self.args.total_timesteps}  latest return {latest}  SPS {sps:.0f}", flush=True)
 
     def finish(self, networks: Networks, steps: int | None = None, offline: bool = False) -> None:
         """The end of training: its time and speed (0 SPS `offline`), and a last check that every weight is finite."""
-        self.steps = self.total if steps is None else steps
+        self.steps = self.args.total_timesteps if steps is None else steps
         self.train_time = time.perf_counter() - self.start_time
         self.sps = 0.0 if offline else self.steps / self.train_time
         self.check({}, networks, self.steps)
@@ -398,16 +398,18 @@ class Run:
         elif self.args.save_model:
             saved = "; model not saved: its weights are not finite"
         return KeyboardInterrupt(
-            f"{self.script}: stopped by Ctrl-C at step {step} of {self.total}{saved}{kept}; logs in {self.dir}."
+            f"{self.script}: stopped by Ctrl-C at step {step} of {self.args.total_timesteps}{saved}{kept}; logs in {self.dir}."
         )
 
     def restore(self, checkpoint: dict | None, networks: Networks, optimizers: Optimizers) -> None:
         """With --load-model: the networks' weights, and the optimisers' state where the file holds it. A file whose
         networks or optimisers do not fit this run's (one missing, another shape) is refused, leaving no run."""
+        if checkpoint is None:
+            return
         try:
-            for name, network in networks.items() if checkpoint is not None else ():
+            for name, network in networks.items():
                 network.load_state_dict(checkpoint[name])
-            for name, optimizer in optimizers.items() if checkpoint is not None else ():
+            for name, optimizer in optimizers.items():
                 if name in checkpoint["optimizers"]:
                     optimizer.load_state_dict(checkpoint["optimizers"][name])
         except Exception as error:
