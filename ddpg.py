@@ -95,6 +95,12 @@ class Args:
     """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
     log_dir: str = "runs"
     """directory under which each run writes its TensorBoard logs (and model)"""
+    track: bool = False
+    """also log the run to Weights & Biases (needs: pip install wandb; WANDB_MODE=offline keeps it on this machine)"""
+    wandb_project_name: str = "deep-rl-references"
+    """the W&B project a --track run goes to"""
+    wandb_entity: str | None = None
+    """the W&B team or user a --track run goes to (none: your default entity)"""
     save_model: bool = False
     """save the actor, the critic and the args to <run_dir>/<exp_name>.pt at the end"""
     load_model: str | None = None
@@ -328,9 +334,7 @@ def train(args: Args) -> dict:
                     pi_loss = actor_step_loss if update_actor else pi_loss
                     # .item() waits for the device: read the losses (and check them) only every LOG_INTERVAL steps.
                     if global_step - logged_step >= LOG_INTERVAL and pi_loss is not None:
-                        run.losses(
-                            {"losses/critic_loss": q_loss.item(), "losses/actor_loss": pi_loss.item()}, global_step
-                        )
+                        run.losses({"losses/qf1_loss": q_loss.item(), "losses/actor_loss": pi_loss.item()}, global_step)
                         logged_step = global_step
                 run.progress(global_step + 1)
             env.close()

@@ -105,6 +105,12 @@ class Args:
     """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
     log_dir: str = "runs"
     """directory under which each run writes its TensorBoard logs (and model)"""
+    track: bool = False
+    """also log the run to Weights & Biases (needs: pip install wandb; WANDB_MODE=offline keeps it on this machine)"""
+    wandb_project_name: str = "deep-rl-references"
+    """the W&B project a --track run goes to"""
+    wandb_entity: str | None = None
+    """the W&B team or user a --track run goes to (none: your default entity)"""
     save_model: bool = False
     """save the Q-network and the args to <run_dir>/<exp_name>.pt at the end"""
     load_model: str | None = None

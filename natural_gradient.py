@@ -126,6 +126,12 @@ class Args:
     """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
     log_dir: str = "runs"
     """directory under which each run writes its TensorBoard logs (and model)"""
+    track: bool = False
+    """also log the run to Weights & Biases (needs: pip install wandb; WANDB_MODE=offline keeps it on this machine)"""
+    wandb_project_name: str = "deep-rl-references"
+    """the W&B project a --track run goes to"""
+    wandb_entity: str | None = None
+    """the W&B team or user a --track run goes to (none: your default entity)"""
     save_model: bool = False
     """save the policy and the value network, with the args, to <run_dir>/<exp_name>.pt at the end"""
     load_model: str | None = None
@@ -257,12 +263,12 @@ class Rollout(NamedTuple):
 
 def collect_rollout(
     envs: gym.vector.VectorEnv, policy: Policy, storage: Rollout, obs: np.ndarray, num_steps: int
-) -> tuple[np.ndarray, list[tuple[float, int]]]:
+) -> tuple[np.ndarray, list[tuple[float, int, int]]]:
     """Step all environments `num_steps` times under π_θ, filling `storage[:num_steps]`; returns the observation
-    to continue from and (return, length) of every episode that ended."""
+    to continue from and (return, length, t · N + i: the rollout's step that ended it) of every episode that ended."""
     space, device = envs.single_action_space, storage.obs.device
     is_box = isinstance(space, gym.spaces.Box)  # clipped into the bounds; Discrete: shifted to the space's start
-    statistics: list[tuple[float, int]] = []
+    statistics: list[tuple[float, int, int]] = []
     for t in range(num_steps):
         obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)
         with torch.no_grad():
@@ -276,7 +282,7 @@ def collect_rollout(
                 real_next_obs[i] = info["final_obs"][i]
         if "_episode" in info:
             for i in np.flatnonzero(info["_episode"]):
-                statistics.append((float(info["episode"]["r"][i]), int(info["episode"]["l"][i])))
+                statistics.append((float(info["episode"]["r"][i]), int(info["episode"]["l"][i]), t * len(obs) + int(i)))
         storage.obs[t] = obs_tensor
         storage.actions[t] = actions
         storage.next_obs[t] = torch.as_tensor(real_next_obs, dtype=torch.float32, device=device)
@@ -449,7 +455,7 @@ def natural_gradient_update(
         "policy/kl": float(kl),
         "policy/g_F_inverse_g": float(gradient @ x),  # gᵀx, x ≈ F⁻¹g (with --vanilla, x = g: ‖g‖²)
         "policy/surrogate_improvement": float(surrogate_after - surrogate.detach()),
-        "policy/entropy": float(entropy),
+        "losses/entropy": float(entropy),
         "policy/gradient_norm": float(gradient.norm()),
     }
 
@@ -567,9 +573,9 @@ def train(args: Args) -> dict:
                 # The last rollout is shortened to the whole steps of all environments that the budget has left.
                 num_steps = min(args.num_steps, (args.total_timesteps - global_step) // args.num_envs)
                 obs, statistics = collect_rollout(envs, policy, storage, obs, num_steps)
+                for episode_return, episode_length, step in statistics:  # at the step that ended it
+                    run.episode(episode_return, episode_length, global_step + step)
                 global_step, update = global_step + num_steps * args.num_envs, update + 1
-                for episode_return, episode_length in statistics:
-                    run.episode(episode_return, episode_length, global_step)
                 batch = storage.first(num_steps)  # [T, N, ...]
                 batch_obs, batch_actions = batch.obs.flatten(0, 1), batch.actions.flatten(0, 1)  # [n, ...]
                 if args.normalize_observations:  # new statistics, the same functions: only the step below moves π_θ

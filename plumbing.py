@@ -3,9 +3,9 @@
 In the order a run meets them: `cli` parses the command line; `check_args`, `resolve_device`, `make_checked_env`
 and `read_model` refuse in one sentence, before anything is written, what cannot work (a field's type or rule, a
 missing device, an env that cannot be made, flattened or acted in, sizes beyond free memory, a video that cannot
-be recorded, a --load-model file that does not fit); `with Run(...) as run:` makes the run directory, seeds the
-run, logs it (episodes, losses checked for NaN, progress) and gives the caller back its generators and settings
-however it ends, `run.report` saves the model and prints the summary, `run.interrupted` keeps what Ctrl-C would
+be recorded, a --load-model file that does not fit, --track without wandb); `with Run(...) as run:` makes the run
+directory, starts W&B with --track (`start_tracking`), seeds the run, logs it (episodes, losses checked for NaN,
+progress) and gives the caller back its generators and settings however it ends, `run.report` saves the model and prints the summary, `run.interrupted` keeps what Ctrl-C would
 lose; `evaluation_returns` fixes the start states an evaluation meets; `save_atomically` writes every file.
 Every message starts with the script's file name (its Args' default `exp_name` plus ".py"). Nothing here imports a
 script: what differs between scripts (make_env, the rules of its fields, its memory estimate) is passed in.
@@ -13,6 +13,7 @@ script: what differs between scripts (make_env, the rules of its fields, its mem
 
 import contextlib
 import dataclasses
+import glob
 import importlib.util
 import json
 import math
@@ -85,6 +86,10 @@ def check_args(args: Any, rules: Callable[[Any], list[Rule]]) -> Any:
     evaluates = [("eval_episodes", args.eval_episodes > 0, "be positive when --total-timesteps 0 only evaluates")]
     only_evaluates = args.load_model is not None and args.total_timesteps == 0
     enforce(args, run_rules(args) + (evaluates if only_evaluates else rules(args)))
+    if args.track and importlib.util.find_spec("wandb") is None:
+        raise UsageError(
+            f"{script_name(args)}: --track needs Weights & Biases, which is not installed: pip install wandb."
+        )
     return dataclasses.replace(args, **{name: plain(getattr(args, name)) for name in hints})
 
 
@@ -109,7 +114,22 @@ def run_rules(args: Any) -> list[Rule]:
         ("log_dir", writable(args.log_dir), "be a directory this process can create or write"),
         ("load_model", args.load_model is None or os.path.isfile(args.load_model), "name a file --save-model wrote"),
         ("capture_video", not args.capture_video or args.eval_episodes > 0, "go with --eval-episodes above 0"),
+        (
+            "wandb_project_name",
+            args.track or args.wandb_project_name == type(args).wandb_project_name,
+            "go with --track",
+        ),
+        ("wandb_entity", args.track or args.wandb_entity is None, "go with --track"),
+        ("wandb_project_name", wandb_name(args.wandb_project_name), f"be {WANDB_NAME}"),
+        ("wandb_entity", args.wandb_entity is None or wandb_name(args.wandb_entity), f"be {WANDB_NAME}"),
     ]
+
+
+WANDB_NAME = "a W&B name: 1 to 128 characters, none of / \\ # ? % :"
+
+
+def wandb_name(name: str) -> bool:
+    return 0 < len(name) <= 128 and not set("/\\#?%:") & set(name)
 
 
 def enforce(args: Any, rules: list[Rule]) -> None:
@@ -310,14 +330,22 @@ def seeded_run(args: Any, device: torch.device) -> Iterator[None]:
 
 
 class Run:
-    """One run, from its directory to its summary. `with Run(args, device, remedy) as run:` makes `run.dir`, enters
-    `seeded_run` and opens TensorBoard; leaving it (return or raise) flushes the logs and gives the caller its
-    generators and settings back. `remedy`: what a NaN message tells the user to try."""
+    """One run, from its directory to its summary. `with Run(args, device, remedy) as run:` makes `run.dir`, starts
+    its W&B run (--track), enters `seeded_run` and opens TensorBoard; leaving it (return or raise) flushes the logs,
+    finishes the W&B run and gives the caller its generators and settings back. `remedy`: what a NaN message tells
+    the user to try."""
 
     def __init__(self, args: Any, device: torch.device, remedy: str) -> None:
         self.args, self.device, self.remedy, self.script = args, device, remedy, script_name(args)
         self.made_log_dir = not os.path.exists(args.log_dir)  # (discard removes it again)
-        self.dir = make_run_dir(args)
+        self.dir, self.writer, self.wandb = make_run_dir(args), None, None
+        if args.track:  # before TensorBoard opens: W&B syncs the file it writes
+            try:
+                self.wandb = start_tracking(args, self.dir)
+            except Exception as error:  # not logged in, a login W&B refuses, a server out of reach
+                offline = "or set WANDB_MODE=offline to keep the run here and sync it later"
+                problem = f"--track could not start a W&B run ({reason(error)}); log in with `wandb login`, {offline}"
+                raise self.discard(problem) from None
         self.video_dir = os.path.join(self.dir, "videos") if args.capture_video else None  # where evaluate() records
         self.checked_step = 0  # every loss and weight was finite at this step
         self.episodic_returns, self.episode_end_steps = [], []  # each return, and the global step it is logged at
@@ -332,8 +360,17 @@ class Run:
         self.start_time = time.perf_counter()
         return self
 
-    def __exit__(self, *exception: object) -> None:
-        self.stack.__exit__(*exception)
+    def __exit__(self, kind: type[BaseException] | None, *exception: object) -> None:
+        self.stack.__exit__(kind, *exception)
+        codes = {KeyboardInterrupt: 130, UsageError: 2}  # W&B marks a run that ends with a code other than 0 failed
+        self.stop_tracking(0 if kind is None else next((c for k, c in codes.items() if issubclass(kind, k)), 1))
+
+    def stop_tracking(self, exit_code: int) -> None:
+        """--track: finish the W&B run (after TensorBoard's last write, which it syncs) and unpatch TensorBoard."""
+        if self.wandb is not None:
+            self.wandb.finish(exit_code=exit_code)
+            self.wandb.tensorboard.unpatch()
+            self.wandb = None
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         for tag, value in values.items():
@@ -380,7 +417,10 @@ class Run:
     def report(self, eval_returns: list[float], networks: Networks, optimizers: Optimizers) -> dict:
         """Log the evaluation, save the model (with --save-model), print the summary line; train()'s result."""
         for i, episode_return in enumerate(eval_returns):
-            self.writer.add_scalar("eval/return", episode_return, i)
+            self.writer.add_scalar("eval/episodic_return", episode_return, i)
+        if self.wandb is not None and self.video_dir is not None:  # TensorBoard holds no videos: W&B gets the files
+            videos = sorted(glob.glob(os.path.join(self.video_dir, "*.mp4")))
+            self.wandb.log({"eval/video": [self.wandb.Video(path, format="mp4") for path in videos]})
         if self.args.save_model:
             print(f"model saved to {save_model(self.args, self.dir, networks, optimizers)}")
         mean, std, n = (np.mean(eval_returns), np.std(eval_returns), len(eval_returns)) if eval_returns else (0, 0, 0)
@@ -417,12 +457,39 @@ class Run:
 
     def discard(self, problem: str) -> UsageError:
         """A run that turned out to do nothing useful: remove its directory (its logs hold nothing) and refuse it."""
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
+        self.stop_tracking(exit_code=2)
         shutil.rmtree(self.dir, ignore_errors=True)
         if self.made_log_dir:  # (empty now, unless another run has begun there since)
             with contextlib.suppress(OSError):
                 os.rmdir(self.args.log_dir)
         return UsageError(f"{self.script}: {problem}.")
+
+
+def start_tracking(args: Any, run_dir: str) -> types.ModuleType:
+    """--track: a W&B run named as the run directory, its config the args, syncing the TensorBoard log written there
+    (sync_tensorboard, its root given: W&B's own guess of it waits 10 s at the end), with the script and this file
+    saved. W&B keeps its files in ./wandb or $WANDB_DIR, as CleanRL's do (inside the run directory it would sync its
+    own copies of the log). Imported only here: a run without --track imports no wandb."""
+    import wandb
+
+    wandb.tensorboard.patch(root_logdir=run_dir)
+    try:
+        wandb.init(
+            project=args.wandb_project_name,
+            entity=args.wandb_entity,
+            name=os.path.basename(run_dir),
+            config=asdict(args),
+            sync_tensorboard=True,
+        )
+    except BaseException:
+        wandb.tensorboard.unpatch()
+        raise
+    for path in (os.path.join(os.path.dirname(os.path.abspath(__file__)), script_name(args)), __file__):
+        if os.path.isfile(path) and not wandb.run.disabled:  # a copy of the code as it stands, not a link to a file
+            wandb.save(shutil.copy(path, wandb.run.dir), base_path=wandb.run.dir, policy="now")
+    return wandb
 
 
 # ----------------------------------------------------------------------------------- the end: evaluation, saving

@@ -101,6 +101,12 @@ class Args:
     """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
     log_dir: str = "runs"
     """directory under which each run writes its TensorBoard logs (and model)"""
+    track: bool = False
+    """also log the run to Weights & Biases (needs: pip install wandb; WANDB_MODE=offline keeps it on this machine)"""
+    wandb_project_name: str = "deep-rl-references"
+    """the W&B project a --track run goes to"""
+    wandb_entity: str | None = None
+    """the W&B team or user a --track run goes to (none: your default entity)"""
     save_model: bool = False
     """save the policy (and value network), with the args, to <run_dir>/<exp_name>.pt at the end"""
     load_model: str | None = None
@@ -204,13 +210,13 @@ class Episode(NamedTuple):
 
 def collect_episodes(
     envs: list[gym.Env], policy: Policy, min_steps: int, max_steps: int, device: torch.device
-) -> tuple[list[Episode], list[tuple[float, int]], int]:
+) -> tuple[list[Episode], list[tuple[float, int, int]], int]:
     """Whole episodes from all environments under the current π_θ, at least `min_steps` steps in all.
 
     Each environment starts a fresh episode; once `min_steps` steps are collected no new episode starts,
     and the ones in progress run to their end. Collection stops early, dropping unfinished episodes,
-    after `max_steps` steps (the end of training). Returns the episodes, (return, length) of each as
-    recorded by RecordEpisodeStatistics, and the number of steps taken.
+    after `max_steps` steps (the end of training). Returns the episodes, (return, length, which of the steps
+    taken ended it) of each as recorded by RecordEpisodeStatistics, and the number of steps taken.
     """
     space = envs[0].action_space  # the same in every environment (looked up once: each wrapper forwards it)
     is_box = isinstance(space, gym.spaces.Box)
@@ -218,7 +224,7 @@ def collect_episodes(
     active = np.ones(len(envs), dtype=bool)
     current: list[list[tuple[np.ndarray, np.ndarray, float]]] = [[] for _ in envs]  # (S_t, A_t, R_{t+1}) so far
     episodes: list[Episode] = []
-    statistics: list[tuple[float, int]] = []
+    statistics: list[tuple[float, int, int]] = []
     steps = 0
     while active.any() and steps < max_steps:
         indices = np.flatnonzero(active)[: max_steps - steps]  # the last step of training may take fewer
@@ -233,7 +239,7 @@ def collect_episodes(
                 states, taken, rewards = map(np.stack, zip(*current[i], strict=True))
                 episodes.append(Episode(states, taken, rewards, bool(terminated), next_obs.astype(np.float32)))
                 current[i] = []
-                statistics.append((float(info["episode"]["r"]), int(info["episode"]["l"])))
+                statistics.append((float(info["episode"]["r"]), int(info["episode"]["l"]), steps + j))
                 if steps + len(indices) >= min_steps:
                     active[i] = False  # the budget is spent: this environment starts no new episode
                 else:
@@ -322,9 +328,9 @@ def train(args: Args) -> dict:
                 episodes, statistics, steps = collect_episodes(
                     envs, policy, args.steps_per_update, args.total_timesteps - global_step, device
                 )
+                for episode_return, episode_length, step in statistics:  # at the step that ended it
+                    run.episode(episode_return, episode_length, global_step + step)
                 global_step += steps
-                for episode_return, episode_length in statistics:  # logged at the end of their batch
-                    run.episode(episode_return, episode_length, global_step)
                 if not episodes:
                     break  # training ended inside the first step of every episode: nothing whole to learn from
 

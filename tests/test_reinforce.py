@@ -189,7 +189,11 @@ def test_collected_episodes_are_whole_end_on_the_real_final_observation_and_meet
     episodes, statistics, steps = reinforce.collect_episodes(envs, policy, 10, 10_000, torch.device("cpu"))
     assert steps == sum(len(e.obs) for e in episodes) >= 10
     assert steps < 10 + 3 * length, "no environment starts an episode after the budget is spent"
-    assert statistics == [(float(length), length)] * len(episodes)
+    assert [(r, n) for r, n, _ in statistics] == [(float(length), length)] * len(episodes)
+    rounds = len(episodes) // 3  # each of the 3 envs ends an episode at its step `length` k − 1, in env order
+    assert [step for *_, step in statistics] == [
+        3 * (length * k - 1) + i for k in range(1, rounds + 1) for i in range(3)
+    ]
     for e in episodes:  # obs = [t, episode index]: one episode, from its reset to its end
         episode_index = e.obs[0, 1]
         assert e.obs.tolist() == [[t, episode_index] for t in range(length)]
