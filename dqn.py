@@ -39,6 +39,8 @@ Examples:
     python dqn.py --double-q --save-model           # the Double DQN target; keep the trained network
 """
 
+import plumbing  # first: a Ctrl-C while the imports below load is then one line
+
 import itertools
 import os
 from dataclasses import dataclass
@@ -49,8 +51,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-import plumbing
 
 
 @dataclass
@@ -310,15 +310,18 @@ def train(args: Args) -> dict:
             env.close()
             run.finish(networks)  # no non-finite weight goes on to the evaluation or a file
             eval_returns = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, device, run.video_dir)
-        except KeyboardInterrupt:
-            raise run.interrupted(global_step, networks, optimizers) from None
+        except (KeyboardInterrupt, plumbing.EnvFailed) as error:  # keep what can be kept, say where it stopped
+            raise run.interrupted(error, global_step, networks, optimizers) from None
         return run.report(eval_returns, networks, optimizers) | {"replay_buffer": replay_buffer}
 
 
 # ----------------------------------------------------------------------------------- evaluation
 def make_env(env_id: str, **kwargs: object) -> gym.Env:
-    """The env with flattened observations (Discrete observations become one-hot vectors); kwargs go to gym.make."""
-    return gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id, **kwargs)))
+    """The env with flattened observations (Discrete observations become one-hot vectors), whose failures name its
+    step (plumbing.CheckedEnv); kwargs go to gym.make."""
+    return plumbing.CheckedEnv(
+        gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id, **kwargs)))
+    )
 
 
 def evaluate(

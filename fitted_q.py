@@ -41,6 +41,8 @@ Examples:
                                                                 # NFQ's recipe: full-batch Rprop, refit each time
 """
 
+import plumbing  # first: a Ctrl-C while the imports below load is then one line
+
 import itertools
 import math
 import os
@@ -52,8 +54,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-import plumbing
 
 
 @dataclass
@@ -327,10 +327,10 @@ def train(args: Args) -> dict:
             networks, optimizers = {"q_network": q_network}, {"optimizer": optimizer}  # (refits replace them)
             run.finish(networks, global_step, offline=dataset is not None)  # no non-finite weight goes on
             eval_returns = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, device, run.video_dir)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, plumbing.EnvFailed) as error:  # keep what can be kept, say where it stopped
             networks, optimizers = {"q_network": q_network}, {"optimizer": optimizer}
             kept = f"; {save_dataset(args.save_dataset, replay_buffer)}" if args.save_dataset else ""
-            raise run.interrupted(global_step, networks, optimizers, kept) from None
+            raise run.interrupted(error, global_step, networks, optimizers, kept) from None
         if args.save_dataset is not None:
             print(save_dataset(args.save_dataset, replay_buffer))
         return run.report(eval_returns, networks, optimizers) | {"replay_buffer": replay_buffer}
@@ -338,8 +338,11 @@ def train(args: Args) -> dict:
 
 # ----------------------------------------------------------------------------------- evaluation
 def make_env(env_id: str, **kwargs: object) -> gym.Env:
-    """The env with flattened observations (Discrete observations become one-hot vectors); kwargs go to gym.make."""
-    return gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id, **kwargs)))
+    """The env with flattened observations (Discrete observations become one-hot vectors), whose failures name its
+    step (plumbing.CheckedEnv); kwargs go to gym.make."""
+    return plumbing.CheckedEnv(
+        gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id, **kwargs)))
+    )
 
 
 def evaluate(

@@ -50,6 +50,8 @@ Examples:
     python reinforce.py --no-baseline --no-normalize-advantages --total-timesteps 300000
 """
 
+import plumbing  # first: a Ctrl-C while the imports below load is then one line
+
 import itertools
 import os
 from dataclasses import dataclass
@@ -59,8 +61,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor, nn
-
-import plumbing
 
 
 @dataclass
@@ -370,15 +370,18 @@ def train(args: Args) -> dict:
                 env.close()
             run.finish(networks, global_step)  # no non-finite weight goes on to the evaluation or a file
             eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device, run.video_dir)
-        except KeyboardInterrupt:
-            raise run.interrupted(global_step, networks, optimizers) from None
+        except (KeyboardInterrupt, plumbing.EnvFailed) as error:  # keep what can be kept, say where it stopped
+            raise run.interrupted(error, global_step, networks, optimizers) from None
         return run.report(eval_returns, networks, optimizers)
 
 
 # ----------------------------------------------------------------------------------- evaluation
 def make_env(env_id: str, **kwargs: object) -> gym.Env:
-    """The env with flattened observations (Discrete observations become one-hot vectors); kwargs go to gym.make."""
-    return gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id, **kwargs)))
+    """The env with flattened observations (Discrete observations become one-hot vectors), whose failures name its
+    step (plumbing.CheckedEnv); kwargs go to gym.make."""
+    return plumbing.CheckedEnv(
+        gym.wrappers.FlattenObservation(gym.wrappers.RecordEpisodeStatistics(gym.make(env_id, **kwargs)))
+    )
 
 
 def evaluate(
@@ -408,6 +411,7 @@ def rules(args: Args) -> list[plumbing.Rule]:
         ("num_envs", args.num_envs <= args.total_timesteps, "leave a step of every environment in --total-timesteps"),
         ("gamma", args.gamma is None or 0 <= args.gamma <= 1, "lie in [0, 1]"),
         ("value_steps", args.value_steps >= 0, "be non-negative"),
+        ("init_log_std", -20 <= args.init_log_std <= 5, plumbing.LOG_STD),
         ("hidden_sizes", all(width > 0 for width in args.hidden_sizes), "be positive widths"),
     ]
 

@@ -44,6 +44,8 @@ Examples:
     python trpo.py --env-id Acrobot-v1 --normalize-observations --max-kl 0.01
 """
 
+import plumbing  # first: a Ctrl-C while the imports below load is then one line
+
 import itertools
 import os
 from collections.abc import Callable
@@ -57,8 +59,6 @@ from torch import Generator, Tensor, nn
 from torch.distributions import Distribution
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from torch.optim import Optimizer
-
-import plumbing
 
 
 @dataclass
@@ -571,15 +571,16 @@ def train(args: Args) -> dict:
             envs.close()
             run.finish(networks, global_step)  # no non-finite weight goes on to the evaluation or a file
             eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device, run.video_dir)
-        except KeyboardInterrupt:
-            raise run.interrupted(global_step, networks, optimizers) from None
+        except (KeyboardInterrupt, plumbing.EnvFailed) as error:  # keep what can be kept, say where it stopped
+            raise run.interrupted(error, global_step, networks, optimizers) from None
         return run.report(eval_returns, networks, optimizers)
 
 
 # ----------------------------------------------------------------------------------- evaluation
 def make_env(env_id: str, **kwargs: object) -> gym.Env:
-    """The env with flattened observations (Discrete observations become one-hot vectors); kwargs go to gym.make."""
-    return gym.wrappers.FlattenObservation(gym.make(env_id, **kwargs))
+    """The env with flattened observations (Discrete observations become one-hot vectors), whose failures name its
+    step (plumbing.CheckedEnv); kwargs go to gym.make."""
+    return plumbing.CheckedEnv(gym.wrappers.FlattenObservation(gym.make(env_id, **kwargs)))
 
 
 def make_vector_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
@@ -622,7 +623,13 @@ def rules(args: Args) -> list[plumbing.Rule]:
         ("num_envs", args.num_envs <= args.total_timesteps, "leave a step of all environments in --total-timesteps"),
         ("gamma", args.gamma is None or 0 <= args.gamma <= 1, "lie in [0, 1]"),
         ("gae_lambda", 0 <= args.gae_lambda <= 1, "lie in [0, 1]"),
-        ("cg_damping", args.cg_damping >= 0, "be non-negative"),
+        (
+            "cg_damping",
+            0 <= args.cg_damping <= 1e3,
+            "lie in [0, 1000] (far above F's eigenvalues, λ swamps its curvature)",
+        ),
+        ("max_kl", 1e-10 <= args.max_kl <= 1, "lie in [1e-10, 1] nats (smaller steps barely move float32 weights)"),
+        ("init_log_std", -20 <= args.init_log_std <= 5, plumbing.LOG_STD),
         ("backtrack_coeff", 0 < args.backtrack_coeff < 1, "lie in (0, 1)"),
         ("value_epochs", args.value_epochs >= 0, "be non-negative"),
         ("hidden_sizes", all(width > 0 for width in args.hidden_sizes), "be positive widths"),

@@ -1,5 +1,7 @@
 """What the tests share: small toy environments with known dynamics, and a fresh log directory."""
 
+import plumbing
+
 import os
 import random
 import sys
@@ -10,8 +12,6 @@ import numpy as np
 import pytest
 import torch
 from torch.func import functional_call
-
-import plumbing
 
 
 class CountingEnv(gym.Env):
@@ -27,15 +27,17 @@ class CountingEnv(gym.Env):
         action_space: gym.Space,
         terminate_at: int | None = None,
         reward: float = 1.0,
-        nan_from: int | None = None,
+        late_reward: tuple[int, float] | None = None,
         interrupt_at: int | None = None,
+        fail_at: tuple[int, str] | None = None,
     ):
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
         self.action_space = action_space
         self.terminate_at = terminate_at
         self.reward = reward
-        self.nan_from = nan_from  # the reward is NaN from this step of the env's life on
+        self.late_reward = late_reward  # (k, r): the reward is r from the env's k-th step on
         self.interrupt_at = interrupt_at  # this step of the env's life raises KeyboardInterrupt, as Ctrl-C would
+        self.fail_at = fail_at  # (k, how): at its k-th step the env raises, or returns a NaN or a misshapen observation
         self.steps = 0
         self.episode = -1
         self.t = 0
@@ -56,8 +58,14 @@ class CountingEnv(gym.Env):
         self.steps += 1
         if self.steps == self.interrupt_at:
             raise KeyboardInterrupt
+        if self.fail_at is not None and self.steps == self.fail_at[0]:
+            if self.fail_at[1] == "raises":
+                raise RuntimeError("the simulator broke")
+            obs = np.array([np.nan, 0], np.float32) if self.fail_at[1] == "nan" else np.zeros(7, np.float32)
+            return obs, self.reward, False, False, {}
         terminated = self.terminate_at is not None and self.t >= self.terminate_at
-        reward = float("nan") if self.nan_from is not None and self.steps >= self.nan_from else self.reward
+        late = self.late_reward is not None and self.steps >= self.late_reward[0]
+        reward = self.late_reward[1] if late else self.reward
         return self._obs(), reward, terminated, False, {}
 
 
@@ -127,10 +135,11 @@ register("tests/Terminating-v0", TWO_ACTIONS, 5, terminate_at=3)  # terminates b
 register("tests/Truncated-v0", TWO_ACTIONS, 4)  # only ever truncated
 register("tests/ShiftedActions-v0", gym.spaces.Discrete(3, start=-1), 20)  # actions -1, 0, 1
 register("tests/Endless-v0", TWO_ACTIONS, None)  # no time limit at all
-register("tests/NaNReward-v0", TWO_ACTIONS, 20, reward=float("nan"))
+register("tests/HugeReward-v0", TWO_ACTIONS, 20, reward=1e38)  # finite, but its squared TD error is not (float32)
+register("tests/NaNReward-v0", TWO_ACTIONS, 20, late_reward=(30, float("nan")))  # an env's bug: the env's to answer for
 register("tests/BoxTerminating-v0", BOX_ACTIONS, 5, terminate_at=3)
 register("tests/BoxTruncated-v0", BOX_ACTIONS, 4)
-register("tests/BoxNaNReward-v0", BOX_ACTIONS, 20, reward=float("nan"))
+register("tests/BoxHugeReward-v0", BOX_ACTIONS, 20, reward=1e38)
 gym.register(
     "tests/RandomStart-v0", entry_point=RandomStartEnv, max_episode_steps=5, kwargs={"action_space": TWO_ACTIONS}
 )
@@ -139,12 +148,16 @@ gym.register(
 )
 gym.register("tests/ActionReward-v0", ActionRewardEnv, max_episode_steps=50, kwargs={"action_space": TWO_ACTIONS})
 gym.register("tests/BoxActionReward-v0", ActionRewardEnv, max_episode_steps=50, kwargs={"action_space": BOX_ACTIONS})
+register("tests/HugeBounds-v0", gym.spaces.Box(-1e38, 1e38, shape=(1,), dtype=np.float32), 5)  # finite, but vast
 register("tests/MultiDiscrete-v0", gym.spaces.MultiDiscrete([2, 3]), 5)  # no script handles this one
 register("tests/MultiBinary-v0", gym.spaces.MultiBinary(3), 5)  # nor this one
-register("tests/LateNaNReward-v0", TWO_ACTIONS, 20, nan_from=450)  # finite rewards first, then NaN
-register("tests/BoxLateNaNReward-v0", BOX_ACTIONS, 20, nan_from=450)
+register("tests/LateHugeReward-v0", TWO_ACTIONS, 20, late_reward=(450, 3e38))  # small rewards first, then huge
+register("tests/BoxLateHugeReward-v0", BOX_ACTIONS, 20, late_reward=(450, 3e38))
 register("tests/CtrlC-v0", TWO_ACTIONS, 20, interrupt_at=300)  # Ctrl-C at its 300th step
 register("tests/BoxCtrlC-v0", BOX_ACTIONS, 20, interrupt_at=300)
+for how in ("raises", "nan", "shape"):  # at its 300th step the env fails: tests/EnvRaises-v0, tests/BoxEnvNan-v0, ...
+    for prefix, actions in [("", TWO_ACTIONS), ("Box", BOX_ACTIONS)]:
+        register(f"tests/{prefix}Env{how.capitalize()}-v0", actions, 20, fail_at=(300, how))
 for name, space in [
     ("Sequence", gym.spaces.Sequence(gym.spaces.Discrete(3))),
     ("Graph", gym.spaces.Graph(BOX_ACTIONS, None)),

@@ -5,6 +5,8 @@ Each case runs on all six scripts. Bad input is checked in process (a ValueError
 a few cases also through the command line (exit status 2, one line on stderr, no traceback).
 """
 
+import plumbing
+
 import importlib
 import math
 import os
@@ -18,14 +20,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_logs_were_flushed
+from conftest import assert_logs_were_flushed, assert_refused_before_any_work, cli_in_process
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_smoke import ROOT, SCRIPTS, short_args
-
-import plumbing
+from test_smoke import FIRST_RUNS, ROOT, SCRIPTS, short_args
 
 MODULES = [module for module, *_ in SCRIPTS]
-FIRST_RUNS = [(module, env_ids[0], short) for module, env_ids, _, short in SCRIPTS]
 NETWORKS = ("q_network", "actor", "critic", "policy", "value")
 
 
@@ -149,7 +148,7 @@ def test_a_budget_that_is_no_multiple_of_the_environments_is_never_overrun(modul
 def test_a_nan_in_the_last_stretch_reaches_no_saved_model_and_no_result(module_name, env_id, short, log_dir):
     # Rewards turn NaN at the env's 450th step: after the last loss dqn.py and ddpg.py read (every 100 steps).
     module = importlib.import_module(module_name)
-    env = f"tests/{'Box' if env_id == 'Pendulum-v1' else ''}LateNaNReward-v0"
+    env = f"tests/{'Box' if env_id == 'Pendulum-v1' else ''}LateHugeReward-v0"
     overrides = {"num_envs": 1} if "num_envs" in short else {}  # one env lives all 500 steps
     module, args = short_args(module_name, env, short, log_dir, total_timesteps=500, save_model=True, **overrides)
     with pytest.raises(FloatingPointError) as error:
@@ -201,6 +200,77 @@ def test_ctrl_c_in_process_saves_the_model_as_it_stands_and_raises_keyboard_inte
     checkpoint = torch.load(Path(log_dir, run_dir, f"{module_name}.pt"), weights_only=True)
     assert checkpoint["args"]["env_id"] == env and any(name in checkpoint for name in NETWORKS)
     assert_logs_were_flushed(log_dir)
+
+
+# ------------------------------------------------------------------------------------- numbers that cannot train
+POLICY_GRADIENT = ["reinforce", "trpo", "natural_gradient"]
+CANNOT_TRAIN = [
+    *[(m, {"learning_rate": 1e-300}, "--learning-rate must be at least 1e-08") for m in MODULES],
+    ("ddpg", {"critic_learning_rate": 1e-12}, "--critic-learning-rate must be at least 1e-08"),
+    ("reinforce", {"value_learning_rate": 1e-12}, "--value-learning-rate must be at least 1e-08"),
+    *[(m, {"max_kl": 1e-300}, "--max-kl must lie in [1e-10, 1] nats") for m in POLICY_GRADIENT[1:]],
+    *[(m, {"max_kl": 1e30}, "--max-kl must lie in [1e-10, 1] nats") for m in POLICY_GRADIENT[1:]],
+    *[(m, {"cg_damping": 1e30}, "--cg-damping must lie in [0, 1000]") for m in POLICY_GRADIENT[1:]],
+    *[(m, {"init_log_std": 100.0}, "--init-log-std must lie in [-20, 5]") for m in POLICY_GRADIENT],
+    *[
+        (m, {"env_id": "tests/HugeBounds-v0"}, "needs Box bounds at most 1e18 apart")
+        for m in ["ddpg", *POLICY_GRADIENT]
+    ],
+]
+
+
+@pytest.mark.parametrize("module_name, overrides, phrase", CANNOT_TRAIN)
+def test_numbers_that_cannot_train_are_refused_naming_a_sensible_range(module_name, overrides, phrase, log_dir):
+    module = importlib.import_module(module_name)
+    assert_refused_before_any_work(module, log_dir, overrides, phrase)
+
+
+# ------------------------------------------------------------------------------------------ an env that fails
+@pytest.mark.parametrize(
+    "how, problem",
+    [
+        ("raises", "raised at its step 300 (RuntimeError: the simulator broke)"),
+        ("nan", "returned a non-finite observation or reward at its step 300 ([nan  0.], 1.0)"),
+        ("shape", "returned an observation of shape (7,) at its step 300, not (2,)"),
+    ],
+)
+@pytest.mark.parametrize("module_name, env_id, short", FIRST_RUNS)
+def test_an_env_that_fails_mid_run_is_named_with_its_step_and_the_model_is_kept(
+    module_name, env_id, short, how, problem, log_dir
+):
+    env = f"tests/{'Box' if env_id == 'Pendulum-v1' else ''}Env{how.capitalize()}-v0"
+    overrides = {"num_envs": 1} if "num_envs" in short else {}  # (one env: its 300th step is in the budget)
+    module, args = short_args(module_name, env, short, log_dir, save_model=True, total_timesteps=1000, **overrides)
+    with pytest.raises(plumbing.EnvFailed) as error:
+        module.train(args)
+    message = str(error.value)
+    assert message.startswith(f"{module_name}.py: stopped because {env} {problem} at step ") and "\n" not in message
+    assert "of 1000; model saved to " in message and message.endswith(".")
+    (run_dir,) = os.listdir(log_dir)
+    assert os.path.exists(os.path.join(log_dir, run_dir, f"{module_name}.pt"))
+    assert_logs_were_flushed(log_dir)
+
+
+def test_on_the_command_line_the_envs_traceback_comes_first_and_the_sentence_last(monkeypatch, capsys, log_dir):
+    dqn = importlib.import_module("dqn")
+    flags = [
+        "--env-id",
+        "tests/EnvRaises-v0",
+        "--total-timesteps",
+        "1000",
+        "--learning-starts",
+        "100",
+        "--log-dir",
+        log_dir,
+    ]
+    status, _, err = cli_in_process(monkeypatch, capsys, dqn, *flags)
+    *traceback, sentence = err.strip().splitlines()
+    assert status == 1 and traceback[0] == "Traceback (most recent call last):"
+    assert traceback[-1] == "RuntimeError: the simulator broke", "the env's own exception, as it raised it"
+    assert (
+        sentence.startswith("dqn.py: stopped because tests/EnvRaises-v0 raised at its step 300")
+        and "logs in" in sentence
+    )
 
 
 CTRL_C_RUNS = {  # a run long enough to be interrupted in the middle of training, on its default env

@@ -1,5 +1,7 @@
 """fitted_q.py against value iteration, against a hand-computed DQN step, and its dataset round trip."""
 
+import plumbing
+
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +13,6 @@ import torch
 from conftest import CountingEnv, assert_refused_before_any_work
 
 import fitted_q
-import plumbing
 
 GAMMA = 0.9
 

@@ -7,15 +7,19 @@ plumbing.cli (real processes: a short run and a Ctrl-C per script, in test_smoke
 a refusal).
 """
 
+import plumbing
+
 import contextlib
 import dataclasses
 import importlib
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -26,7 +30,6 @@ from conftest import assert_refused_before_any_work, cli_in_process
 from test_smoke import ROOT, SCRIPTS, run_cli, short_args
 
 import dqn
-import plumbing
 
 DQN_SHORT = SCRIPTS[0][3]
 
@@ -88,7 +91,7 @@ def test_every_message_starts_with_the_scripts_file_name_whatever_the_experiment
         (("--learning-rate", "inf"), 2, "dqn.py: --learning-rate must be a finite number, got inf."),
         (("--env-id", "Hopper-v3"), 2, "dqn.py cannot make the environment 'Hopper-v3': ImportError"),
         (("--device", "cuda:99"), 2, "dqn.py: --device cuda:99 is not a device of this machine"),
-        (("--env-id", "tests/NaNReward-v0"), 1, "dqn.py: non-finite numbers appeared between step"),
+        (("--env-id", "tests/HugeReward-v0"), 1, "dqn.py: non-finite numbers appeared between step"),
     ],
 )
 def test_the_command_line_ends_in_one_line_on_stderr_and_an_exit_status(
@@ -268,7 +271,7 @@ def test_finish_checks_every_weight_and_ctrl_c_saves_no_non_finite_model(log_dir
     with plumbing.Run(args, torch.device("cpu"), remedy="--x") as run:
         with torch.no_grad():
             network.weight[0, 0] = math.nan
-        stopped = run.interrupted(7, {"q_network": network}, {})
+        stopped = run.interrupted(KeyboardInterrupt(), 7, {"q_network": network}, {})
         assert (
             str(stopped)
             == f"dqn.py: stopped by Ctrl-C at step 7 of 50000; model not saved: its weights are not finite; logs in {run.dir}."
@@ -387,3 +390,46 @@ def test_paths_the_filesystem_would_refuse_mid_run_are_refused_first(tmp_path):
     unusable = "--log-dir must be a directory this process can create or write"
     assert_refused_before_any_work(dqn, str(tmp_path / "dangling"), {}, unusable)
     assert sorted(os.listdir(tmp_path)) == ["dangling"]
+
+
+# ------------------------------------------------------------------------------------------------ Ctrl-C at any moment
+def test_ctrl_c_while_the_script_imports_is_one_line_and_exit_130(tmp_path):
+    """Half a second in, torch is still importing (it takes seconds): the guard plumbing.py installs first answers."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # (a suite in the background ignores SIGINT)
+    try:
+        command = [sys.executable, "dqn.py", "--log-dir", str(tmp_path / "runs")]
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and stderr == "dqn.py: stopped by Ctrl-C while starting.\n"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_imports_none_of_torchs_big_lazy_modules_that_importing_the_script_did_not(tmp_path):
+    """So a Ctrl-C during a run's setup cannot leave one half-imported: torch imports its compiler and sympy (over a
+    second) on its first use_deterministic_algorithms; plumbing.py imports them up front, while Ctrl-C is one line."""
+    code = (
+        "import sys, dqn; before = set(sys.modules); "
+        f"dqn.train(dqn.Args(total_timesteps=600, learning_starts=200, eval_episodes=1, log_dir={str(tmp_path)!r})); "
+        "late = sorted(m for m in set(sys.modules) - before if m.startswith(('sympy', 'torch._', 'torch.fx'))); "
+        "assert not late, late[:5]"
+    )
+    process = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert process.returncode == 0, process.stderr[-2000:]
+
+
+def test_a_second_ctrl_c_while_the_model_is_saved_is_ignored_and_the_handler_comes_back():
+    before = signal.getsignal(signal.SIGINT)
+    with plumbing.ctrl_c_ignored():
+        os.kill(os.getpid(), signal.SIGINT)  # (would raise KeyboardInterrupt here)
+        time.sleep(0.01)
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_ctrl_c_after_training_says_so_with_the_logs(log_dir):
+    with pytest.raises(KeyboardInterrupt, match=r"^dqn\.py: stopped by Ctrl-C after training; logs in .*\.$"):
+        with plumbing.Run(dqn.Args(log_dir=log_dir), torch.device("cpu"), remedy="--x"):
+            raise KeyboardInterrupt  # as one in the evaluation or the save would

@@ -5,6 +5,8 @@ starts from its weights and optimiser state, a file that does not fit the run is
 written, and the evaluation episodes can be watched as MP4 files whose frames are the episodes' steps.
 """
 
+import plumbing
+
 import copy
 import importlib
 import importlib.util
@@ -16,8 +18,6 @@ import imageio
 import pytest
 import torch
 from test_smoke import RUNS, SCRIPTS, short_args
-
-import plumbing
 
 FIRST_RUNS = [(module, env_ids[0], short) for module, env_ids, _, short in SCRIPTS]
 NETWORKS = ("q_network", "actor", "critic", "policy", "value")

@@ -4,6 +4,8 @@ Adding a script is one row in SCRIPTS. Each row names the module, the envs it mu
 an action space it must refuse, and the Args overrides that keep a run to a second or two.
 """
 
+import plumbing
+
 import ast
 import contextlib
 import dataclasses
@@ -19,8 +21,6 @@ import pytest
 import torch
 from conftest import BOX_ACTIONS, cli_in_process
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-import plumbing
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -149,7 +149,7 @@ def test_capture_video_puts_the_evaluation_videos_in_the_tracked_run(log_dir, of
 
 @pytest.mark.parametrize(
     "env_id, exception, exit_code",
-    [("tests/CtrlC-v0", KeyboardInterrupt, 130), ("tests/NaNReward-v0", FloatingPointError, 1)],
+    [("tests/CtrlC-v0", KeyboardInterrupt, 130), ("tests/HugeReward-v0", FloatingPointError, 1)],
 )
 def test_a_run_that_stops_finishes_its_w_and_b_run_with_an_exit_code(env_id, exception, exit_code, log_dir, offline):
     module, args = short_args("dqn", env_id, DQN_SHORT, log_dir, track=True, total_timesteps=1000)

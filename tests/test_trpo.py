@@ -437,7 +437,7 @@ def test_training_stops_at_total_timesteps_with_a_shortened_last_rollout(log_dir
 
 
 def test_a_nan_loss_stops_the_run_with_the_step_after_flushing_the_logs(log_dir):
-    args = short_args(log_dir, env_id="tests/NaNReward-v0", eval_episodes=0, normalize_advantages=False)
+    args = short_args(log_dir, env_id="tests/HugeReward-v0", eval_episodes=0, normalize_advantages=False)
     with pytest.raises(FloatingPointError, match=r"trpo\.py: non-finite numbers appeared between step 1 and step 32 "):
         trpo.train(args)
     assert_logs_were_flushed(log_dir)
