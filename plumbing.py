@@ -32,6 +32,7 @@ import contextlib
 import dataclasses
 import glob
 import importlib.util
+import io
 import json
 import math
 import numbers
@@ -96,7 +97,7 @@ def cli(train: Callable[[Any], dict], args_class: type, doc: str) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         summary, examples = doc.split("\n\n")[0], doc[doc.index("Examples:") :]
-        train(tyro.cli(args_class, description=f"{summary}\n\n{examples}"))
+        train(parse(args_class, f"{summary}\n\n{examples}"))
     except (UsageError, FloatingPointError, OSError, EnvFailed) as error:  # bad input: 2; NaN, a save, the env: 1
         if isinstance(error, EnvFailed) and error.original is not None:  # the env's code is the user's: its traceback
             traceback.print_exception(error.original)
@@ -108,6 +109,28 @@ def cli(train: Callable[[Any], dict], args_class: type, doc: str) -> None:
     finally:  # all is written and said: a Ctrl-C while Python shuts down (a second or so) has nothing left to stop
         if program:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def parse(args_class: type, description: str) -> Any:
+    """tyro's parse of the command line; its error box (an unknown flag, a value of the wrong form) as one sentence
+    naming the flag and the form it expects (--help is printed as tyro prints it)."""
+    box = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(box):
+            args = tyro.cli(args_class, description=description)
+        print(box.getvalue(), end="", file=sys.stderr)  # (what else it said, a warning, as it said it)
+        return args
+    except SystemExit as exit:
+        if exit.code in (0, None):
+            raise
+        rows = [row for line in box.getvalue().splitlines() if (row := line.strip(" │╭╮╰╯"))]  # (a box, or plain)
+        rules = [i for i, row in enumerate(rows) if set(row) <= set("─-")] + [len(rows)]  # its separators
+        start = 2 if rules[0] == 1 else 1  # after its title (which plain text underlines)
+        message = " ".join(rows[start : next(i for i in rules if i >= start)]) or "its flags could not be parsed"
+        helptext = rows.index("Argument helptext:") + 1 if "Argument helptext:" in rows else None
+        expected = f" (expected: {rows[helptext]})" if helptext else ""
+        name = f"{args_class.exp_name}.py"
+        raise UsageError(f"{name}: {message.rstrip(' .')}{expected}; see python {name} --help.") from None
 
 
 # ------------------------------------------------------------------------------------------ checks, before any work

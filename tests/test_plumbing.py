@@ -108,6 +108,24 @@ def test_the_command_line_ends_in_one_line_on_stderr_and_an_exit_status(
         assert "nothing was saved" in last and not list(Path(log_dir, run_dir).glob("*.pt"))
 
 
+@pytest.mark.parametrize(
+    "flags, line",
+    [
+        (
+            ["--total-timesteps", "abc"],
+            "Error parsing --total-timesteps: invalid literal for int() with base 10: 'abc' (expected: --total-timesteps INT)",
+        ),
+        (["--loss", "bogus"], "invalid choice 'bogus' for argument '--loss'. Expected one of ('mse', 'huber')"),
+        (["--no-such-flag", "3"], "Unrecognized options: --no-such-flag, 3"),
+        (["--seed"], "Missing value for argument '--seed'. Expected 1 values"),
+    ],
+)
+def test_a_parse_error_is_one_line_naming_the_flag_and_its_form_not_a_box(flags, line, monkeypatch, capsys, log_dir):
+    code, out, err = cli_in_process(monkeypatch, capsys, dqn, "--log-dir", log_dir, *flags)
+    assert (code, out, err) == (2, "", f"dqn.py: {line}; see python dqn.py --help.\n")
+    assert not os.path.exists(log_dir)
+
+
 def test_help_shows_the_docstrings_summary_and_examples(monkeypatch, capsys):
     code, out, _ = cli_in_process(monkeypatch, capsys, dqn, "--help")
     assert code == 0 and "Deep Q-Network (DQN)" in out and "python dqn.py --double-q --save-model" in out
