@@ -288,9 +288,20 @@ def make_checked_env(
                 rendering.render()
         except Exception as error:
             env.close()
-            problem = f"cannot record {args.env_id} here ({reason(error)}); pip install moviepy pygame"
+            problem = f"cannot record {args.env_id} here ({reason(error)}); {video_remedy(env, error)}"
             raise UsageError(f"{script_name(args)}: --capture-video {problem}.") from None
     return env
+
+
+def video_remedy(env: gym.Env, error: Exception) -> str:
+    """What would let --capture-video record this env: the right fix for the failure in hand."""
+    if isinstance(error, ModuleNotFoundError):
+        return f"pip install {error.name or 'moviepy'}"
+    if "rgb_array" not in env.metadata.get("render_modes", []):
+        return "the env draws no rgb_array frames, so it cannot be recorded: run without --capture-video"
+    if "mujoco" in type(env.unwrapped).__module__:
+        return "MuJoCo draws with OpenGL: set MUJOCO_GL=egl (a GPU) or MUJOCO_GL=osmesa (pip install PyOpenGL, apt libosmesa6)"
+    return "pip install moviepy pygame, on a machine that can draw the env"
 
 
 def discrete_actions(env_id: str, actions: gym.Space) -> str | None:

@@ -147,9 +147,16 @@ def test_capture_video_without_moviepy_is_refused_first(monkeypatch, log_dir):
         importlib.util, "find_spec", lambda name, *a: None if name == "moviepy" else find_spec(name, *a)
     )
     with pytest.raises(
-        plumbing.UsageError, match=r"^dqn\.py: --capture-video cannot record .* pip install moviepy pygame\.$"
+        plumbing.UsageError, match=r"^dqn\.py: --capture-video cannot record .*\); pip install moviepy\.$"
     ):
         dqn.train(dqn.Args(capture_video=True, log_dir=log_dir))
+    assert not os.path.exists(log_dir)
+
+
+def test_capture_video_on_an_env_that_draws_no_frames_says_so_not_pip_install(log_dir):
+    # tests/Terminating-v0 declares no render modes: no library would let it be recorded
+    with pytest.raises(plumbing.UsageError, match=r"the env draws no rgb_array frames, so it cannot be recorded"):
+        dqn.train(dqn.Args(env_id="tests/Terminating-v0", capture_video=True, log_dir=log_dir))
     assert not os.path.exists(log_dir)
 
 
