@@ -12,6 +12,7 @@ import re
 import struct
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -83,6 +84,14 @@ def offline_run(wandb_dir) -> dict:
     return run
 
 
+def finished_run(wandb_dir) -> dict:
+    """offline_run, once W&B's service has written the run's exit record (it may land just after finish returns)."""
+    deadline = time.monotonic() + 15
+    while (run := offline_run(wandb_dir))["exit_code"] is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return run
+
+
 def scalars(run_dir: str) -> dict[str, list[tuple[int, float]]]:
     events = EventAccumulator(run_dir, size_guidance={"scalars": 0})
     events.Reload()
@@ -108,7 +117,7 @@ def test_a_tracked_run_holds_the_args_and_the_tensorboard_log_and_changes_nothin
     tracked = module.train(dataclasses.replace(args, track=True))
     assert wandb.run is None and wandb.patched["tensorboard"] == [], "finished, and TensorBoard unpatched"
     assert caller_state(), "the caller's generators, threads and determinism are as they were"
-    run = offline_run(offline)
+    run = finished_run(offline)
     assert run["name"] == os.path.basename(tracked["run_dir"]) and run["exit_code"] == 0
     assert run["config"] == json.loads(json.dumps(dataclasses.asdict(dataclasses.replace(args, track=True))))
     assert {f"{module_name}.py", "plumbing.py"} <= run["files"], "the script and plumbing.py are saved with the run"
@@ -156,7 +165,7 @@ def test_a_run_that_stops_finishes_its_w_and_b_run_with_an_exit_code(env_id, exc
     with pytest.raises(exception):
         module.train(args)
     assert wandb.run is None and wandb.patched["tensorboard"] == []
-    assert offline_run(offline)["exit_code"] == exit_code
+    assert finished_run(offline)["exit_code"] == exit_code
 
 
 def test_track_without_wandb_is_one_sentence_naming_the_install_and_exit_2(log_dir, monkeypatch, capsys):
