@@ -264,12 +264,10 @@ def make_checked_env(
     """One env of the run, or one sentence on why it cannot be made (any exception) or used: observations that do not
     flatten, an `action_space_problem`, more memory than is free for what `memory_needed` counts per flag."""
     try:
-        with warnings.catch_warnings(record=True) as caught:  # shown if the env is made; otherwise the error says it
+        with warnings.catch_warnings(record=True) as caught:  # shown once the env is accepted; a refusal says why
             env = make_env(args.env_id)
     except Exception as error:
         raise UsageError(f"{script_name(args)} cannot make the environment {args.env_id!r}: {reason(error)}.") from None
-    for warning in caught:
-        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     obs = env.observation_space
     if not (isinstance(obs, gym.spaces.Box) and len(obs.shape) == 1):
         problem = f"cannot flatten the observations of {args.env_id} ({env.unwrapped.observation_space}) into a vector"
@@ -290,6 +288,8 @@ def make_checked_env(
             env.close()
             problem = f"cannot record {args.env_id} here ({reason(error)}); {video_remedy(env, error)}"
             raise UsageError(f"{script_name(args)}: --capture-video {problem}.") from None
+    for warning in caught:  # only now: a refusal above stays the one line on the screen, not below the env's warnings
+        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     return env
 
 

@@ -127,3 +127,6 @@ if __name__ == "__main__":
     except run.UsageError as error:
         print(error, file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # it writes nothing: there is nothing to keep
+        print("floor.py: stopped by Ctrl-C before its table was complete; nothing was written.", file=sys.stderr)
+        sys.exit(130)

@@ -29,7 +29,7 @@ import tyro
 from rliable import library, metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import OURS, RACE, ROOT, SB3  # the race's pairs are defined once, where they are run
+from run import OURS, RACE, ROOT, SB3, UsageError  # the race's pairs are defined once, where they are run
 
 
 @dataclass
@@ -50,10 +50,17 @@ def load_results(results_dir: Path) -> list[dict]:
     which a git checkout does not reset as it does file times). Failed runs live under failed/, unread."""
     newest: dict[tuple, tuple[float, dict]] = {}
     for path in results_dir.glob("*.json"):
-        record = json.loads(path.read_text())
-        if record.get("status") != "ok":
-            continue
-        cell = (record["script"], record["env_id"], record["args"].get("total_timesteps"), record["seed"])
+        try:
+            record = json.loads(path.read_text())
+            if record.get("status") != "ok":
+                continue
+            cell = (record["script"], record["env_id"], record["args"].get("total_timesteps"), record["seed"])
+            if missing := {"eval_returns", "episode_end_steps", "episodic_returns", "wall_time"} - record.keys():
+                raise KeyError(sorted(missing)[0])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise UsageError(
+                f"{path} is not a result benchmarks/run.py wrote ({type(error).__name__}: {error}); move it aside."
+            ) from None
         finished_at = record.get("finished_at", path.stat().st_mtime)  # files from before finished_at existed
         if cell not in newest or finished_at > newest[cell][0]:
             newest[cell] = (finished_at, record)
@@ -198,6 +205,8 @@ def race_row(ours: str, theirs: str, env_id: str, budget: int, pairs: list[tuple
 
 def main(args: Args) -> str:
     """Write one PNG per env and table.md; return the table's markdown."""
+    if args.window < 1 or args.points < 2:
+        raise UsageError(f"--window must be at least 1 and --points at least 2, got {args.window} and {args.points}.")
     results_dir = Path(args.results_dir)
     if not results_dir.is_absolute() and not results_dir.exists():  # the defaults are relative to the repository
         results_dir = ROOT / results_dir
@@ -218,4 +227,14 @@ def main(args: Args) -> str:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    try:
+        main(tyro.cli(Args))
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(
+            "plot.py: stopped by Ctrl-C; the figures written so far are whole, table.md is not updated.",
+            file=sys.stderr,
+        )
+        sys.exit(130)

@@ -244,6 +244,11 @@ def build_grid(args: Args) -> list[Run]:
         raise UsageError("The grid is empty: no chosen script takes the action space of a chosen env.")
     if not args.seeds:
         raise UsageError("--seeds needs at least one seed.")
+    if bad := [seed for seed in args.seeds if not 0 <= seed < 2**32]:
+        raise UsageError(f"--seeds must lie in [0, 2**32 - 1] (numpy's seeds), got {bad[0]}.")
+    if len(set(args.seeds)) < len(args.seeds):
+        twice = next(seed for seed in args.seeds if args.seeds.count(seed) > 1)
+        raise UsageError(f"--seeds names seed {twice} twice; a seed runs once (a re-run of it would count twice).")
     if args.total_timesteps is not None and args.total_timesteps <= 0:
         raise UsageError(f"--total-timesteps must be positive, got {args.total_timesteps}.")
     overrides = parse_overrides(args.set, tuple(dict.fromkeys(s for s, _, _ in pairs)))
@@ -265,10 +270,16 @@ def build_grid(args: Args) -> list[Run]:
 
 def resolve(runs: list[Run], log_dir: str) -> list[Run]:
     """Each run with its full Args as fields and its code's digest (code_digest), so that the file name's hash
-    covers the defaults and the code too."""
+    covers the defaults and the code too. Settings a script would refuse (`--set gamma=5`) are refused here, in its
+    own sentence, before any run starts."""
     resolved, modules = [], {}
     for run in runs:
         module = modules.setdefault(run.script, load_script(run.script, ROOT))
+        if run.script in OURS:
+            try:
+                module.plumbing.check_args(module.Args(**{**run.fields, "log_dir": log_dir}), module.rules)
+            except module.plumbing.UsageError as error:
+                raise UsageError(f"{run.name}: {error}") from None
         fields = dataclasses.asdict(module.Args(**run.fields))
         if "log_dir" in fields:
             fields["log_dir"] = log_dir
@@ -358,11 +369,15 @@ def execute_from_files(spec_path: str, record_path: str) -> None:
 
 
 def run_local(runs: list[Run], workers: int):
-    """Yield (run, record) as runs finish: `workers` threads, each starting one process per run."""
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    """Yield (run, record) as runs finish: `workers` threads, each starting one process per run. Stopped (Ctrl-C),
+    it starts no queued run and waits for the running ones, which a terminal's Ctrl-C stops too."""
+    pool = concurrent.futures.ThreadPoolExecutor(workers)
+    try:
         futures = {pool.submit(execute_in_subprocess, run): run for run in runs}
         for future in concurrent.futures.as_completed(futures):
             yield futures[future], future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_ray(runs: list[Run], address: str | None, workers: int):
@@ -401,6 +416,11 @@ def main(args: Args) -> dict[str, list[str]]:
         raise UsageError("--backend ray needs Ray: pip install -r benchmarks/requirements.txt.")
     results_dir = Path(args.results_dir or ROOT / "benchmarks" / "results" / args.preset)
     runs = resolve(build_grid(args), args.log_dir)
+    try:  # a place the results can go, before any run starts (not under a file, not /proc)
+        results_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=results_dir).close()
+    except OSError as error:
+        raise UsageError(f"--results-dir {results_dir} cannot hold the results ({error.strerror or error}).") from None
     todo = [run for run in runs if not finished(results_dir / f"{run.name}.json")]
     skipped = [run.name for run in runs if run not in todo]
     print(f"{len(runs)} runs, {len(skipped)} already in {results_dir}, {len(todo)} to do")
@@ -409,11 +429,19 @@ def main(args: Args) -> dict[str, list[str]]:
         # The race times runs against each other: one at a time unless asked otherwise.
         workers = args.workers or (1 if args.preset == "race" else os.cpu_count() or 1)
         results = run_ray(todo, args.ray_address, workers) if args.backend == "ray" else run_local(todo, workers)
-        for count, (run, record) in enumerate(results, 1):
-            (results_dir / "logs").mkdir(parents=True, exist_ok=True)
-            (results_dir / "logs" / f"{run.name}.log").write_text(record.pop("output", ""))
-            print(f"[{count}/{len(todo)}] {record_result(record, run, results_dir)}", flush=True)
-            summary["done" if record["status"] == "ok" else "failed"].append(run.name)
+        try:
+            for count, (run, record) in enumerate(results, 1):
+                (results_dir / "logs").mkdir(parents=True, exist_ok=True)
+                (results_dir / "logs" / f"{run.name}.log").write_text(record.pop("output", ""))
+                print(f"[{count}/{len(todo)}] {record_result(record, run, results_dir)}", flush=True)
+                summary["done" if record["status"] == "ok" else "failed"].append(run.name)
+        except KeyboardInterrupt:  # the runs in progress got the Ctrl-C too; the queued ones are dropped
+            not_run = [run.name for run in todo if run.name not in summary["done"] + summary["failed"]]
+            raise KeyboardInterrupt(
+                f"run.py: stopped by Ctrl-C: {len(summary['done'])} runs finished (results in {results_dir}), "
+                f"{len(summary['failed'])} failed, {len(not_run)} not run ({', '.join(not_run[:3])}"
+                f"{', …' if len(not_run) > 3 else ''}); run the same command again to do the rest."
+            ) from None
     if summary["failed"]:
         print(f"{len(summary['failed'])} runs failed (errors and tracebacks in {results_dir / 'failed'}):")
         for name in summary["failed"]:
@@ -427,4 +455,7 @@ if __name__ == "__main__":
     except UsageError as error:
         print(error, file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as error:
+        print(str(error) or "run.py: stopped by Ctrl-C before any run started.", file=sys.stderr)
+        sys.exit(130)
     sys.exit(1 if outcome["failed"] else 0)

@@ -88,6 +88,12 @@ class Dimension:
             return trial.suggest_int(self.field, *self.bounds)
         return trial.suggest_float(self.field, *self.bounds, log=self.kind == "log")
 
+    def values(self) -> list[Any]:
+        """The ends of the range, or every choice: what the script must accept for the search to run."""
+        if self.kind == "choice":
+            return [tuple(v) if isinstance(v := json.loads(text), list) else v for text in self.bounds]
+        return list(self.bounds)
+
     def encode(self, value: Any) -> Any:
         """A value of the field as the study stores it (for enqueuing the defaults); None if outside the space."""
         if self.kind == "choice":
@@ -156,6 +162,15 @@ def check(args: Args) -> tuple[str, list[Dimension], dict[str, Any], float | Non
             raise run.UsageError(f"{env_id} has no reward_threshold: give --threshold or use --objective mean.")
     if args.max_failures is not None and (args.objective != "solved" or args.max_failures < 1):
         raise run.UsageError("--max-failures takes a positive count, and only with --objective solved.")
+    if not 0 <= args.sampler_seed < 2**32:
+        raise run.UsageError(f"--sampler-seed must lie in [0, 2**32 - 1], got {args.sampler_seed}.")
+    for dimension in dimensions:  # each end of each range (each choice) must be a setting the script takes
+        for value in dimension.values():
+            cell = run.Run(args.script, env_id, args.seeds[0], fixed | {dimension.field: value, "env_id": env_id})
+            try:
+                run.resolve([cell], args.log_dir)
+            except run.UsageError as error:
+                raise run.UsageError(f"--space {dimension.field}={value!r} would be refused: {error}") from None
     return env_id, dimensions, fixed, threshold
 
 
@@ -246,8 +261,13 @@ def main(args: Args) -> optuna.Study:
     env_id, dimensions, fixed, threshold = check(args)
     name = args.study_name or f"{args.script}-{env_id.replace('/', '-')}"
     args.results_dir = args.results_dir or str(run.ROOT / "benchmarks" / "results" / "search" / name)
-    Path(args.results_dir).mkdir(parents=True, exist_ok=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        Path(args.results_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise run.UsageError(
+            f"--results-dir {args.results_dir} cannot hold the study ({error.strerror or error})."
+        ) from None
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # (a trial stopped by Ctrl-C: our line, not its traceback)
     study = optuna.create_study(
         study_name=name,
         storage=f"sqlite:///{Path(args.results_dir).resolve() / 'study.db'}",
@@ -255,7 +275,10 @@ def main(args: Args) -> optuna.Study:
         direction="maximize",
         load_if_exists=True,
     )
-    if args.defaults_first and not study.trials and dimensions:
+    complete = [
+        t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.WAITING)
+    ]
+    if args.defaults_first and not complete and dimensions:  # (also when Ctrl-C stopped the defaults' trial)
         defaults = dataclasses.asdict(run.load_script(args.script, run.ROOT).Args())
         encoded = {d.field: d.encode(fixed.get(d.field, defaults[d.field])) for d in dimensions}
         study.enqueue_trial({field: value for field, value in encoded.items() if value is not None})
@@ -276,5 +299,8 @@ if __name__ == "__main__":
         print(error, file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("search: stopped; the finished runs and trials are kept, the same command goes on", file=sys.stderr)
+        print(
+            "search.py: stopped by Ctrl-C; the finished runs and trials are kept, the same command goes on.",
+            file=sys.stderr,
+        )
         sys.exit(130)

@@ -6,6 +6,7 @@ import os
 import random
 import sys
 import tempfile
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -115,6 +116,14 @@ class ActionRewardEnv(gym.Env):
         return np.array([0.5, -0.5], np.float32), reward, False, False, {}
 
 
+class WarningEnv(CountingEnv):
+    """A CountingEnv that warns when made, as an outdated or misconfigured env does."""
+
+    def __init__(self, action_space: gym.Space):
+        warnings.warn("WarningEnv: this env is out of date", UserWarning, stacklevel=2)
+        super().__init__(action_space)
+
+
 class ObservationSpaceEnv(gym.Env):
     """An env whose observation space is given: only made, never stepped (the scripts must refuse it first)."""
 
@@ -149,6 +158,8 @@ gym.register(
 gym.register("tests/ActionReward-v0", ActionRewardEnv, max_episode_steps=50, kwargs={"action_space": TWO_ACTIONS})
 gym.register("tests/BoxActionReward-v0", ActionRewardEnv, max_episode_steps=50, kwargs={"action_space": BOX_ACTIONS})
 register("tests/HugeBounds-v0", gym.spaces.Box(-1e38, 1e38, shape=(1,), dtype=np.float32), 5)  # finite, but vast
+for prefix, actions in [("", TWO_ACTIONS), ("Box", BOX_ACTIONS)]:
+    gym.register(f"tests/{prefix}Warning-v0", WarningEnv, max_episode_steps=20, kwargs={"action_space": actions})
 register("tests/MultiDiscrete-v0", gym.spaces.MultiDiscrete([2, 3]), 5)  # no script handles this one
 register("tests/MultiBinary-v0", gym.spaces.MultiBinary(3), 5)  # nor this one
 register("tests/LateHugeReward-v0", TWO_ACTIONS, 20, late_reward=(450, 3e38))  # small rewards first, then huge

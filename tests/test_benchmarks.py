@@ -2,8 +2,12 @@
 
 import dataclasses
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -180,6 +184,10 @@ def test_set_applies_unscoped_fields_to_the_scripts_that_have_them():
         ({"total_timesteps": 0}, "--total-timesteps must be positive"),
         ({"workers": -1}, "--workers must be 0"),
         ({"seeds": ()}, "--seeds needs at least one seed"),
+        ({"seeds": (-1,)}, "--seeds must lie in [0, 2"),
+        ({"seeds": (1, 2, 1)}, "--seeds names seed 1 twice"),
+        ({"set": ("gamma=5",)}, "trpo.py: --gamma must lie in [0, 1], got 5"),
+        ({"set": ("learning_rate=1e-300",)}, "trpo.py: --learning-rate must be at least 1e-08"),
     ],
 )
 def test_bad_grid_is_refused_before_any_run(tmp_path, changes, message):
@@ -187,6 +195,41 @@ def test_bad_grid_is_refused_before_any_run(tmp_path, changes, message):
     with pytest.raises(run.UsageError, match=message.replace("[", r"\[")):
         run.main(dataclasses.replace(args, **changes))
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "proc"])
+def test_a_results_dir_that_cannot_hold_the_results_is_refused_before_any_run(tmp_path, where):
+    (tmp_path / "file").write_text("")
+    results_dir = tmp_path / "file" / "r" if where == "under_a_file" else Path("/proc/results")
+    args = run.Args(scripts=("trpo",), env_ids=("CartPole-v1",), results_dir=str(results_dir))
+    with pytest.raises(run.UsageError, match=f"--results-dir {results_dir} cannot hold the results"):
+        run.main(args)
+
+
+def test_ctrl_c_mid_grid_is_one_line_naming_what_finished_where_and_what_did_not_run(tmp_path):
+    command = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--scripts", "trpo", "--env-ids", "CartPole-v1"]
+    command += ["--seeds", "1", "2", "3", "--workers", "1", "--total-timesteps", "20000"]
+    command += ["--results-dir", str(tmp_path / "r"), "--log-dir", str(tmp_path / "runs")]
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # (a suite in the background ignores SIGINT)
+    try:  # its own process group, as a terminal's: Ctrl-C reaches the run in progress too
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    lines = []
+    while not any(line.startswith("[1/3]") for line in lines):
+        lines.append(process.stdout.readline())
+        assert lines[-1] or process.poll() is None, "".join(lines) + process.stderr.read()
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    (message,) = stderr.strip().splitlines()
+    assert re.fullmatch(
+        rf"run\.py: stopped by Ctrl-C: 1 runs finished \(results in {tmp_path}/r\), 0 failed, 2 not run \(trpo__CartPole-v1__seed2__\w+, trpo__CartPole-v1__seed3__\w+\); run the same command again to do the rest\.",
+        message,
+    ), message
+    assert len(list((tmp_path / "r").glob("*.json"))) == 1
 
 
 def test_ray_backend_without_ray_installed_is_refused_before_any_run(tmp_path, monkeypatch):
@@ -252,9 +295,39 @@ def test_iqm_is_the_mean_of_the_middle_half_of_the_seeds_inside_its_bootstrap_in
     assert plot.iqm(np.array([7.0, 7.0, 7.0])) == "7.0 [7.0, 7.0]" and plot.iqm(np.array([3.0])) == "-"
 
 
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"status": "ok", "script": "dqn"}'])
+def test_plot_refuses_a_file_that_is_not_a_result_naming_it(tmp_path, content):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "broken.json").write_text(content)
+    with pytest.raises(run.UsageError, match=r"broken\.json is not a result benchmarks/run\.py wrote \("):
+        plot.main(plot.Args(results_dir=str(tmp_path / "r"), out_dir=str(tmp_path / "out")))
+
+
+@pytest.mark.parametrize("changes", [{"points": -1}, {"points": 1}, {"window": 0}])
+def test_plot_refuses_a_curve_it_cannot_draw(tmp_path, changes):
+    with pytest.raises(run.UsageError, match="--window must be at least 1 and --points at least 2"):
+        plot.main(plot.Args(results_dir=str(tmp_path), out_dir=str(tmp_path / "out"), **changes))
+
+
+def test_ctrl_c_in_floor_py_is_one_line_and_exit_130():
+    """floor.py times loops for most of a minute: a Ctrl-C six seconds in lands in its work, past its imports."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # (a suite in the background ignores it)
+    try:
+        command = [sys.executable, str(ROOT / "benchmarks" / "floor.py"), "--scripts", "dqn"]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    time.sleep(6)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    assert stderr == "floor.py: stopped by Ctrl-C before its table was complete; nothing was written.\n"
+
+
 def test_plot_counts_only_the_newest_run_of_a_cell(tmp_path):
     """An edited script writes a new file beside the old one; a seed must not count twice in the table."""
     record = {"status": "ok", "script": "dqn", "env_id": "CartPole-v1", "seed": 1, "args": {"total_timesteps": 10}}
+    record |= {"episodic_returns": [9.0], "episode_end_steps": [8], "wall_time": 1.0}
     # Written in the other order, so neither the file's name nor its age on disk can decide.
     (tmp_path / "dqn__b.json").write_text(json.dumps({**record, "finished_at": 200.0, "eval_returns": [2.0]}))
     (tmp_path / "dqn__a.json").write_text(json.dumps({**record, "finished_at": 100.0, "eval_returns": [1.0]}))

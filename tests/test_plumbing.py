@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import gymnasium as gym
@@ -124,6 +125,20 @@ def test_a_parse_error_is_one_line_naming_the_flag_and_its_form_not_a_box(flags,
     code, out, err = cli_in_process(monkeypatch, capsys, dqn, "--log-dir", log_dir, *flags)
     assert (code, out, err) == (2, "", f"dqn.py: {line}; see python dqn.py --help.\n")
     assert not os.path.exists(log_dir)
+
+
+def test_an_envs_warnings_do_not_bury_a_refusal_and_show_once_the_env_is_accepted(monkeypatch, capsys, log_dir):
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        code, _, err = cli_in_process(monkeypatch, capsys, dqn, "--env-id", "tests/BoxWarning-v0", "--log-dir", log_dir)
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("dqn.py needs a Discrete action space"), err
+    assert not [w for w in shown if "WarningEnv" in str(w.message)], "a refused env's warnings are not shown"
+    short = [f for k, v in DQN_SHORT.items() for f in (f"--{k.replace('_', '-')}", str(v))]
+    with pytest.warns(UserWarning, match="WarningEnv: this env is out of date"):  # (shown once, after the checks)
+        code, _, _ = cli_in_process(
+            monkeypatch, capsys, dqn, "--env-id", "tests/Warning-v0", "--log-dir", log_dir, *short
+        )
+    assert code == 0
 
 
 def test_help_shows_the_docstrings_summary_and_examples(monkeypatch, capsys):

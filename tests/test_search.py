@@ -118,12 +118,38 @@ def test_choice_and_int_dimensions_reach_the_runs_and_print_as_flags(tmp_path):
         ({"env_id": "NoSuchEnv-v0", "threshold": None}, "'NoSuchEnv-v0' cannot be made"),
         ({"objective": "mean", "max_failures": 2}, "--max-failures takes a positive count, and only with"),
         ({"max_failures": 0}, "--max-failures takes a positive count"),
+        ({"sampler_seed": -1}, "--sampler-seed must lie in [0, 2"),
+        ({"space": ("learning_rate=log:1e-300:1e-3",)}, "--space learning_rate=1e-300 would be refused"),
+        ({"space": ("gamma=float:0.9:5",)}, "--space gamma=5.0 would be refused: dqn__CartPole-v1__seed1__"),
     ],
 )
 def test_bad_search_is_refused_before_any_run(tmp_path, changes, message):
     with pytest.raises(search.run.UsageError, match=message.replace("[", r"\[")):
         search.main(tiny_search(tmp_path, **changes))
     assert not (tmp_path / "search").exists()
+
+
+def test_ctrl_c_in_the_defaults_trial_loses_neither_it_nor_says_more_than_one_line(tmp_path, monkeypatch, capsys):
+    run_local = search.run.run_local
+
+    def interrupted(runs, workers):
+        raise KeyboardInterrupt
+        yield  # (a generator, as run_local is)
+
+    monkeypatch.setattr(search.run, "run_local", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        search.main(tiny_search(tmp_path, trials=1))
+    assert "Traceback" not in capsys.readouterr().err, "Optuna's report of the stopped trial stays quiet"
+    monkeypatch.setattr(search.run, "run_local", run_local)
+    study = search.main(tiny_search(tmp_path, trials=1))  # the same command again
+    (done,) = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert done.params == {"learning_rate": 1e-3}, "the defaults' trial is run again, not lost"
+
+
+def test_a_results_dir_under_a_file_is_refused_in_one_sentence(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(search.run.UsageError, match="cannot hold the study"):
+        search.main(dataclasses.replace(tiny_search(tmp_path), results_dir=str(tmp_path / "file" / "study")))
 
 
 def test_cli_help_and_bad_input():
