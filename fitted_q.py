@@ -327,7 +327,7 @@ def train(args: Args) -> dict:
             networks, optimizers = {"q_network": q_network}, {"optimizer": optimizer}  # (refits replace them)
             run.finish(networks, global_step, offline=dataset is not None)  # no non-finite weight goes on
             eval_returns = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, device, run.video_dir)
-        except (KeyboardInterrupt, plumbing.EnvFailed) as error:  # keep what can be kept, say where it stopped
+        except (KeyboardInterrupt, plumbing.RunFailed) as error:  # keep what can be kept, say where it stopped
             networks, optimizers = {"q_network": q_network}, {"optimizer": optimizer}
             kept = f"; {save_dataset(args.save_dataset, replay_buffer)}" if args.save_dataset else ""
             raise run.interrupted(error, global_step, networks, optimizers, kept) from None

@@ -71,13 +71,18 @@ class UsageError(ValueError):
     """Bad input, found before any work starts: the CLI prints the sentence and exits with status 2."""
 
 
-class EnvFailed(RuntimeError):
-    """The environment raised (`original`), or returned a non-finite or ill-shaped observation or a non-finite
-    reward: the CLI prints the env's own traceback, then the sentence, and exits with status 1."""
+class RunFailed(RuntimeError):
+    """What stopped a run from outside its own arithmetic (an env that failed, logs the disk would not take): the CLI
+    prints the sentence and exits with status 1. `original`: the exception that did."""
 
     def __init__(self, message: str, original: BaseException | None = None) -> None:
         super().__init__(message)
         self.original = original
+
+
+class EnvFailed(RunFailed):
+    """The environment raised (`original`, whose traceback the CLI prints first: the env is the user's code), or
+    returned a non-finite or ill-shaped observation or a non-finite reward."""
 
 
 def script_name(args: Any) -> str:
@@ -98,7 +103,7 @@ def cli(train: Callable[[Any], dict], args_class: type, doc: str) -> None:
     try:
         summary, examples = doc.split("\n\n")[0], doc[doc.index("Examples:") :]
         train(parse(args_class, f"{summary}\n\n{examples}"))
-    except (UsageError, FloatingPointError, OSError, EnvFailed) as error:  # bad input: 2; NaN, a save, the env: 1
+    except (UsageError, FloatingPointError, OSError, RunFailed) as error:  # bad input: 2; NaN, a save, the env: 1
         if isinstance(error, EnvFailed) and error.original is not None:  # the env's code is the user's: its traceback
             traceback.print_exception(error.original)
         print(error, file=sys.stderr)
@@ -411,6 +416,23 @@ def read_model(args: Any, make_env: MakeEnv, env: gym.Env, architecture: tuple[s
 
 # ---------------------------------------------------------------------------------------------------------- the run
 @contextlib.contextmanager
+def quiet_log_thread() -> Iterator[None]:
+    """TensorBoard's writer thread raises a write that failed (a full disk) again in the run's own thread, where it
+    becomes one sentence: its own traceback ("Exception in thread ...") is not printed as well."""
+    hook = threading.excepthook
+
+    def quiet(failure: threading.ExceptHookArgs) -> None:
+        if not type(failure.thread).__module__.startswith("tensorboard."):
+            hook(failure)
+
+    threading.excepthook = quiet
+    try:
+        yield
+    finally:
+        threading.excepthook = hook
+
+
+@contextlib.contextmanager
 def ctrl_c_ignored() -> Iterator[None]:
     """Ignore Ctrl-C (SIGINT) for the moments when a second one would lose what the first one is keeping (the model
     being saved, the logs' last write). Only the main thread sets signal handlers; elsewhere the block runs as is."""
@@ -486,6 +508,7 @@ class Run:
     def __enter__(self) -> "Run":
         self.stack = contextlib.ExitStack()
         self.stack.enter_context(seeded_run(self.args, self.device))
+        self.stack.enter_context(quiet_log_thread())
         self.writer = self.stack.enter_context(SummaryWriter(self.dir))
         table = "".join(f"|{key}|{value}|\n" for key, value in asdict(self.args).items())
         self.writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
@@ -493,8 +516,13 @@ class Run:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, *trace: object) -> None:
-        with ctrl_c_ignored():  # a second Ctrl-C would cut the logs' last write
-            self.stack.__exit__(kind, error, *trace)
+        try:
+            with ctrl_c_ignored():  # a second Ctrl-C would cut the logs' last write
+                self.stack.__exit__(kind, error, *trace)
+        except OSError as failure:  # TensorBoard's last write (a full disk): after what stopped the run, if anything
+            if error is None:
+                problem = f"{self.script}: the logs' last write failed ({reason(failure)}); logs in {self.dir}."
+                raise RunFailed(problem, failure) from None
         codes = {KeyboardInterrupt: 130, UsageError: 2}  # W&B marks a run that ends with a code other than 0 failed
         self.stop_tracking(0 if kind is None else next((c for k, c in codes.items() if issubclass(kind, k)), 1))
         if isinstance(error, KeyboardInterrupt) and not str(error):  # after training: in the evaluation or the save
@@ -508,8 +536,11 @@ class Run:
             self.wandb = None
 
     def scalars(self, values: dict[str, float], step: int) -> None:
-        for tag, value in values.items():
-            self.writer.add_scalar(tag, value, step)
+        try:
+            for tag, value in values.items():
+                self.writer.add_scalar(tag, value, step)
+        except OSError as error:  # (TensorBoard's writer thread failed a write before: a full disk, a lost directory)
+            raise RunFailed(f"its logs could not be written ({reason(error)})", error) from None
 
     def episode(self, episode_return: float, length: int, step: int) -> None:
         self.episodic_returns.append(float(episode_return))
@@ -550,14 +581,17 @@ class Run:
         self.check({}, networks, self.steps)
 
     def report(self, eval_returns: list[float], networks: Networks, optimizers: Optimizers) -> dict:
-        """Log the evaluation, save the model (with --save-model), print the summary line; train()'s result."""
-        for i, episode_return in enumerate(eval_returns):
-            self.writer.add_scalar("eval/episodic_return", episode_return, i)
+        """Save the model (with --save-model), log the evaluation, print the summary line; train()'s result."""
+        if self.args.save_model:
+            print(f"model saved to {save_model(self.args, self.dir, networks, optimizers)}")
+        try:
+            for i, episode_return in enumerate(eval_returns):
+                self.scalars({"eval/episodic_return": episode_return}, i)
+        except RunFailed as failure:  # (the model is saved already)
+            raise RunFailed(f"{self.script}: {failure} after training; logs in {self.dir}.", failure.original) from None
         if self.wandb is not None and self.video_dir is not None:  # TensorBoard holds no videos: W&B gets the files
             videos = sorted(glob.glob(os.path.join(self.video_dir, "*.mp4")))
             self.wandb.log({"eval/video": [self.wandb.Video(path, format="mp4") for path in videos]})
-        if self.args.save_model:
-            print(f"model saved to {save_model(self.args, self.dir, networks, optimizers)}")
         mean, std, n = (np.mean(eval_returns), np.std(eval_returns), len(eval_returns)) if eval_returns else (0, 0, 0)
         summary = f"eval return {mean:.1f} ± {std:.1f} over {n} episodes" if eval_returns else "no evaluation"
         timing = f"{self.steps} steps, {self.train_time:.1f} s training ({self.sps:.0f} SPS)"
@@ -568,9 +602,9 @@ class Run:
     def interrupted(
         self, error: BaseException, step: int, networks: Networks, optimizers: Optimizers, kept: str = ""
     ) -> BaseException:
-        """Ctrl-C, or an env that failed (EnvFailed): save the model as it stands (--save-model); one line of where it
-        stopped, why, and what was `kept`. The exception to raise (any other `error` is raised as it is)."""
-        if not isinstance(error, KeyboardInterrupt | EnvFailed):
+        """Ctrl-C, or a failure from outside (RunFailed: the env, the logs): save the model as it stands (--save-model);
+        one line of where it stopped, why, and what was `kept`. The exception to raise (any other: `error` itself)."""
+        if not isinstance(error, KeyboardInterrupt | RunFailed):
             return error
         saved = ""
         if self.args.save_model and all(p.isfinite().all() for net in networks.values() for p in net.parameters()):
@@ -582,7 +616,7 @@ class Run:
         stopped = f"{self.script}: stopped {why} at step {step} of {self.args.total_timesteps}{saved}{kept}"
         if isinstance(error, KeyboardInterrupt):
             return KeyboardInterrupt(f"{stopped}; logs in {self.dir}.")
-        return EnvFailed(f"{stopped}; logs in {self.dir}.", error.original)
+        return type(error)(f"{stopped}; logs in {self.dir}.", error.original)
 
     def restore(self, checkpoint: dict | None, networks: Networks, optimizers: Optimizers) -> None:
         """With --load-model: the networks' weights, and the optimisers' state where the file holds it. A file whose

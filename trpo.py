@@ -571,7 +571,7 @@ def train(args: Args) -> dict:
             envs.close()
             run.finish(networks, global_step)  # no non-finite weight goes on to the evaluation or a file
             eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device, run.video_dir)
-        except (KeyboardInterrupt, plumbing.EnvFailed) as error:  # keep what can be kept, say where it stopped
+        except (KeyboardInterrupt, plumbing.RunFailed) as error:  # keep what can be kept, say where it stopped
             raise run.interrupted(error, global_step, networks, optimizers) from None
         return run.report(eval_returns, networks, optimizers)
 

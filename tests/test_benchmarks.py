@@ -225,11 +225,9 @@ def test_ctrl_c_mid_grid_is_one_line_naming_what_finished_where_and_what_did_not
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130 and "Traceback" not in stderr, stderr
     (message,) = stderr.strip().splitlines()
-    assert re.fullmatch(
-        rf"run\.py: stopped by Ctrl-C: 1 runs finished \(results in {tmp_path}/r\), 0 failed, 2 not run \(trpo__CartPole-v1__seed2__\w+, trpo__CartPole-v1__seed3__\w+\); run the same command again to do the rest\.",
-        message,
-    ), message
-    assert len(list((tmp_path / "r").glob("*.json"))) == 1
+    finished = len(list((tmp_path / "r").glob("*.json")))  # 1, or 2 when the second run ended before the signal
+    pattern = rf"run\.py: stopped by Ctrl-C: {finished} runs finished \(results in {tmp_path}/r\), 0 failed, {3 - finished} not run \((trpo__CartPole-v1__seed\d__\w+(, )?)+\); run the same command again to do the rest\."
+    assert finished in (1, 2) and re.fullmatch(pattern, message), message
 
 
 def test_ray_backend_without_ray_installed_is_refused_before_any_run(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ a few cases also through the command line (exit status 2, one line on stderr, no
 
 import plumbing
 
+import errno
 import importlib
 import math
 import os
@@ -22,6 +23,7 @@ import pytest
 import torch
 from conftest import assert_logs_were_flushed, assert_refused_before_any_work, cli_in_process
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.summary.writer import record_writer
 from test_smoke import FIRST_RUNS, ROOT, SCRIPTS, short_args
 
 MODULES = [module for module, *_ in SCRIPTS]
@@ -249,6 +251,35 @@ def test_an_env_that_fails_mid_run_is_named_with_its_step_and_the_model_is_kept(
     (run_dir,) = os.listdir(log_dir)
     assert os.path.exists(os.path.join(log_dir, run_dir, f"{module_name}.pt"))
     assert_logs_were_flushed(log_dir)
+
+
+@pytest.fixture
+def full_disk_after_a_few_log_writes(monkeypatch):
+    """TensorBoard's record writer fails with ENOSPC from its 20th write on, in its writer thread, as a full disk."""
+    write, writes = record_writer.RecordWriter.write, []
+
+    def failing_write(self, data):
+        writes.append(1)
+        if len(writes) >= 20:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(self, data)
+
+    monkeypatch.setattr(record_writer.RecordWriter, "write", failing_write)
+
+
+@pytest.mark.parametrize("module_name, env_id, short", FIRST_RUNS)
+def test_logs_the_disk_will_not_take_stop_the_run_in_one_sentence_and_keep_the_model(
+    module_name, env_id, short, log_dir, full_disk_after_a_few_log_writes, capsys
+):
+    module, args = short_args(module_name, env_id, short, log_dir, save_model=True, total_timesteps=3000)
+    with pytest.raises(plumbing.RunFailed) as error:
+        module.train(args)
+    message = str(error.value)
+    assert message.startswith(f"{module_name}.py: stopped because its logs could not be written (OSError: [Errno 28]")
+    assert "of 3000; model saved to " in message and "\n" not in message
+    (run_dir,) = os.listdir(log_dir)
+    assert os.path.exists(os.path.join(log_dir, run_dir, f"{module_name}.pt"))
+    assert "Exception in thread" not in capsys.readouterr().err, "TensorBoard's thread prints no traceback"
 
 
 def test_on_the_command_line_the_envs_traceback_comes_first_and_the_sentence_last(monkeypatch, capsys, log_dir):

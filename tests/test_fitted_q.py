@@ -197,6 +197,25 @@ def test_dataset_round_trip_and_offline_training_never_steps_the_env(tmp_path, l
     assert offline["episodic_returns"] == [] and offline["replay_buffer"].size == 400
 
 
+def test_two_runs_saving_one_dataset_path_at_once_leave_one_whole_file(tmp_path, log_dir):
+    """Both pass the check that the path is new, then write at their ends: one rename wins, and no file is half of
+    one and half of the other. Here the second save happens while the first is in the middle of its write."""
+    first = fitted_q.train(short_args(log_dir, env_id="tests/Truncated-v0", seed=1))["replay_buffer"]
+    second = fitted_q.train(short_args(log_dir, env_id="tests/Terminating-v0", seed=2))["replay_buffer"]
+    path = str(tmp_path / "data.npz")
+
+    def interleaved(file):
+        file.write(b"PK")  # the first run's write has begun...
+        fitted_q.save_dataset(path, second)  # ...when the second run saves to the same path
+        file.seek(0)
+        np.savez(file, **first.as_dataset())
+
+    plumbing.save_atomically(path, interleaved, "fitted_q.py")
+    loaded = fitted_q.load_dataset(path, 2, 2)
+    np.testing.assert_array_equal(loaded["obs"], first.as_dataset()["obs"])  # whole: the later rename's file
+    assert not list(tmp_path.glob("*.partial"))
+
+
 def test_save_dataset_refuses_a_buffer_that_cannot_hold_every_transition(tmp_path, log_dir):
     path = str(tmp_path / "data.npz")
     with pytest.raises(
