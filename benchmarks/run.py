@@ -436,9 +436,11 @@ def main(args: Args) -> dict[str, list[str]]:
                 print(f"[{count}/{len(todo)}] {record_result(record, run, results_dir)}", flush=True)
                 summary["done" if record["status"] == "ok" else "failed"].append(run.name)
         except KeyboardInterrupt:  # the runs in progress got the Ctrl-C too; the queued ones are dropped
-            not_run = [run.name for run in todo if run.name not in summary["done"] + summary["failed"]]
+            # (what finished is what is on disk: the Ctrl-C may land between a result's file and its count)
+            done = [run.name for run in todo if finished(results_dir / f"{run.name}.json")]
+            not_run = [run.name for run in todo if run.name not in done + summary["failed"]]
             raise KeyboardInterrupt(
-                f"run.py: stopped by Ctrl-C: {len(summary['done'])} runs finished (results in {results_dir}), "
+                f"run.py: stopped by Ctrl-C: {len(done)} runs finished (results in {results_dir}), "
                 f"{len(summary['failed'])} failed, {len(not_run)} not run ({', '.join(not_run[:3])}"
                 f"{', …' if len(not_run) > 3 else ''}); run the same command again to do the rest."
             ) from None
