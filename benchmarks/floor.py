@@ -14,7 +14,6 @@ such a network can be faster; the loop's multiple of its floor is what learning 
 import itertools
 import json
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,6 @@ import gymnasium as gym
 import numpy as np
 import run
 import torch
-import tyro
 from torch import nn
 
 
@@ -122,11 +120,4 @@ def main(args: Args) -> str:
 
 
 if __name__ == "__main__":
-    try:
-        main(tyro.cli(Args))
-    except run.UsageError as error:
-        print(error, file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:  # it writes nothing: there is nothing to keep
-        print("floor.py: stopped by Ctrl-C before its table was complete; nothing was written.", file=sys.stderr)
-        sys.exit(130)
+    run.cli(main, Args, "floor.py: stopped by Ctrl-C before its table was complete; nothing was written.")

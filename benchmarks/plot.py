@@ -25,11 +25,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt
 import numpy as np
-import tyro
 from rliable import library, metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import OURS, RACE, ROOT, SB3, UsageError  # the race's pairs are defined once, where they are run
+from run import OURS, RACE, ROOT, SB3, UsageError, cli  # the race's pairs are defined once, where they are run
 
 
 @dataclass
@@ -227,14 +226,4 @@ def main(args: Args) -> str:
 
 
 if __name__ == "__main__":
-    try:
-        main(tyro.cli(Args))
-    except UsageError as error:
-        print(error, file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print(
-            "plot.py: stopped by Ctrl-C; the figures written so far are whole, table.md is not updated.",
-            file=sys.stderr,
-        )
-        sys.exit(130)
+    cli(main, Args, "plot.py: stopped by Ctrl-C; the figures written so far are whole, table.md is not updated.")

@@ -451,13 +451,19 @@ def main(args: Args) -> dict[str, list[str]]:
     return summary
 
 
-if __name__ == "__main__":
+def cli(main: Any, args_class: type, stopped: str) -> Any:
+    """A benchmark tool's command line: bad input is one sentence and exit 2; Ctrl-C is one line (what the tool
+    raised, else `stopped`) and exit 130. Returns what `main` returns."""
     try:
-        outcome = main(tyro.cli(Args))
+        return main(tyro.cli(args_class))
     except UsageError as error:
         print(error, file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as error:
-        print(str(error) or "run.py: stopped by Ctrl-C before any run started.", file=sys.stderr)
+        print(str(error) or stopped, file=sys.stderr)
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    outcome = cli(main, Args, "run.py: stopped by Ctrl-C before any run started.")
     sys.exit(1 if outcome["failed"] else 0)

@@ -23,7 +23,6 @@ import dataclasses
 import json
 import math
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +30,6 @@ from typing import Any, Literal
 import gymnasium as gym
 import optuna
 import run
-import tyro
 
 KINDS = ("float", "log", "int", "choice")
 
@@ -293,14 +291,6 @@ def main(args: Args) -> optuna.Study:
 
 
 if __name__ == "__main__":
-    try:
-        main(tyro.cli(Args))
-    except run.UsageError as error:
-        print(error, file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print(
-            "search.py: stopped by Ctrl-C; the finished runs and trials are kept, the same command goes on.",
-            file=sys.stderr,
-        )
-        sys.exit(130)
+    run.cli(
+        main, Args, "search.py: stopped by Ctrl-C; the finished runs and trials are kept, the same command goes on."
+    )
