@@ -105,6 +105,10 @@ class Args:
     """save the actor, the critic and the args to <run_dir>/<exp_name>.pt at the end"""
     load_model: str | None = None
     """a file written by --save-model to start from (its networks and optimiser state); --total-timesteps 0 only evaluates it"""
+    checkpoint_frequency: int = 0
+    """write <run_dir>/checkpoint.pt every N environment steps and at Ctrl-C, for --resume (0: no checkpoints)"""
+    resume: str | None = None
+    """a checkpoint (or the run directory holding one) to go on from exactly, given the same flags; --total-timesteps may be raised"""
     capture_video: bool = False
     """record the final evaluation episodes as MP4 files in <run_dir>/videos (needs: pip install moviepy pygame)"""
     eval_episodes: int = 10
@@ -307,8 +311,21 @@ def train(args: Args) -> dict:
         global_step, logged_step, updates = 0, -LOG_INTERVAL, 0
         pi_loss = None  # −J(θ) of the latest actor step
         obs, _ = env.reset(seed=args.seed)
+
+        def state() -> dict:  # what the rest of the run depends on: a checkpoint holds it (--resume restores it)
+            targets = {"target_actor": target_actor, "target_critic": target_critic}
+            models = {"networks": networks | targets, "optimizers": optimizers}
+            return models | {
+                "env": env,
+                "replay_buffer": replay_buffer,
+                "noise": noise,
+                "obs": obs,
+                "counts": (logged_step, updates, pi_loss),
+            }
+
+        start, (env, replay_buffer, noise, obs, (logged_step, updates, pi_loss)) = run.resume(state, step=0)
         try:
-            for global_step in range(args.total_timesteps):
+            for global_step in range(start, args.total_timesteps):
                 if global_step < args.learning_starts:
                     action = env.action_space.sample()
                 else:
@@ -337,6 +354,7 @@ def train(args: Args) -> dict:
                         run.losses({"losses/qf1_loss": q_loss.item(), "losses/actor_loss": pi_loss.item()}, global_step)
                         logged_step = global_step
                 run.progress(global_step + 1)
+                run.checkpoint(global_step + 1)  # (--checkpoint-frequency)
             env.close()
             run.finish(networks)  # no non-finite weight goes on to the evaluation or a file
             eval_returns = evaluate(actor, args.env_id, args.seed, args.eval_episodes, device, run.video_dir)

@@ -115,6 +115,10 @@ class Args:
     """save the Q-network and the args to <run_dir>/<exp_name>.pt at the end"""
     load_model: str | None = None
     """a file written by --save-model to start from (its networks and optimiser state); --total-timesteps 0 only evaluates it"""
+    checkpoint_frequency: int = 0
+    """write <run_dir>/checkpoint.pt every N environment steps and at Ctrl-C, for --resume (0: no checkpoints)"""
+    resume: str | None = None
+    """a checkpoint (or the run directory holding one) to go on from exactly, given the same flags; --total-timesteps may be raised"""
     capture_video: bool = False
     """record the final evaluation episodes as MP4 files in <run_dir>/videos (needs: pip install moviepy pygame)"""
     eval_episodes: int = 10
@@ -281,8 +285,14 @@ def train(args: Args) -> dict:
         replay_buffer = ReplayBuffer(min(args.buffer_size, args.total_timesteps), obs_dim, rng)  # never holds more
         global_step, logged_step, exploration_steps = 0, -LOG_INTERVAL, args.exploration_fraction * args.total_timesteps
         obs, _ = env.reset(seed=args.seed)
+
+        def state() -> dict:  # what the rest of the run depends on: a checkpoint holds it (--resume restores it)
+            models = {"networks": networks | {"target_q_network": target_q_network}, "optimizers": optimizers}
+            return models | {"env": env, "rng": rng, "replay_buffer": replay_buffer, "obs": obs, "logged": logged_step}
+
+        start, (env, rng, replay_buffer, obs, logged_step) = run.resume(state, step=0)
         try:
-            for global_step in range(args.total_timesteps):
+            for global_step in range(start, args.total_timesteps):
                 epsilon = linear_schedule(args.start_e, args.end_e, exploration_steps, global_step)
                 action = epsilon_greedy_action(q_network, obs, epsilon, env, rng, device)
                 next_obs, reward, terminated, truncated, info = env.step(action + shift)
@@ -307,6 +317,7 @@ def train(args: Args) -> dict:
                 if global_step >= args.learning_starts and global_step % args.target_network_frequency == 0:
                     update_target_network(target_q_network, q_network, args.tau)
                 run.progress(global_step + 1, {"charts/epsilon": epsilon})
+                run.checkpoint(global_step + 1)  # (--checkpoint-frequency)
             env.close()
             run.finish(networks)  # no non-finite weight goes on to the evaluation or a file
             eval_returns = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, device, run.video_dir)

@@ -118,6 +118,10 @@ class Args:
     """save the Q-network and the args to <run_dir>/<exp_name>.pt at the end"""
     load_model: str | None = None
     """a file written by --save-model to start from (its networks and optimiser state); --total-timesteps 0 only evaluates it"""
+    checkpoint_frequency: int = 0
+    """write <run_dir>/checkpoint.pt every N environment steps and at Ctrl-C, for --resume (0: no checkpoints)"""
+    resume: str | None = None
+    """a checkpoint (or the run directory holding one) to go on from exactly, given the same flags; --total-timesteps may be raised"""
     capture_video: bool = False
     """record the final evaluation episodes as MP4 files in <run_dir>/videos (needs: pip install moviepy pygame)"""
     eval_episodes: int = 10
@@ -294,8 +298,16 @@ def train(args: Args) -> dict:
         iterations = math.ceil(args.total_timesteps / args.transitions_per_iteration)
         global_step, exploration_steps = 0, args.exploration_fraction * args.total_timesteps
         obs, _ = env.reset(seed=args.seed)
+        iteration = -1  # (none done yet)
+
+        def state() -> dict:  # what the rest of the run depends on: a checkpoint holds it (--resume restores it)
+            networks = {"q_network": q_network, "target_q_network": target_q_network}
+            models = {"networks": networks, "optimizers": {"optimizer": optimizer}}
+            return models | {"env": env, "rng": rng, "replay_buffer": replay_buffer, "obs": obs, "next": iteration + 1}
+
+        global_step, (env, rng, replay_buffer, obs, start) = run.resume(state, step=0)
         try:
-            for iteration in range(iterations):
+            for iteration in range(start, iterations):
                 update_target_network(target_q_network, q_network, args.tau)  # (2) w' ← w
 
                 if dataset is None:  # (1) collect N transitions with ε-greedy(q̂_w)
@@ -310,19 +322,19 @@ def train(args: Args) -> dict:
                             run.episode(info["episode"]["r"], info["episode"]["l"], global_step)
                             obs, _ = env.reset()
                         global_step += 1
-                    if global_step < args.learning_starts:
-                        continue
                 else:
                     global_step += args.transitions_per_iteration  # offline: the budget counts iterations
 
-                if args.refit_from_scratch:  # NFQ: each iteration fits a fresh network
-                    q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
-                    optimizer = make_optimizer(q_network, args)
-                loss = fit(q_network, target_q_network, optimizer, replay_buffer, args, device)  # (3) K steps
-                if iteration % max(1, iterations // 10) == 0 or iteration == iterations - 1:  # .item() waits: seldom
-                    run.losses({"losses/td_loss": loss.item()}, global_step)
+                if dataset is not None or global_step >= args.learning_starts:
+                    if args.refit_from_scratch:  # NFQ: each iteration fits a fresh network
+                        q_network = QNetwork(obs_dim, n_actions, args.hidden_sizes).to(device)
+                        optimizer = make_optimizer(q_network, args)
+                    loss = fit(q_network, target_q_network, optimizer, replay_buffer, args, device)  # (3) K steps
+                    if iteration % max(1, iterations // 10) == 0 or iteration == iterations - 1:  # .item() waits
+                        run.losses({"losses/td_loss": loss.item()}, global_step)
                 if dataset is None:  # (offline there are no environment steps to count)
                     run.progress(global_step)
+                run.checkpoint(global_step)  # (--checkpoint-frequency)
             env.close()
             networks, optimizers = {"q_network": q_network}, {"optimizer": optimizer}  # (refits replace them)
             run.finish(networks, global_step, offline=dataset is not None)  # no non-finite weight goes on

@@ -136,6 +136,10 @@ class Args:
     """save the policy and the value network, with the args, to <run_dir>/<exp_name>.pt at the end"""
     load_model: str | None = None
     """a file written by --save-model to start from (its networks and optimiser state); --total-timesteps 0 only evaluates it"""
+    checkpoint_frequency: int = 0
+    """write <run_dir>/checkpoint.pt every N environment steps and at Ctrl-C, for --resume (0: no checkpoints)"""
+    resume: str | None = None
+    """a checkpoint (or the run directory holding one) to go on from exactly, given the same flags; --total-timesteps may be raised"""
     capture_video: bool = False
     """record the final evaluation episodes as MP4 files in <run_dir>/videos (needs: pip install moviepy pygame)"""
     eval_episodes: int = 10
@@ -562,12 +566,18 @@ def train(args: Args) -> dict:
         networks, optimizers = {"policy": policy, "value": value}, {"value_optimizer": value_optimizer}
         # --load-model: θ, w, the normaliser's statistics, Adam's state
         run.restore(checkpoint, networks, optimizers)
-        if checkpoint is not None:  # θ in one flat vector, as each update leaves it: the saving run's float arithmetic
-            vector_to_parameters(parameters_to_vector(policy.parameters()), policy.parameters())
         global_step, update = 0, 0
         if args.normalize_observations and checkpoint is None:  # counted in the budget: steps in the environment
             obs = warm_up_normalizer(envs, normalizer, obs, args.num_steps)
             global_step = run.checked_step = args.num_steps * args.num_envs
+
+        def state() -> dict:  # what the rest of the run depends on: a checkpoint holds it (--resume restores it)
+            models = {"networks": networks, "optimizers": optimizers}
+            return models | {"envs": envs, "obs": obs, "rng": rng, "update": update}
+
+        global_step, (envs, obs, rng, update) = run.resume(state, global_step)
+        if checkpoint is not None or update > 0:  # θ in one flat vector, as each update leaves it: the same arithmetic
+            vector_to_parameters(parameters_to_vector(policy.parameters()), policy.parameters())
         try:
             while global_step + args.num_envs <= args.total_timesteps:
                 # The last rollout is shortened to the whole steps of all environments that the budget has left.
@@ -589,6 +599,7 @@ def train(args: Args) -> dict:
                 )
                 run.losses(logged | {"losses/value_loss": value_loss.item()}, global_step)
                 run.progress(global_step)
+                run.checkpoint(global_step)  # (--checkpoint-frequency)
             envs.close()
             run.finish(networks, global_step)  # no non-finite weight goes on to the evaluation or a file
             eval_returns = evaluate(policy, args.env_id, args.seed, args.eval_episodes, device, run.video_dir)

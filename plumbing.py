@@ -47,8 +47,10 @@ import typing
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from functools import partial
 from typing import Any, BinaryIO, Literal, SupportsFloat
 
+import cloudpickle
 import gymnasium as gym
 import numpy as np
 import torch
@@ -177,6 +179,8 @@ def run_rules(args: Any) -> list[Rule]:
         ),
         ("log_dir", writable(args.log_dir), "be a directory this process can create or write"),
         ("load_model", args.load_model is None or os.path.isfile(args.load_model), "name a file --save-model wrote"),
+        ("load_model", args.load_model is None or args.resume is None, "not go with --resume (it restores the model)"),
+        ("checkpoint_frequency", args.checkpoint_frequency >= 0, "be non-negative (0: no checkpoints)"),
         ("capture_video", not args.capture_video or args.eval_episodes > 0, "go with --eval-episodes above 0"),
         *[(name, getattr(args, name) >= SMALLEST_RATE, f"be at least {SMALLEST_RATE:g} ({STILL})") for name in rates],
         (
@@ -414,6 +418,90 @@ def read_model(args: Any, make_env: MakeEnv, env: gym.Env, architecture: tuple[s
     raise UsageError(f"{script}: --load-model {args.load_model} {problem}.")
 
 
+# ------------------------------------------------------------------------------------------------------ checkpoints
+CHECKPOINT = "checkpoint.pt"  # <run_dir>/checkpoint.pt: Run.checkpoint writes it, --resume reads it
+RESUMABLE = (  # the settings a resumed run may change: where and how it runs, what it keeps, how long it trains
+    *("total_timesteps", "device", "torch_deterministic", "torch_threads", "log_dir", "track", "wandb_project_name"),
+    *("wandb_entity", "save_model", "load_model", "capture_video", "eval_episodes", "checkpoint_frequency", "resume"),
+)
+
+
+def read_checkpoint(args: Any) -> dict | None:
+    """--resume's checkpoint (a file, or the run directory holding checkpoint.pt), refused in one sentence before
+    anything is written when it is not this script's, was written with other settings than `args` (all but
+    RESUMABLE's), or has gone past --total-timesteps. Returns its header, its state still pickled (Run.resume)."""
+    if args.resume is None:
+        return None
+    script, path = script_name(args), args.resume
+    path = os.path.join(path, CHECKPOINT) if os.path.isdir(path) else path
+    try:  # (the header holds plain types only: nothing in it runs code)
+        header = torch.load(path, map_location="cpu", weights_only=True)
+        written_by, saved, step = header["script"], header["args"], header["step"]
+    except FileNotFoundError:
+        problem = f"names no checkpoint (no {path}); --checkpoint-frequency N writes <run_dir>/{CHECKPOINT}"
+    except Exception as error:  # not a file torch reads, or not a checkpoint (a --save-model file: --load-model)
+        problem = f"is not a checkpoint ({reason(error)})"
+    else:
+        differs = [
+            name
+            for name in saved
+            if name not in RESUMABLE and json.dumps(saved[name]) != json.dumps(getattr(args, name, None))
+        ]
+        run_dir = (os.path.dirname(path) or ".") if os.path.basename(path) == CHECKPOINT else header["dir"]
+        if written_by != script:
+            problem = f"was written by {written_by}, not by {script}"
+        elif differs:
+            name = differs[0]
+            problem = f"was written with --{name.replace('_', '-')} {saved[name]}, not {getattr(args, name)}; a resumed run keeps its settings"
+        elif args.total_timesteps < step:
+            problem = f"stands at step {step}, past --total-timesteps {args.total_timesteps}; give at least {step}"
+        elif not writable(run_dir):
+            problem = f"is in {run_dir}, where this process cannot write"
+        else:
+            return header | {"dir": run_dir}
+    raise UsageError(f"{script}: --resume {args.resume} {problem}.")
+
+
+class StatePickler(cloudpickle.Pickler):
+    """What a checkpoint's state is pickled with: cloudpickle (wrappers hold lambdas), and an env Gymnasium pickles
+    by its arguments (EzPickle: MuJoCo's, rebuilt fresh) pickled with its whole state (MuJoCo's MjData pickles)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, gym.utils.EzPickle) and not isinstance(obj, type):
+            return rebuilt, (type(obj), obj.__dict__)
+        return super().reducer_override(obj)
+
+
+def rebuilt(kind: type, attributes: dict) -> Any:
+    obj = kind.__new__(kind)
+    obj.__dict__.update(attributes)
+    return obj
+
+
+ENV_NOT_SAVED = "<env not saved>"  # what a checkpoint holds in place of an env that cannot be pickled
+
+
+def pickled(saved: dict) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(saved, buffer, pickle_module=StatePickling)
+    return buffer.getvalue()
+
+
+def is_env(value: Any) -> bool:
+    single = isinstance(value, gym.Env | gym.vector.VectorEnv)
+    return single or (isinstance(value, list) and bool(value) and all(isinstance(v, gym.Env) for v in value))
+
+
+def restart(envs: Any, seed: int) -> Any:
+    """A resumed run's env that its checkpoint could not hold: reset, seeded; returns the first observation(s)."""
+    if isinstance(envs, list):
+        return [env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]
+    return envs.reset(seed=seed)[0]
+
+
+StatePickling = types.SimpleNamespace(Pickler=StatePickler, __name__="plumbing.StatePickling")  # for torch.save
+
+
 # ---------------------------------------------------------------------------------------------------------- the run
 @contextlib.contextmanager
 def quiet_log_thread() -> Iterator[None]:
@@ -491,11 +579,13 @@ class Run:
 
     def __init__(self, args: Any, device: torch.device, remedy: str) -> None:
         self.args, self.device, self.remedy, self.script = args, device, remedy, script_name(args)
-        self.made_log_dir = not os.path.exists(args.log_dir)  # (discard removes it again)
-        self.dir, self.writer, self.wandb = make_run_dir(args), None, None
+        self.resumed = read_checkpoint(args)  # --resume: the header of the checkpoint it goes on from, else None
+        self.made_log_dir = not self.resumed and not os.path.exists(args.log_dir)  # (discard removes it again)
+        self.dir = self.resumed["dir"] if self.resumed else make_run_dir(args)
+        self.writer, self.wandb = None, None
         if args.track:  # before TensorBoard opens: W&B syncs the file it writes
             try:
-                self.wandb = start_tracking(args, self.dir)
+                self.wandb = start_tracking(args, self.dir, self.resumed and self.resumed["wandb_id"])
             except Exception as error:  # not logged in, a login W&B refuses, a server out of reach
                 offline = "or set WANDB_MODE=offline to keep the run here and sync it later"
                 problem = f"--track could not start a W&B run ({reason(error)}); log in with `wandb login`, {offline}"
@@ -504,18 +594,27 @@ class Run:
         self.checked_step = 0  # every loss and weight was finite at this step
         self.episodic_returns, self.episode_end_steps = [], []  # each return, and the global step it is logged at
         self.every = self.next_progress = max(1, args.total_timesteps // 10)
+        self.checkpoint_every = self.next_checkpoint = args.checkpoint_frequency  # (0: none)
+        self.checkpoint_step, self.stop_requested, self.state, self.ctrl_c = None, False, None, None
+        self.env_not_saved: str | None = None  # why the env cannot be pickled, once a checkpoint found it cannot
 
     def __enter__(self) -> "Run":
         self.stack = contextlib.ExitStack()
         self.stack.enter_context(seeded_run(self.args, self.device))
         self.stack.enter_context(quiet_log_thread())
-        self.writer = self.stack.enter_context(SummaryWriter(self.dir))
-        table = "".join(f"|{key}|{value}|\n" for key, value in asdict(self.args).items())
-        self.writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
+        step = self.resumed["step"] if self.resumed else None  # TensorBoard hides what a stopped run logged after it
+        self.writer = self.stack.enter_context(SummaryWriter(self.dir, purge_step=step))
+        if not self.resumed:
+            table = "".join(f"|{key}|{value}|\n" for key, value in asdict(self.args).items())
+            self.writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
+        main = threading.current_thread() is threading.main_thread()  # (where Ctrl-C is ignored on purpose, it stays)
+        if self.checkpoint_every and main and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # see checkpoint
+            self.ctrl_c = signal.signal(signal.SIGINT, self.stop_at_checkpoint)
         self.start_time = time.perf_counter()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, *trace: object) -> None:
+        self.training_over()
         try:
             with ctrl_c_ignored():  # a second Ctrl-C would cut the logs' last write
                 self.stack.__exit__(kind, error, *trace)
@@ -575,6 +674,7 @@ class Run:
 
     def finish(self, networks: Networks, steps: int | None = None, offline: bool = False) -> None:
         """The end of training: its time and speed (0 SPS `offline`), and a last check that every weight is finite."""
+        self.training_over()
         self.steps = self.args.total_timesteps if steps is None else steps
         self.train_time = time.perf_counter() - self.start_time
         self.sps = 0.0 if offline else self.steps / self.train_time
@@ -599,6 +699,108 @@ class Run:
         results = {"episodic_returns": self.episodic_returns, "episode_end_steps": self.episode_end_steps}
         return results | {"eval_returns": eval_returns, "sps": self.sps, "run_dir": self.dir, **networks}
 
+    # ------------------------------------------------------------------ checkpoints (--checkpoint-frequency, --resume)
+    def resume(self, state: Callable[[], dict], step: int) -> tuple[int, tuple]:
+        """Name what the rest of the run depends on: `state()` returns it as it stands, {"networks": {..},
+        "optimizers": {..}, name: value, ..}; `checkpoint` saves it. Returns the step to go on from and the values
+        of state()'s other entries, in its order: `step` and those values, or with --resume the checkpoint's (the
+        networks and optimisers loaded in place, the generators of random, numpy and torch set as they stood)."""
+        self.state, now = state, state()
+        if not self.resumed:
+            return step, tuple(value for name, value in now.items() if name not in ("networks", "optimizers"))
+        saved = torch.load(io.BytesIO(self.resumed["state"]), map_location=self.device, weights_only=False)
+        for group in ("networks", "optimizers"):
+            for name, model in now[group].items():
+                model.load_state_dict(saved[group][name])
+        random.setstate(saved["random"]["python"])
+        np.random.set_state(saved["random"]["numpy"])
+        torch.set_rng_state(saved["random"]["torch"])
+        if self.device.type == "cuda" and saved["random"]["cuda"] is not None:
+            torch.cuda.set_rng_state(saved["random"]["cuda"], self.device)
+        self.episodic_returns, self.episode_end_steps = saved["run"]["returns"], saved["run"]["end_steps"]
+        self.start_time -= saved["run"]["train_time"]  # (steps per second count the training time of every part)
+        step = self.checked_step = self.checkpoint_step = self.resumed["step"]
+        self.next_progress = (step // self.every + 1) * self.every
+        self.next_checkpoint = (
+            (step // self.checkpoint_every + 1) * self.checkpoint_every if self.checkpoint_every else 0
+        )
+        values, restarted = saved["state"], ""
+        for name in [name for name, value in values.items() if isinstance(value, str) and value == ENV_NOT_SAVED]:
+            seed = self.args.seed + step  # the env this run made, in new episodes (the saved ones could not be kept)
+            values[name], first_obs = now[name], restart(now[name], seed)
+            if "obs" in values:
+                values["obs"] = first_obs
+            restarted = (
+                f"; {self.args.env_id} could not be saved with it ({self.resumed['env_not_saved']}), so the "
+                f"episodes in progress at step {step} are dropped and new ones start from reset(seed={seed})"
+            )
+        print(f"resumed {self.dir} at step {step} of {self.args.total_timesteps}{restarted}", flush=True)
+        return step, tuple(values.values())
+
+    def checkpoint(self, step: int) -> None:
+        """Where the state is whole (after a step, a rollout, an iteration): every --checkpoint-frequency steps, write
+        <run_dir>/checkpoint.pt, atomically. With checkpoints on, a Ctrl-C during training stops here, after writing
+        one (a second Ctrl-C stops at once), so that the same command with --resume goes on exactly."""
+        if not self.checkpoint_every or (step < self.next_checkpoint and not self.stop_requested):
+            return
+        self.next_checkpoint = (step // self.checkpoint_every + 1) * self.checkpoint_every
+        with ctrl_c_ignored():  # (a Ctrl-C now would leave no checkpoint)
+            state = self.pickled_state()
+            wandb_id = self.wandb.run.id if self.wandb is not None and self.wandb.run is not None else None
+            header = {"script": self.script, "args": asdict(self.args), "step": step, "wandb_id": wandb_id}
+            header |= {"dir": self.dir, "env_not_saved": self.env_not_saved, "state": state}
+            save_atomically(os.path.join(self.dir, CHECKPOINT), partial(torch.save, header), self.script)
+        self.checkpoint_step = step
+        if self.stop_requested:
+            raise KeyboardInterrupt
+
+    def pickled_state(self) -> bytes:
+        """state() as it stands, with the generators and the episodes so far, pickled (StatePickler). An env that
+        cannot be pickled (one holding a lock, a simulator's handle) is left out, said once, and restarted on
+        resume (Run.resume); anything else that cannot be pickled fails the run."""
+        now = self.state()
+        saved = {
+            group: {name: model.state_dict() for name, model in now[group].items()}
+            for group in ("networks", "optimizers")
+        }
+        cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        saved["random"] = {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": cuda,
+        }
+        train_time = time.perf_counter() - self.start_time
+        saved["run"] = {"returns": self.episodic_returns, "end_steps": self.episode_end_steps, "train_time": train_time}
+        saved["state"] = {name: value for name, value in now.items() if name not in ("networks", "optimizers")}
+        try:
+            return pickled(saved)
+        except Exception as error:
+            envs = [name for name, value in saved["state"].items() if is_env(value)]
+            if not envs:
+                raise
+            if self.env_not_saved is None:
+                self.env_not_saved = reason(error)
+                print(
+                    f"{self.script}: {self.args.env_id} cannot be saved in a checkpoint ({self.env_not_saved}); "
+                    "checkpoints hold the rest, and a resumed run starts new episodes",
+                    file=sys.stderr,
+                )
+            saved["state"] = {name: ENV_NOT_SAVED if name in envs else v for name, v in saved["state"].items()}
+            return pickled(saved)
+
+    def stop_at_checkpoint(self, signum: int, frame: object) -> None:
+        """Ctrl-C during training with checkpoints on: stop at the next `checkpoint`, the second Ctrl-C at once."""
+        if self.stop_requested:
+            raise KeyboardInterrupt
+        self.stop_requested = True
+
+    def training_over(self) -> None:
+        """Training is over (or stopped): Ctrl-C stops the evaluation and the save at once again."""
+        if self.ctrl_c is not None:
+            signal.signal(signal.SIGINT, self.ctrl_c)
+            self.ctrl_c = None
+
     def interrupted(
         self, error: BaseException, step: int, networks: Networks, optimizers: Optimizers, kept: str = ""
     ) -> BaseException:
@@ -613,6 +815,10 @@ class Run:
         elif self.args.save_model:
             saved = "; model not saved: its weights are not finite"
         why = "by Ctrl-C" if isinstance(error, KeyboardInterrupt) else f"because {error}"
+        if self.checkpoint_step is not None:  # the same command with --resume goes on from it
+            path = os.path.join(self.dir, CHECKPOINT)
+            kept += f"; checkpoint of step {self.checkpoint_step} in {path} (go on: the same flags and --resume {path})"
+            step = self.checkpoint_step if self.stop_requested else step
         stopped = f"{self.script}: stopped {why} at step {step} of {self.args.total_timesteps}{saved}{kept}"
         if isinstance(error, KeyboardInterrupt):
             return KeyboardInterrupt(f"{stopped}; logs in {self.dir}.")
@@ -637,14 +843,15 @@ class Run:
         if self.writer is not None:
             self.writer.close()
         self.stop_tracking(exit_code=2)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not self.resumed:  # (a resumed run's directory holds the logs of its earlier part)
+            shutil.rmtree(self.dir, ignore_errors=True)
         if self.made_log_dir:  # (empty now, unless another run has begun there since)
             with contextlib.suppress(OSError):
                 os.rmdir(self.args.log_dir)
         return UsageError(f"{self.script}: {problem}.")
 
 
-def start_tracking(args: Any, run_dir: str) -> types.ModuleType:
+def start_tracking(args: Any, run_dir: str, run_id: str | None = None) -> types.ModuleType:
     """--track: a W&B run named as the run directory, its config the args, syncing the TensorBoard log written there
     (sync_tensorboard, its root given: W&B's own guess of it waits 10 s at the end), with the script and this file
     saved. W&B keeps its files in ./wandb or $WANDB_DIR, as CleanRL's do (inside the run directory it would sync its
@@ -659,6 +866,8 @@ def start_tracking(args: Any, run_dir: str) -> types.ModuleType:
             name=os.path.basename(run_dir),
             config=asdict(args),
             sync_tensorboard=True,
+            id=run_id,  # --resume: the W&B run of the part before, going on
+            resume="allow" if run_id else None,
         )
     except BaseException:
         wandb.tensorboard.unpatch()

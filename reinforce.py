@@ -111,6 +111,10 @@ class Args:
     """save the policy (and value network), with the args, to <run_dir>/<exp_name>.pt at the end"""
     load_model: str | None = None
     """a file written by --save-model to start from (its networks and optimiser state); --total-timesteps 0 only evaluates it"""
+    checkpoint_frequency: int = 0
+    """write <run_dir>/checkpoint.pt every N environment steps and at Ctrl-C, for --resume (0: no checkpoints)"""
+    resume: str | None = None
+    """a checkpoint (or the run directory holding one) to go on from exactly, given the same flags; --total-timesteps may be raised"""
     capture_video: bool = False
     """record the final evaluation episodes as MP4 files in <run_dir>/videos (needs: pip install moviepy pygame)"""
     eval_episodes: int = 10
@@ -322,7 +326,12 @@ def train(args: Args) -> dict:
             value_optimizer = torch.optim.Adam(value.parameters(), lr=args.value_learning_rate, fused=True)
             networks["value"], optimizers["value_optimizer"] = value, value_optimizer
         run.restore(checkpoint, networks, optimizers)  # --load-model: θ, w and Adam's states from its file
-        global_step, updates = 0, 0
+        updates = 0
+
+        def state() -> dict:  # what the rest of the run depends on: a checkpoint holds it (--resume restores it)
+            return {"networks": networks, "optimizers": optimizers, "envs": envs, "updates": updates}
+
+        global_step, (envs, updates) = run.resume(state, step=0)
         try:
             while global_step < args.total_timesteps:
                 episodes, statistics, steps = collect_episodes(
@@ -360,6 +369,7 @@ def train(args: Args) -> dict:
                 )
                 run.scalars({"charts/episodes_per_update": len(episodes)}, global_step)
                 run.progress(global_step)
+                run.checkpoint(global_step)  # (--checkpoint-frequency)
             if updates == 0 and args.total_timesteps > 0:  # no episode ended inside the budget: refuse, not report
                 raise run.discard(
                     f"no episode of {args.env_id} ended within --total-timesteps {args.total_timesteps} (about "

@@ -79,6 +79,7 @@ MUJOCO_SETTINGS = {  # the budgets and settings of the papers' locomotion runs, 
     },
     "natural_gradient": {"total_timesteps": 1_000_000, "gamma": 0.99, "max_kl": 0.01, "normalize_observations": True},
 }
+MUJOCO_CHECKPOINTS = 50_000  # a 1M ddpg.py run takes hours: one checkpoint every 25 minutes or so
 # (ours, theirs, env id, budget): the issue's pairs; A2C is the policy-gradient reference for two scripts.
 RACE = (
     ("dqn", "sb3_dqn", "CartPole-v1", 50_000),
@@ -107,13 +108,18 @@ class Args:
     results_dir: str | None = None
     """where the JSON files go (None: benchmarks/results/<preset>)"""
     log_dir: str = "runs"
-    """the scripts' TensorBoard log directory"""
+    """the scripts' TensorBoard log directory (each run's under <log_dir>/<its result's name>)"""
+    checkpoint_frequency: int | None = None
+    """our scripts' --checkpoint-frequency: a run stopped before its end (Ctrl-C, killed, a session's end) goes on from its checkpoint when the grid is run again (None: 50000 for the mujoco preset, else 0: it starts over)"""
     workers: int = 0
     """runs at once (0: one per CPU core, or 1 for the race); 1 runs the grid in order; a Ray cluster uses its CPUs"""
     backend: Literal["local", "ray"] = "local"
     """local: a process pool on this machine; ray: one Ray task per run"""
     ray_address: str | None = None
     """the Ray cluster to submit to ("auto", "ray://host:10001"); None starts a local Ray instance"""
+
+
+NOT_RESULTS = ("log_dir", "checkpoint_frequency", "resume")  # settings that change where a run writes, not what
 
 
 class UsageError(ValueError):
@@ -132,7 +138,7 @@ class Run:
 
     @property
     def name(self) -> str:
-        settings = {key: value for key, value in self.fields.items() if key != "log_dir"}
+        settings = {key: value for key, value in self.fields.items() if key not in NOT_RESULTS}
         key = json.dumps([settings, self.code], sort_keys=True, default=str)
         digest = hashlib.sha1(key.encode()).hexdigest()[:8]
         return f"{self.script}__{self.env_id.replace('/', '-')}__seed{self.seed}__{digest}"
@@ -268,7 +274,7 @@ def build_grid(args: Args) -> list[Run]:
     return runs
 
 
-def resolve(runs: list[Run], log_dir: str) -> list[Run]:
+def resolve(runs: list[Run], log_dir: str, checkpoint_frequency: int) -> list[Run]:
     """Each run with its full Args as fields and its code's digest (code_digest), so that the file name's hash
     covers the defaults and the code too. Settings a script would refuse (`--set gamma=5`) are refused here, in its
     own sentence, before any run starts."""
@@ -276,6 +282,7 @@ def resolve(runs: list[Run], log_dir: str) -> list[Run]:
     for run in runs:
         module = modules.setdefault(run.script, load_script(run.script, ROOT))
         if run.script in OURS:
+            run.fields["checkpoint_frequency"] = checkpoint_frequency
             try:
                 module.plumbing.check_args(module.Args(**{**run.fields, "log_dir": log_dir}), module.rules)
             except module.plumbing.UsageError as error:
@@ -297,7 +304,14 @@ def execute(run: Run, root: str) -> dict:
     try:
         with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
             module = load_script(run.script, Path(root))
-            args = module.Args(**{key: tuple(v) if isinstance(v, list) else v for key, v in run.fields.items()})
+            fields = {key: tuple(v) if isinstance(v, list) else v for key, v in run.fields.items()}
+            if "log_dir" in fields:  # each run in a directory of its own, where a later invocation finds its checkpoint
+                fields["log_dir"] = os.path.join(fields["log_dir"], run.name)
+                checkpoints = sorted(Path(fields["log_dir"]).glob("*/checkpoint.pt"), key=os.path.getmtime)
+                if checkpoints and run.fields.get("checkpoint_frequency"):  # an unfinished run: it goes on
+                    fields["resume"] = str(checkpoints[-1].parent)
+                    record["resumed_from"] = fields["resume"]
+            args = module.Args(**fields)
             start = time.perf_counter()
             result = module.train(args)
             wall_time = time.perf_counter() - start
@@ -415,7 +429,12 @@ def main(args: Args) -> dict[str, list[str]]:
     if args.backend == "ray" and importlib.util.find_spec("ray") is None:
         raise UsageError("--backend ray needs Ray: pip install -r benchmarks/requirements.txt.")
     results_dir = Path(args.results_dir or ROOT / "benchmarks" / "results" / args.preset)
-    runs = resolve(build_grid(args), args.log_dir)
+    if args.checkpoint_frequency is not None and args.checkpoint_frequency < 0:
+        raise UsageError(f"--checkpoint-frequency must be 0 (none) or more, got {args.checkpoint_frequency}.")
+    frequency = args.checkpoint_frequency
+    if frequency is None:  # (only the long runs by default: a checkpoint of a short one costs more than it keeps)
+        frequency = MUJOCO_CHECKPOINTS if args.preset == "mujoco" else 0
+    runs = resolve(build_grid(args), args.log_dir, frequency)
     try:  # a place the results can go, before any run starts (not under a file, not /proc)
         results_dir.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=results_dir).close()
