@@ -603,6 +603,12 @@ class Run:
         self.stack.enter_context(seeded_run(self.args, self.device))
         self.stack.enter_context(quiet_log_thread())
         step = self.resumed["step"] if self.resumed else None  # TensorBoard hides what a stopped run logged after it
+        if self.resumed:  # TensorBoard reads a directory's files in name order, <unix time>.<host>.<pid>: after theirs
+            times = [
+                int(name.split(".")[3]) for name in os.listdir(self.dir) if name.startswith("events.out.tfevents.")
+            ]
+            while int(time.time()) <= max(times, default=0):  # (only a resume within a second of the stop waits)
+                time.sleep(0.05)
         self.writer = self.stack.enter_context(SummaryWriter(self.dir, purge_step=step))
         if not self.resumed:
             table = "".join(f"|{key}|{value}|\n" for key, value in asdict(self.args).items())
@@ -745,6 +751,7 @@ class Run:
             return
         self.next_checkpoint = (step // self.checkpoint_every + 1) * self.checkpoint_every
         with ctrl_c_ignored():  # (a Ctrl-C now would leave no checkpoint)
+            self.writer.flush()  # the logs up to the checkpoint on disk: a resume goes on from them (purge_step)
             state = self.pickled_state()
             wandb_id = self.wandb.run.id if self.wandb is not None and self.wandb.run is not None else None
             header = {"script": self.script, "args": asdict(self.args), "step": step, "wandb_id": wandb_id}

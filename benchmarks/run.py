@@ -274,7 +274,7 @@ def build_grid(args: Args) -> list[Run]:
     return runs
 
 
-def resolve(runs: list[Run], log_dir: str, checkpoint_frequency: int) -> list[Run]:
+def resolve(runs: list[Run], log_dir: str, checkpoint_frequency: int = 0) -> list[Run]:
     """Each run with its full Args as fields and its code's digest (code_digest), so that the file name's hash
     covers the defaults and the code too. Settings a script would refuse (`--set gamma=5`) are refused here, in its
     own sentence, before any run starts."""

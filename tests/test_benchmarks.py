@@ -147,9 +147,30 @@ def test_run_name_follows_every_setting_and_the_code_but_not_the_log_dir():
         run.build_grid(run.Args(scripts=("trpo",), seeds=(3,), env_ids=("CartPole-v1",), set=("trpo.max_kl=0.01",))),
         "runs",
     )
-    assert base.name == moved.name and base.name != changed.name
+    (checkpointed,) = run.resolve(
+        run.build_grid(run.Args(scripts=("trpo",), seeds=(3,), env_ids=("CartPole-v1",))), "runs", 7
+    )
+    assert base.name == moved.name == checkpointed.name and base.name != changed.name  # where it writes is no result
     assert base.name != dataclasses.replace(base, code="another version").name  # an edited script is a new run
     assert base.name.startswith("trpo__CartPole-v1__seed3__") and changed.fields["max_kl"] == 0.01
+
+
+def test_an_unfinished_run_goes_on_from_its_checkpoint_and_its_result_is_the_whole_run(tmp_path):
+    """A run stopped part way (here: the same run with half the budget, as a killed one would leave it) is resumed
+    by the next invocation, not started over; its result is the uninterrupted run's, and names where it went on."""
+    args = tiny_grid(tmp_path, "results", scripts=("trpo",), seeds=(1,), total_timesteps=4096, checkpoint_frequency=1)
+    (cell,) = run.resolve(run.build_grid(args), args.log_dir, checkpoint_frequency=1)
+    fields = {key: tuple(v) if isinstance(v, list) else v for key, v in cell.fields.items()}
+    trpo = run.load_script("trpo", ROOT)
+    halfway = fields | {"total_timesteps": 2048, "log_dir": os.path.join(args.log_dir, cell.name)}
+    stopped = trpo.train(trpo.Args(**halfway))
+    summary = run.main(args)
+    assert summary["done"] == [cell.name]
+    record = result_files(args.results_dir)[f"{cell.name}.json"]
+    assert record["resumed_from"] == stopped["run_dir"] and record["args"]["checkpoint_frequency"] == 1
+    whole = trpo.train(trpo.Args(**fields | {"log_dir": str(tmp_path / "whole"), "checkpoint_frequency": 0}))
+    assert record["episodic_returns"] == whole["episodic_returns"] and record["eval_returns"] == whole["eval_returns"]
+    assert len(os.listdir(os.path.join(args.log_dir, cell.name))) == 1, "one run directory: the same run went on"
 
 
 def test_a_runs_code_is_its_script_and_plumbing_py(tmp_path):
