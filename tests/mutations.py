@@ -32,6 +32,7 @@ class Bug:
     scripts: tuple[str, ...]  # where the same one-line change is made
     old: str  # a line (or part of one) that occurs exactly once in each script
     new: str
+    tests: tuple[str, ...] = ()  # the test files that should catch it, where not the scripts' own (tests_for)
 
 
 TRPO_AND_NPG = ("trpo", "natural_gradient")
@@ -326,6 +327,20 @@ CATALOGUE = [
         "        self.check(values, {}, step)\n",
         "",
     ),
+    Bug(
+        "a resume that leaves torch's random generator where the new process seeded it",
+        ("plumbing",),
+        '        torch.set_rng_state(saved["random"]["torch"])\n',
+        "",
+        ("tests/test_checkpoints.py",),
+    ),
+    Bug(
+        "a resume that keeps what a killed run logged after its checkpoint (no purge)",
+        ("plumbing",),
+        "SummaryWriter(self.dir, purge_step=step)",
+        "SummaryWriter(self.dir)",
+        ("tests/test_checkpoints.py", "-k", "killed"),
+    ),
 ]
 
 
@@ -359,7 +374,8 @@ def run(bug: Bug) -> tuple[bool, list[str], float]:
         plant(bug, scratch)
         start = time.perf_counter()
         command = [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider", "-n", "2"]
-        result = subprocess.run([*command, *tests_for(bug.scripts)], cwd=scratch, capture_output=True, text=True)
+        tests = list(bug.tests) or tests_for(bug.scripts)
+        result = subprocess.run([*command, *tests], cwd=scratch, capture_output=True, text=True)
         failed = sorted(set(re.findall(r"^FAILED (\S+)", result.stdout, flags=re.MULTILINE)))
         return result.returncode != 0, failed, time.perf_counter() - start
 

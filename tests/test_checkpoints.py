@@ -255,3 +255,22 @@ def test_checkpoints_off_ctrl_c_stops_at_once_and_writes_none(log_dir):
         dqn.train(dqn.Args(env_id="tests/CtrlC-v0", total_timesteps=1000, learning_starts=100, log_dir=log_dir))
     assert "stopped by Ctrl-C at step 299 of 1000; logs in " in str(error.value)
     assert not list(Path(log_dir).glob(f"*/{plumbing.CHECKPOINT}"))
+
+
+def test_when_a_checkpoint_is_written_the_logs_up_to_it_are_on_disk(log_dir, monkeypatch):
+    """A process killed right after a checkpoint loses nothing its resume does not log again: TensorBoard's buffered
+    events are written before the checkpoint is."""
+    seen: list[tuple[int, int]] = []
+    write = plumbing.Run.checkpoint
+
+    def checked(run: plumbing.Run, step: int) -> None:
+        write(run, step)
+        if run.checkpoint_step == step:
+            events = EventAccumulator(run.dir, size_guidance={"scalars": 0})
+            events.Reload()
+            seen.append((len(events.Scalars("charts/episodic_return")), len(run.episodic_returns)))
+
+    monkeypatch.setattr(plumbing.Run, "checkpoint", checked)
+    module, args = args_of("dqn", log_dir, total_timesteps=3000)
+    module.train(args)
+    assert len(seen) == 3 and all(on_disk == logged > 0 for on_disk, logged in seen), seen

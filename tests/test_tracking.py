@@ -238,3 +238,12 @@ def test_a_run_without_track_imports_no_wandb(tmp_path):
     )
     process = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert process.returncode == 0, process.stderr
+
+
+def test_a_resumed_tracked_run_goes_on_in_the_same_w_and_b_run(log_dir, offline):
+    module, args = short_args("dqn", "CartPole-v1", DQN_SHORT, log_dir, track=True, checkpoint_frequency=300)
+    first = module.train(args)
+    resumed = module.train(dataclasses.replace(args, total_timesteps=900, resume=first["run_dir"]))
+    parts = sorted(glob.glob(str(offline / "offline-run-*")))
+    assert len(parts) == 2 and len({part.rsplit("-", 1)[1] for part in parts}) == 1, "one W&B run id, two parts"
+    assert resumed["run_dir"] == first["run_dir"] and max(resumed["episode_end_steps"]) >= 600
