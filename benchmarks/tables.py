@@ -1,0 +1,189 @@
+"""The READMEs' result tables, written from the result folders: no number in them is typed by hand.
+
+Each table lives in README.md or benchmarks/README.md between `<!-- table: NAME -->` and `<!-- /table -->`;
+TABLES below says, for each NAME, which folders and seeds each row counts. `python benchmarks/tables.py` rewrites
+every marked table from the committed JSON files; `--check` rewrites nothing and exits 1 naming each table that
+differs from what its folders give (tests/test_tables.py runs it on every commit).
+
+    python benchmarks/tables.py            # rewrite the marked tables
+    python benchmarks/tables.py --check    # exit 1 if a README's table is not what its folders give
+"""
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plot import group_runs, iqm, load_results, results_table  # plot.py's own table and its rliable IQM
+from run import ROOT, UsageError, cli
+
+README, BENCHMARKS = ROOT / "README.md", ROOT / "benchmarks" / "README.md"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """Runs of one script on one env in one folder, on seeds first..last (each must be there)."""
+
+    folder: str
+    first: int
+    last: int
+
+    def records(self, script: str, env_id: str) -> list[dict]:
+        """The runs, seed by seed (of two runs of a seed, the newer: plot.py's rule); refused if a seed is missing."""
+        found: dict[int, dict] = {}
+        for path in sorted((RESULTS / self.folder).glob(f"{script}__{env_id}__seed*.json")):
+            record = json.loads(path.read_text())
+            if record.get("status") == "ok" and self.first <= record["seed"] <= self.last:
+                older = found.get(record["seed"], {"finished_at": -1.0})
+                if record.get("finished_at", 0.0) > older.get("finished_at", 0.0):
+                    found[record["seed"]] = record
+        if missing := [seed for seed in range(self.first, self.last + 1) if seed not in found]:
+            raise UsageError(f"tables.py: {self.folder} has no run of {script} on {env_id} with seed {missing[0]}.")
+        return [found[seed] for seed in sorted(found)]
+
+    def scores(self, script: str, env_id: str) -> list[float]:
+        """Each seed's mean evaluation return, seed by seed."""
+        return [float(np.mean(record["eval_returns"])) for record in self.records(script, env_id)]
+
+    def span(self) -> str:
+        return f"{self.first}–{self.last}"
+
+
+@dataclass(frozen=True)
+class Row:
+    script: str  # run.py's name: dqn, sb3_dqn, ...
+    env_id: str
+    bar: float  # an evaluation mean at or above it "reached the bar"
+    fresh: Seeds  # the seeds no default was chosen on
+    tuning: Seeds | None = None  # the seeds the defaults were chosen on, with those defaults (None: not ours)
+
+
+def minus(text: str) -> str:
+    return text.replace("-", "−")
+
+
+def reached(scores: list[float], bar: float) -> str:
+    return f"{sum(score >= bar for score in scores)} of {len(scores)}"
+
+
+def per_seed(scores: list[float]) -> str:
+    return minus(" / ".join(f"{score:.0f}" for score in scores))
+
+
+def reliability_table(rows: list[Row]) -> str:
+    """Per script and env: how many seeds reached the bar (tuning and fresh), and the fresh seeds' median, IQM and
+    per-seed scores."""
+    fresh = rows[0].fresh.span()
+    header = (
+        f"| script | env | bar | tuning seeds: reached the bar | seeds {fresh}: reached the bar | median "
+        f"| IQM [95% CI] | per seed, {fresh} |\n| --- | --- | --- | --- | ---: | ---: | ---: | --- |"
+    )
+    lines = [header]
+    for row in rows:
+        scores = row.fresh.scores(row.script, row.env_id)
+        name = row.script if row.script.startswith("sb3_") else f"{row.script}.py"
+        if row.tuning is None:
+            tuning = "— (the zoo's setting)"
+        else:
+            tuning = f"{reached(row.tuning.scores(row.script, row.env_id), row.bar)} ({row.tuning.span()})"
+        bar = minus(f"≥ {row.bar:g}")
+        median = minus(f"{np.median(scores):.1f}")
+        lines.append(
+            f"| {name} | {row.env_id} | {bar} | {tuning} | {reached(scores, row.bar)} | {median} "
+            f"| {minus(iqm(np.array(scores)))} | {per_seed(scores)} |"
+        )
+    return "\n".join(lines)
+
+
+def summary_table(rows: list[tuple[Row, Seeds]]) -> str:
+    """README.md's first table: per script and env, the default run's evaluation on seeds 1–5 (mean ± std) and how
+    many of its tuning seeds reached the bar."""
+    lines = [
+        "| script | env | steps | eval return, seeds 1–5 (mean ± std) | tuning seeds: reached the bar |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for row, first in rows:
+        scores = first.scores(row.script, row.env_id)
+        steps = {record["args"]["total_timesteps"] for record in first.records(row.script, row.env_id)}
+        tuning = row.tuning.scores(row.script, row.env_id) if row.tuning else []
+        lines.append(
+            f"| {row.script}.py | {row.env_id} | {', '.join(f'{s // 1000}k' for s in sorted(steps))} "
+            f"| {minus(f'{np.mean(scores):.1f} ± {np.std(scores):.1f}')} "
+            f"| {reached(tuning, row.bar)} at {minus(f'≥ {row.bar:g}')} ({row.tuning.span() if row.tuning else '-'}) |"
+        )
+    return "\n".join(lines)
+
+
+CONFIRM, SEEDS = Seeds("confirm", 1001, 1010), Seeds("seeds", 1, 30)
+TRPO_TUNING = Seeds("trpo_defaults_1_20", 1, 20)  # trpo.py's defaults re-run on the seeds its search looked at
+OURS_CONFIRMED = [
+    Row("dqn", "CartPole-v1", 475, CONFIRM, SEEDS),
+    Row("fitted_q", "CartPole-v1", 475, CONFIRM, SEEDS),
+    Row("reinforce", "CartPole-v1", 475, CONFIRM, SEEDS),
+    Row("trpo", "CartPole-v1", 475, CONFIRM, Seeds("trpo_defaults_1_20", 1, 20)),
+    Row("natural_gradient", "CartPole-v1", 475, CONFIRM, SEEDS),
+    Row("ddpg", "Pendulum-v1", -200, CONFIRM, SEEDS),
+    Row("trpo", "Pendulum-v1", -300, CONFIRM, TRPO_TUNING),
+    Row("sb3_trpo", "Pendulum-v1", -300, CONFIRM),
+    Row("natural_gradient", "Pendulum-v1", -300, CONFIRM, SEEDS),
+]
+CLASSIC = Seeds("classic", 1, 5)
+SUMMARY = [
+    (Row("dqn", "CartPole-v1", 475, CONFIRM, SEEDS), CLASSIC),
+    (Row("fitted_q", "CartPole-v1", 475, CONFIRM, SEEDS), CLASSIC),
+    (Row("ddpg", "Pendulum-v1", -200, CONFIRM, SEEDS), CLASSIC),
+    (Row("reinforce", "CartPole-v1", 475, CONFIRM, SEEDS), CLASSIC),
+    (Row("trpo", "CartPole-v1", 475, CONFIRM, Seeds("trpo_defaults_1_20", 1, 20)), CLASSIC),
+    (Row("trpo", "Pendulum-v1", -300, CONFIRM, TRPO_TUNING), CLASSIC),
+    (Row("natural_gradient", "CartPole-v1", 475, CONFIRM, SEEDS), CLASSIC),
+    (Row("natural_gradient", "Pendulum-v1", -300, CONFIRM, SEEDS), CLASSIC),
+]
+TABLES = {  # name: the function that writes it
+    "summary": lambda: summary_table(SUMMARY),
+    "classic": lambda: results_table(group_runs(load_results(RESULTS / "classic"))),  # plot.py's table.md
+    "confirm": lambda: reliability_table(
+        [OURS_CONFIRMED[0], Row("sb3_dqn", "CartPole-v1", 475, CONFIRM), *OURS_CONFIRMED[1:]]
+    ),
+    "confirm-readme": lambda: reliability_table(OURS_CONFIRMED),
+}
+MARKED = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<table>.*?)(\n<!-- /table -->)", re.DOTALL)
+
+
+def marked(tables: dict[str, str], match: re.Match) -> str:
+    """A marked table, its markers kept, its rows what its folders give."""
+    return match[1] + tables[match["name"]] + match[4]
+
+
+@dataclass
+class Args:
+    check: bool = False
+    """rewrite nothing: exit 1 if a marked table differs from what its folders give"""
+
+
+def main(args: Args) -> list[str]:
+    """Rewrite (or check) every marked table; return the names of those that differed."""
+    differ = []
+    for readme in (README, BENCHMARKS):
+        text = readme.read_text(encoding="utf-8")
+        names = [match["name"] for match in MARKED.finditer(text)]
+        if unknown := [name for name in names if name not in TABLES]:
+            raise UsageError(f"tables.py: {readme.name} marks a table {unknown[0]!r} that TABLES does not define.")
+        tables = {name: TABLES[name]() for name in names}
+        differ += [
+            f"{readme.relative_to(ROOT)}: {m['name']}" for m in MARKED.finditer(text) if m["table"] != tables[m["name"]]
+        ]
+        if not args.check:
+            readme.write_text(MARKED.sub(partial(marked, tables), text), encoding="utf-8")
+    for name in differ:
+        print(f"{name}: {'differs from its folders' if args.check else 'rewritten'}")
+    return differ
+
+
+if __name__ == "__main__":
+    sys.exit(1 if cli(main, Args, "tables.py: stopped by Ctrl-C.") and "--check" in sys.argv else 0)

@@ -1,0 +1,44 @@
+"""The READMEs' marked result tables are what their folders give (benchmarks/tables.py): none is typed by hand."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+from test_smoke import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import tables
+
+
+def test_every_marked_table_is_what_its_committed_folders_give():
+    assert tables.main(tables.Args(check=True)) == [], "run python benchmarks/tables.py and commit the READMEs"
+    text = tables.README.read_text(encoding="utf-8") + tables.BENCHMARKS.read_text(encoding="utf-8")
+    assert {match["name"] for match in tables.MARKED.finditer(text)} == set(tables.TABLES), "every table is shown"
+
+
+def test_a_table_edited_by_hand_is_named_by_check_and_rewritten_from_its_folders(tmp_path, monkeypatch):
+    for name in ("README", "BENCHMARKS"):
+        copy = tmp_path / f"{name}.md"
+        shutil.copy(getattr(tables, name), copy)
+        monkeypatch.setattr(tables, name, copy)
+    edited = tables.README.read_text(encoding="utf-8").replace(
+        "| dqn.py | CartPole-v1 | ≥ 475 |", "| dqn.py | CartPole-v1 | ≥ 470 |"
+    )
+    tables.README.write_text(edited, encoding="utf-8")
+    monkeypatch.setattr(tables, "ROOT", tmp_path)
+    assert tables.main(tables.Args(check=True)) == ["README.md: confirm-readme"]
+    assert tables.README.read_text(encoding="utf-8") == edited, "--check rewrites nothing"
+    tables.main(tables.Args())
+    assert tables.main(tables.Args(check=True)) == []
+
+
+def test_check_exits_1_on_a_difference_and_0_without(tmp_path):
+    done = subprocess.run([sys.executable, "benchmarks/tables.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("seeds, message", [((1001, 1011), "has no run of dqn on CartPole-v1 with seed 1011")])
+def test_a_row_whose_seeds_are_not_all_in_its_folder_is_refused(seeds, message):
+    with pytest.raises(tables.UsageError, match=message):
+        tables.Seeds("confirm", *seeds).scores("dqn", "CartPole-v1")
