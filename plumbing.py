@@ -482,8 +482,8 @@ ENV_NOT_SAVED = "<env not saved>"  # what a checkpoint holds in place of an env 
 
 
 def pickled(saved: dict) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(saved, buffer, pickle_module=StatePickling)
+    buffer = io.BytesIO()  # (protocol 4 stores arrays' bytes as they are: protocol 2, torch's default, as text)
+    torch.save(saved, buffer, pickle_module=StatePickling, pickle_protocol=4)
     return buffer.getvalue()
 
 
@@ -714,7 +714,8 @@ class Run:
         self.state, now = state, state()
         if not self.resumed:
             return step, tuple(value for name, value in now.items() if name not in ("networks", "optimizers"))
-        saved = torch.load(io.BytesIO(self.resumed["state"]), map_location=self.device, weights_only=False)
+        pickle = io.BytesIO(self.resumed["state"].numpy().tobytes())  # (a pickle: the user's own file, README.md)
+        saved = torch.load(pickle, map_location=self.device, weights_only=False)
         for group in ("networks", "optimizers"):
             for name, model in now[group].items():
                 model.load_state_dict(saved[group][name])
@@ -755,6 +756,7 @@ class Run:
             state = self.pickled_state()
             wandb_id = self.wandb.run.id if self.wandb is not None and self.wandb.run is not None else None
             header = {"script": self.script, "args": asdict(self.args), "step": step, "wandb_id": wandb_id}
+            state = torch.frombuffer(bytearray(state), dtype=torch.uint8)  # (a tensor: stored raw, read safely)
             header |= {"dir": self.dir, "env_not_saved": self.env_not_saved, "state": state}
             save_atomically(os.path.join(self.dir, CHECKPOINT), partial(torch.save, header), self.script)
         self.checkpoint_step = step

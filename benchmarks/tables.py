@@ -47,6 +47,12 @@ class Seeds:
             raise UsageError(f"tables.py: {self.folder} has no run of {script} on {env_id} with seed {missing[0]}.")
         return [found[seed] for seed in sorted(found)]
 
+    def records_or_none(self, script: str, env_id: str) -> list[dict] | None:
+        """The runs, or None where the folder holds no run of this script on this env at all."""
+        if not list((RESULTS / self.folder).glob(f"{script}__{env_id}__seed*.json")):
+            return None
+        return self.records(script, env_id)
+
     def scores(self, script: str, env_id: str) -> list[float]:
         """Each seed's mean evaluation return, seed by seed."""
         return [float(np.mean(record["eval_returns"])) for record in self.records(script, env_id)]
@@ -101,6 +107,65 @@ def reliability_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def fresh_table(rows: list[Row]) -> str:
+    """The reliability table of a fresh range alone (no tuning column), with its first ten seeds' count beside."""
+    fresh = rows[0].fresh
+    first_ten = Seeds(fresh.folder, fresh.first, fresh.first + 9)
+    header = (
+        f"| script | env | bar | seeds {fresh.span()}: reached the bar | median | IQM [95% CI] | per seed, "
+        f"{fresh.span()} |\n| --- | --- | --- | ---: | ---: | ---: | --- |"
+    )
+    lines = [header]
+    for row in rows:
+        scores = row.fresh.scores(row.script, row.env_id)
+        name = row.script if row.script.startswith("sb3_") else f"{row.script}.py"
+        ten = reached(first_ten.scores(row.script, row.env_id), row.bar).replace(" of 10", "")
+        lines.append(
+            f"| {name} | {row.env_id} | {minus(f'≥ {row.bar:g}')} | {reached(scores, row.bar)} ({ten} of 10 on "
+            f"{first_ten.span()}) | {minus(f'{np.median(scores):.1f}')} | {minus(iqm(np.array(scores)))} "
+            f"| {per_seed(scores)} |"
+        )
+    return "\n".join(lines)
+
+
+# What each MuJoCo anchor publishes, on its own terms (not our metric: ours is the final evaluation, 10 episodes).
+TIANSHOU = "Tianshou: best average test return during training, 10 seeds, 1M steps, -v3 envs"
+ANCHORS = {  # (script, env): Tianshou's number, as its examples/mujoco/README.md gives it
+    ("trpo", "HalfCheetah-v5"): "4471",
+    ("trpo", "Hopper-v5"): "2046",
+    ("trpo", "Walker2d-v5"): "3826.7 ± 782.7",
+    ("natural_gradient", "HalfCheetah-v5"): "3485",
+    ("natural_gradient", "Hopper-v5"): "1915",
+    ("natural_gradient", "Walker2d-v5"): "2503.2 ± 963.3",
+    ("ddpg", "HalfCheetah-v5"): "11719",
+    ("ddpg", "Hopper-v5"): "2197",
+    ("ddpg", "Walker2d-v5"): "1400.6 ± 905.0",
+}
+MUJOCO_ENVS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
+
+
+def mujoco_table(rows: list[tuple[str, str, int, int]]) -> str:
+    """Per script (its folder, budget and seeds): the final evaluation per env, mean ± std over seeds, beside
+    Tianshou's number for the same algorithm (TIANSHOU says what that number is)."""
+    lines = [
+        f"| script | steps | seeds | {' | '.join(MUJOCO_ENVS)} |",
+        f"| --- | ---: | ---: | {' | '.join('---:' for _ in MUJOCO_ENVS)} |",
+    ]
+    for script, folder, budget, seeds in rows:
+        cells = []
+        for env_id in MUJOCO_ENVS:
+            runs = [r for r in Seeds(folder, 1, seeds).records_or_none(script, env_id) or []]
+            if not runs:
+                cells.append("—")
+                continue
+            assert all(r["args"]["total_timesteps"] == budget for r in runs), (script, env_id)
+            scores = [float(np.mean(r["eval_returns"])) for r in runs]
+            cells.append(f"{np.mean(scores):.0f} ± {np.std(scores):.0f} (Tianshou {ANCHORS[script, env_id]})")
+        steps = f"{budget / 1e6:g}M" if budget >= 1_000_000 else f"{budget // 1000}k"
+        lines.append(f"| {script}.py | {steps} | 1–{seeds} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def summary_table(rows: list[tuple[Row, Seeds]]) -> str:
     """README.md's first table: per script and env, the default run's evaluation on seeds 1–5 (mean ± std) and how
     many of its tuning seeds reached the bar."""
@@ -146,6 +211,24 @@ SUMMARY = [
 ]
 TABLES = {  # name: the function that writes it
     "summary": lambda: summary_table(SUMMARY),
+    "confirm-2001": lambda: fresh_table(
+        [
+            Row(script, env_id, bar, Seeds("confirm_2001", 2001, 2020))
+            for script, env_id, bar in [
+                ("dqn", "CartPole-v1", 475),
+                ("sb3_dqn", "CartPole-v1", 475),
+                ("trpo", "Pendulum-v1", -300),
+                ("sb3_trpo", "Pendulum-v1", -300),
+            ]
+        ]
+    ),
+    "mujoco": lambda: mujoco_table(
+        [
+            ("trpo", "mujoco_1m", 1_000_000, 3),
+            ("natural_gradient", "mujoco_1m", 1_000_000, 3),
+            ("ddpg", "mujoco_ddpg_300k", 300_000, 2),
+        ]
+    ),
     "classic": lambda: results_table(group_runs(load_results(RESULTS / "classic"))),  # plot.py's table.md
     "confirm": lambda: reliability_table(
         [OURS_CONFIRMED[0], Row("sb3_dqn", "CartPole-v1", 475, CONFIRM), *OURS_CONFIRMED[1:]]
