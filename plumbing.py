@@ -714,8 +714,9 @@ class Run:
         self.state, now = state, state()
         if not self.resumed:
             return step, tuple(value for name, value in now.items() if name not in ("networks", "optimizers"))
-        pickle = io.BytesIO(self.resumed["state"].numpy().tobytes())  # (a pickle: the user's own file, README.md)
-        saved = torch.load(pickle, map_location=self.device, weights_only=False)
+        state = self.resumed["state"]  # a byte tensor (bytes in the checkpoints of the first version, f1674ff)
+        pickle = io.BytesIO(state if isinstance(state, bytes) else state.numpy().tobytes())
+        saved = torch.load(pickle, map_location=self.device, weights_only=False)  # (the user's own file: README.md)
         for group in ("networks", "optimizers"):
             for name, model in now[group].items():
                 model.load_state_dict(saved[group][name])

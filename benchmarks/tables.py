@@ -166,6 +166,33 @@ def mujoco_table(rows: list[tuple[str, str, int, int]]) -> str:
     return "\n".join(lines)
 
 
+CLEANRL_DQN = {  # CleanRL's dqn.py (docs/rl-algorithms/dqn.md): average training episodic return, 3 seeds, 500k steps
+    "CartPole-v1": "488.69 ± 16.11",
+    "Acrobot-v1": "−91.54 ± 7.20",
+    "MountainCar-v0": "−194.95 ± 8.48",
+}
+
+
+def cleanrl_budget_table(folder: str, env_ids: tuple[str, ...], seeds: int) -> str:
+    """dqn.py (its defaults, CleanRL's budget) beside CleanRL's dqn.py: our final evaluation and, on CleanRL's own
+    terms, our training episodic return (the mean of each seed's last 10 training episodes), mean ± std over seeds."""
+    lines = [
+        "| env | steps | seeds | dqn.py: final eval return | dqn.py: training return, last 10 episodes "
+        "| CleanRL dqn.py: training episodic return |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for env_id in env_ids:
+        runs = Seeds(folder, 1, seeds).records("dqn", env_id)
+        final = [float(np.mean(r["eval_returns"])) for r in runs]
+        training = [float(np.mean(r["episodic_returns"][-10:])) for r in runs]
+        (steps,) = {r["args"]["total_timesteps"] for r in runs}
+        lines.append(
+            f"| {env_id} | {steps // 1000}k | 1–{seeds} | {minus(f'{np.mean(final):.1f} ± {np.std(final):.1f}')} "
+            f"| {minus(f'{np.mean(training):.1f} ± {np.std(training):.1f}')} | {CLEANRL_DQN[env_id]} |"
+        )
+    return "\n".join(lines)
+
+
 def summary_table(rows: list[tuple[Row, Seeds]]) -> str:
     """README.md's first table: per script and env, the default run's evaluation on seeds 1–5 (mean ± std) and how
     many of its tuning seeds reached the bar."""
@@ -229,6 +256,7 @@ TABLES = {  # name: the function that writes it
             ("ddpg", "mujoco_ddpg_300k", 300_000, 2),
         ]
     ),
+    "dqn-cleanrl": lambda: cleanrl_budget_table("dqn_cleanrl_budget", ("Acrobot-v1", "MountainCar-v0"), 3),
     "classic": lambda: results_table(group_runs(load_results(RESULTS / "classic"))),  # plot.py's table.md
     "confirm": lambda: reliability_table(
         [OURS_CONFIRMED[0], Row("sb3_dqn", "CartPole-v1", 475, CONFIRM), *OURS_CONFIRMED[1:]]
