@@ -752,14 +752,14 @@ class Run:
         if not self.checkpoint_every or (step < self.next_checkpoint and not self.stop_requested):
             return
         self.next_checkpoint = (step // self.checkpoint_every + 1) * self.checkpoint_every
-        with ctrl_c_ignored():  # (a Ctrl-C now would leave no checkpoint)
-            self.writer.flush()  # the logs up to the checkpoint on disk: a resume goes on from them (purge_step)
-            state = self.pickled_state()
-            wandb_id = self.wandb.run.id if self.wandb is not None and self.wandb.run is not None else None
-            header = {"script": self.script, "args": asdict(self.args), "step": step, "wandb_id": wandb_id}
-            state = torch.frombuffer(bytearray(state), dtype=torch.uint8)  # (a tensor: stored raw, read safely)
-            header |= {"dir": self.dir, "env_not_saved": self.env_not_saved, "state": state}
-            save_atomically(os.path.join(self.dir, CHECKPOINT), partial(torch.save, header), self.script)
+        # (a Ctrl-C while it is written only asks to stop here: stop_at_checkpoint; a second one keeps the last)
+        self.writer.flush()  # the logs up to the checkpoint on disk: a resume goes on from them (purge_step)
+        state = self.pickled_state()
+        wandb_id = self.wandb.run.id if self.wandb is not None and self.wandb.run is not None else None
+        header = {"script": self.script, "args": asdict(self.args), "step": step, "wandb_id": wandb_id}
+        state = torch.frombuffer(bytearray(state), dtype=torch.uint8)  # (a tensor: stored raw, read safely)
+        header |= {"dir": self.dir, "env_not_saved": self.env_not_saved, "state": state}
+        save_atomically(os.path.join(self.dir, CHECKPOINT), partial(torch.save, header), self.script)
         self.checkpoint_step = step
         if self.stop_requested:
             raise KeyboardInterrupt

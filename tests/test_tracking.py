@@ -245,5 +245,6 @@ def test_a_resumed_tracked_run_goes_on_in_the_same_w_and_b_run(log_dir, offline)
     first = module.train(args)
     resumed = module.train(dataclasses.replace(args, total_timesteps=900, resume=first["run_dir"]))
     parts = sorted(glob.glob(str(offline / "offline-run-*")))
-    assert len(parts) == 2 and len({part.rsplit("-", 1)[1] for part in parts}) == 1, "one W&B run id, two parts"
+    ids = {re.fullmatch(r".*offline-run-\d{8}_\d{6}-([a-z0-9]+)(-\d+)?", part)[1] for part in parts}
+    assert len(parts) == 2 and len(ids) == 1, f"one W&B run id, two parts: {parts}"
     assert resumed["run_dir"] == first["run_dir"] and max(resumed["episode_end_steps"]) >= 600
