@@ -82,27 +82,29 @@ def per_seed(scores: list[float]) -> str:
     return minus(" / ".join(f"{score:.0f}" for score in scores))
 
 
+def fresh_cells(row: Row) -> tuple[str, list[float], str]:
+    """A row's name as the tables give it, its fresh seeds' scores, and its cells from the median on."""
+    scores = row.fresh.scores(row.script, row.env_id)
+    name = row.script if row.script.startswith("sb3_") else f"{row.script}.py"
+    tail = f"{minus(f'{np.median(scores):.1f}')} | {minus(iqm(np.array(scores)))} | {per_seed(scores)}"
+    return name, scores, tail
+
+
 def reliability_table(rows: list[Row]) -> str:
     """Per script and env: how many seeds reached the bar (tuning and fresh), and the fresh seeds' median, IQM and
     per-seed scores."""
     fresh = rows[0].fresh.span()
-    header = (
+    lines = [
         f"| script | env | bar | tuning seeds: reached the bar | seeds {fresh}: reached the bar | median "
         f"| IQM [95% CI] | per seed, {fresh} |\n| --- | --- | --- | --- | ---: | ---: | ---: | --- |"
-    )
-    lines = [header]
+    ]
     for row in rows:
-        scores = row.fresh.scores(row.script, row.env_id)
-        name = row.script if row.script.startswith("sb3_") else f"{row.script}.py"
-        if row.tuning is None:
-            tuning = "— (the zoo's setting)"
-        else:
+        name, scores, tail = fresh_cells(row)
+        tuning = "— (the zoo's setting)"
+        if row.tuning is not None:
             tuning = f"{reached(row.tuning.scores(row.script, row.env_id), row.bar)} ({row.tuning.span()})"
-        bar = minus(f"≥ {row.bar:g}")
-        median = minus(f"{np.median(scores):.1f}")
         lines.append(
-            f"| {name} | {row.env_id} | {bar} | {tuning} | {reached(scores, row.bar)} | {median} "
-            f"| {minus(iqm(np.array(scores)))} | {per_seed(scores)} |"
+            f"| {name} | {row.env_id} | {minus(f'≥ {row.bar:g}')} | {tuning} | {reached(scores, row.bar)} | {tail} |"
         )
     return "\n".join(lines)
 
@@ -111,20 +113,15 @@ def fresh_table(rows: list[Row]) -> str:
     """The reliability table of a fresh range alone (no tuning column), with its first ten seeds' count beside."""
     fresh = rows[0].fresh
     first_ten = Seeds(fresh.folder, fresh.first, fresh.first + 9)
-    header = (
+    lines = [
         f"| script | env | bar | seeds {fresh.span()}: reached the bar | median | IQM [95% CI] | per seed, "
         f"{fresh.span()} |\n| --- | --- | --- | ---: | ---: | ---: | --- |"
-    )
-    lines = [header]
+    ]
     for row in rows:
-        scores = row.fresh.scores(row.script, row.env_id)
-        name = row.script if row.script.startswith("sb3_") else f"{row.script}.py"
+        name, scores, tail = fresh_cells(row)
         ten = reached(first_ten.scores(row.script, row.env_id), row.bar).replace(" of 10", "")
-        lines.append(
-            f"| {name} | {row.env_id} | {minus(f'≥ {row.bar:g}')} | {reached(scores, row.bar)} ({ten} of 10 on "
-            f"{first_ten.span()}) | {minus(f'{np.median(scores):.1f}')} | {minus(iqm(np.array(scores)))} "
-            f"| {per_seed(scores)} |"
-        )
+        count = f"{reached(scores, row.bar)} ({ten} of 10 on {first_ten.span()})"
+        lines.append(f"| {name} | {row.env_id} | {minus(f'≥ {row.bar:g}')} | {count} | {tail} |")
     return "\n".join(lines)
 
 
