@@ -521,17 +521,23 @@ def quiet_log_thread() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def ctrl_c_ignored() -> Iterator[None]:
-    """Ignore Ctrl-C (SIGINT) for the moments when a second one would lose what the first one is keeping (the model
-    being saved, the logs' last write). Only the main thread sets signal handlers; elsewhere the block runs as is."""
+def ctrl_c_held(then: bool = True) -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) that lands in the block, and deliver it when the block is done (`then`), or drop it. Held
+    around every write to the logs: a KeyboardInterrupt inside TensorBoard's queue (a write cut half-way) can leave its
+    writer thread waiting forever, and the run's last flush with it. Dropped while the model is saved or the logs'
+    last write is made, where a second Ctrl-C would lose what the first one is keeping. Main thread only (only it sets
+    signal handlers); elsewhere the block runs as is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    held = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        if held and then:
+            signal.raise_signal(signal.SIGINT)  # (to the handler that was there: KeyboardInterrupt, or a stop request)
 
 
 def make_run_dir(args: Any) -> str:
@@ -612,7 +618,8 @@ class Run:
         self.writer = self.stack.enter_context(SummaryWriter(self.dir, purge_step=step))
         if not self.resumed:
             table = "".join(f"|{key}|{value}|\n" for key, value in asdict(self.args).items())
-            self.writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
+            with ctrl_c_held():
+                self.writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + table)
         main = threading.current_thread() is threading.main_thread()  # (where Ctrl-C is ignored on purpose, it stays)
         if self.checkpoint_every and main and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # see checkpoint
             self.ctrl_c = signal.signal(signal.SIGINT, self.stop_at_checkpoint)
@@ -622,7 +629,7 @@ class Run:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, *trace: object) -> None:
         self.training_over()
         try:
-            with ctrl_c_ignored():  # a second Ctrl-C would cut the logs' last write
+            with ctrl_c_held(then=False):  # a second Ctrl-C would cut the logs' last write
                 self.stack.__exit__(kind, error, *trace)
         except OSError as failure:  # TensorBoard's last write (a full disk): after what stopped the run, if anything
             if error is None:
@@ -642,8 +649,9 @@ class Run:
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         try:
-            for tag, value in values.items():
-                self.writer.add_scalar(tag, value, step)
+            with ctrl_c_held():  # (delivered once the write is whole)
+                for tag, value in values.items():
+                    self.writer.add_scalar(tag, value, step)
         except OSError as error:  # (TensorBoard's writer thread failed a write before: a full disk, a lost directory)
             raise RunFailed(f"its logs could not be written ({reason(error)})", error) from None
 
@@ -753,7 +761,8 @@ class Run:
             return
         self.next_checkpoint = (step // self.checkpoint_every + 1) * self.checkpoint_every
         # (a Ctrl-C while it is written only asks to stop here: stop_at_checkpoint; a second one keeps the last)
-        self.writer.flush()  # the logs up to the checkpoint on disk: a resume goes on from them (purge_step)
+        with ctrl_c_held():  # the logs up to the checkpoint on disk: a resume goes on from them (purge_step)
+            self.writer.flush()
         state = self.pickled_state()
         wandb_id = self.wandb.run.id if self.wandb is not None and self.wandb.run is not None else None
         header = {"script": self.script, "args": asdict(self.args), "step": step, "wandb_id": wandb_id}
@@ -820,7 +829,7 @@ class Run:
             return error
         saved = ""
         if self.args.save_model and all(p.isfinite().all() for net in networks.values() for p in net.parameters()):
-            with ctrl_c_ignored():  # (a second Ctrl-C would lose it half-written)
+            with ctrl_c_held(then=False):  # (a second Ctrl-C would lose it half-written)
                 saved = f"; model saved to {save_model(self.args, self.dir, networks, optimizers)}"
         elif self.args.save_model:
             saved = "; model not saved: its weights are not finite"
@@ -851,7 +860,8 @@ class Run:
     def discard(self, problem: str) -> UsageError:
         """A run that turned out to do nothing useful: remove its directory (its logs hold nothing) and refuse it."""
         if self.writer is not None:
-            self.writer.close()
+            with ctrl_c_held(then=False):
+                self.writer.close()
         self.stop_tracking(exit_code=2)
         if not self.resumed:  # (a resumed run's directory holds the logs of its earlier part)
             shutil.rmtree(self.dir, ignore_errors=True)
