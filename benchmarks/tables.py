@@ -3,7 +3,9 @@
 Each table lives in README.md or benchmarks/README.md between `<!-- table: NAME -->` and `<!-- /table -->`;
 TABLES below says, for each NAME, which folders and seeds each row counts. `python benchmarks/tables.py` rewrites
 every marked table from the committed JSON files; `--check` rewrites nothing and exits 1 naming each table that
-differs from what its folders give (tests/test_tables.py runs it on every commit).
+differs from what its folders give (tests/test_tables.py runs it on every commit). Prose may quote a table: every
+figure (a decimal, a count "8 of 10") in the prose of a section that holds a marked table must stand in a table of
+the READMEs, or both commands name it and exit 1.
 
     python benchmarks/tables.py            # rewrite the marked tables
     python benchmarks/tables.py --check    # exit 1 if a README's table is not what its folders give
@@ -12,8 +14,9 @@ differs from what its folders give (tests/test_tables.py runs it on every commit
 import json
 import re
 import sys
+import time
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -82,10 +85,15 @@ def per_seed(scores: list[float]) -> str:
     return minus(" / ".join(f"{score:.0f}" for score in scores))
 
 
+def shown(script: str) -> str:
+    """A script's name as the tables give it: ours as its file, a peer (sb3_dqn) as run.py names it."""
+    return script if script.startswith("sb3_") else f"{script}.py"
+
+
 def fresh_cells(row: Row) -> tuple[str, list[float], str]:
     """A row's name as the tables give it, its fresh seeds' scores, and its cells from the median on."""
     scores = row.fresh.scores(row.script, row.env_id)
-    name = row.script if row.script.startswith("sb3_") else f"{row.script}.py"
+    name = shown(row.script)
     tail = f"{minus(f'{np.median(scores):.1f}')} | {minus(iqm(np.array(scores)))} | {per_seed(scores)}"
     return name, scores, tail
 
@@ -122,6 +130,23 @@ def fresh_table(rows: list[Row]) -> str:
         ten = reached(first_ten.scores(row.script, row.env_id), row.bar).replace(" of 10", "")
         count = f"{reached(scores, row.bar)} ({ten} of 10 on {first_ten.span()})"
         lines.append(f"| {name} | {row.env_id} | {minus(f'≥ {row.bar:g}')} | {count} | {tail} |")
+    return "\n".join(lines)
+
+
+def pooled_table(rows: list[Row], more: Seeds) -> str:
+    """Every seed nobody tuned on as one range: each row's fresh seeds and `more`'s, how many reached the bar, their
+    median and IQM."""
+    both = f"{rows[0].fresh.span()} and {more.span()}"
+    lines = [
+        f"| script | env | bar | seeds {both}: reached the bar | median | IQM [95% CI] |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        scores = row.fresh.scores(row.script, row.env_id) + more.scores(row.script, row.env_id)
+        lines.append(
+            f"| {shown(row.script)} | {row.env_id} | {minus(f'≥ {row.bar:g}')} | {reached(scores, row.bar)} "
+            f"| {minus(f'{np.median(scores):.1f}')} | {minus(iqm(np.array(scores)))} |"
+        )
     return "\n".join(lines)
 
 
@@ -175,8 +200,8 @@ def cleanrl_budget_table(folder: str, env_ids: tuple[str, ...], seeds: int) -> s
     terms, our training episodic return (the mean of each seed's last 10 training episodes), mean ± std over seeds."""
     lines = [
         "| env | steps | seeds | dqn.py: final eval return | dqn.py: training return, last 10 episodes "
-        "| CleanRL dqn.py: training episodic return |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| dqn.py: final eval, per seed | CleanRL dqn.py: training episodic return |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for env_id in env_ids:
         runs = Seeds(folder, 1, seeds).records("dqn", env_id)
@@ -185,8 +210,26 @@ def cleanrl_budget_table(folder: str, env_ids: tuple[str, ...], seeds: int) -> s
         (steps,) = {r["args"]["total_timesteps"] for r in runs}
         lines.append(
             f"| {env_id} | {steps // 1000}k | 1–{seeds} | {minus(f'{np.mean(final):.1f} ± {np.std(final):.1f}')} "
-            f"| {minus(f'{np.mean(training):.1f} ± {np.std(training):.1f}')} | {CLEANRL_DQN[env_id]} |"
+            f"| {minus(f'{np.mean(training):.1f} ± {np.std(training):.1f}')} "
+            f"| {minus(' / '.join(f'{score:.1f}' for score in final))} | {CLEANRL_DQN[env_id]} |"
         )
+    return "\n".join(lines)
+
+
+def wall_time_table(then: str, now: str) -> str:
+    """The default runs of two folders (two days): each script's median wall time then and now, and now / then."""
+    groups = [group_runs(load_results(RESULTS / folder)) for folder in (then, now)]
+    days = [
+        time.strftime("%Y-%m-%d", time.gmtime(max(r["finished_at"] for runs in g.values() for r in runs)))
+        for g in groups
+    ]
+    lines = [
+        f"| env | script | steps | wall time s, {days[0]} (median) | wall time s, {days[1]} (median) | ratio |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for key in [key for key in groups[1] if key in groups[0]]:
+        before, after = (float(np.median([r["wall_time"] for r in g[key]])) for g in groups)
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]:,} | {before:.1f} | {after:.1f} | {after / before:.2f} |")
     return "\n".join(lines)
 
 
@@ -259,13 +302,59 @@ TABLES = {  # name: the function that writes it
         [OURS_CONFIRMED[0], Row("sb3_dqn", "CartPole-v1", 475, CONFIRM), *OURS_CONFIRMED[1:]]
     ),
     "confirm-readme": lambda: reliability_table(OURS_CONFIRMED),
+    "confirm-both": lambda: pooled_table(
+        [
+            Row(script, env_id, bar, CONFIRM)
+            for script, env_id, bar in [
+                ("dqn", "CartPole-v1", 475),
+                ("sb3_dqn", "CartPole-v1", 475),
+                ("trpo", "Pendulum-v1", -300),
+                ("sb3_trpo", "Pendulum-v1", -300),
+            ]
+        ],
+        Seeds("confirm_2001", 2001, 2020),
+    ),
+    "classic-wall": lambda: wall_time_table("classic_2026-12-01", "classic"),
 }
-MARKED = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<table>.*?)(\n<!-- /table -->)", re.DOTALL)
+MARKED = re.compile(  # (an empty one too: a new table's markers; never across another table's markers)
+    r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<table>(?:(?!<!-- /?table)[\s\S])*?)\n?<!-- /table -->"
+)
+FIGURE = re.compile(r"(?<![\w.])[−-]?\d+\.\d+(?![\w.])|\b\d+ of \d+\b")  # a decimal, or a count: "8 of 10"
+
+
+def figures(text: str, tables: bool) -> list[str]:
+    """The figures of a text's table rows (`tables`) or of its prose; neither counts code (blocks or `spans`)."""
+    found, code = [], False
+    for line in text.splitlines():
+        code ^= line.startswith("```")
+        if not code and not line.startswith("```") and line.startswith("|") == tables:
+            found += [minus(figure) for figure in FIGURE.findall(re.sub(r"`[^`]*`", "", line))]
+    return found
+
+
+def unquoted(texts: dict[str, str]) -> list[str]:
+    """Prose may quote a table, and only a table: each figure in the prose of a section that holds a marked table
+    must stand in a table of the READMEs (a marked one, or a dated record's). Where one does not: "file, section:
+    figure"."""
+    tabled = {figure for text in texts.values() for figure in figures(text, tables=True)}
+    found = []
+    for name, text in texts.items():
+        parts = re.split(r"(?m)^(#{2,4} .*)$", text)
+        for heading, body in zip(["(top)", *parts[1::2]], parts[0::2], strict=True):
+            if MARKED.search(body):
+                found += [f"{name}, {heading}: {f}" for f in figures(body, tables=False) if f not in tabled]
+    return found
+
+
+@cache
+def written(name: str) -> str:
+    """TABLES[name], made once in a process (two READMEs may show it; its folders do not change while it runs)."""
+    return TABLES[name]()
 
 
 def marked(tables: dict[str, str], match: re.Match) -> str:
     """A marked table, its markers kept, its rows what its folders give."""
-    return match[1] + tables[match["name"]] + match[4]
+    return match[1] + tables[match["name"]] + "\n<!-- /table -->"
 
 
 @dataclass
@@ -275,23 +364,27 @@ class Args:
 
 
 def main(args: Args) -> list[str]:
-    """Rewrite (or check) every marked table; return the names of those that differed."""
-    differ = []
+    """Rewrite (or check) every marked table; return what is wrong: with --check the tables that differ, and always
+    the figures prose quotes from no table."""
+    differ, texts = [], {}
     for readme in (README, BENCHMARKS):
         text = readme.read_text(encoding="utf-8")
         names = [match["name"] for match in MARKED.finditer(text)]
         if unknown := [name for name in names if name not in TABLES]:
             raise UsageError(f"tables.py: {readme.name} marks a table {unknown[0]!r} that TABLES does not define.")
-        tables = {name: TABLES[name]() for name in names}
+        tables = {name: written(name) for name in names}
         differ += [
             f"{readme.relative_to(ROOT)}: {m['name']}" for m in MARKED.finditer(text) if m["table"] != tables[m["name"]]
         ]
+        texts[str(readme.relative_to(ROOT))] = MARKED.sub(partial(marked, tables), text)
         if not args.check:
-            readme.write_text(MARKED.sub(partial(marked, tables), text), encoding="utf-8")
+            readme.write_text(texts[str(readme.relative_to(ROOT))], encoding="utf-8")
     for name in differ:
         print(f"{name}: {'differs from its folders' if args.check else 'rewritten'}")
-    return differ
+    for figure in (quoted := unquoted(texts)):
+        print(f"{figure} is quoted in prose, but no table gives it")
+    return (differ if args.check else []) + quoted
 
 
 if __name__ == "__main__":
-    sys.exit(1 if cli(main, Args, "tables.py: stopped by Ctrl-C.") and "--check" in sys.argv else 0)
+    sys.exit(1 if cli(main, Args, "tables.py: stopped by Ctrl-C.") else 0)
