@@ -42,7 +42,6 @@ Examples:
 import plumbing  # first: a Ctrl-C while the imports below load is then one line
 
 import itertools
-import os
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -53,6 +52,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+@plumbing.with_run_settings  # then the run's settings: --seed, --device, --log-dir, ... (plumbing.RunSettings)
 @dataclass
 class Args:
     env_id: str = "Pendulum-v1"
@@ -83,38 +83,6 @@ class Args:
     """noise scale σ, relative to the half-width (high − low) / 2 of each action dimension"""
     ou_theta: float = 0.15
     """mean reversion θ of the Ornstein–Uhlenbeck process (with --noise-type ou)"""
-
-    # the run: where it logs, how it is seeded, where it runs, what it keeps
-    exp_name: str = os.path.basename(__file__).removesuffix(".py")
-    """name of this experiment, used in the run directory's name"""
-    seed: int = 1
-    """seed of random, numpy, torch and the environment"""
-    device: str = "auto"
-    """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
-    torch_deterministic: bool = True
-    """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
-    log_dir: str = "runs"
-    """directory under which each run writes its TensorBoard logs (and model)"""
-    track: bool = False
-    """also log the run to Weights & Biases (needs: pip install wandb; WANDB_MODE=offline keeps it on this machine)"""
-    wandb_project_name: str = "deep-rl-references"
-    """the W&B project a --track run goes to"""
-    wandb_entity: str | None = None
-    """the W&B team or user a --track run goes to (none: your default entity)"""
-    save_model: bool = False
-    """save the actor, the critic and the args to <run_dir>/<exp_name>.pt at the end"""
-    load_model: str | None = None
-    """a file written by --save-model to start from (its networks and optimiser state); --total-timesteps 0 only evaluates it"""
-    checkpoint_frequency: int = 0
-    """write <run_dir>/checkpoint.pt every N environment steps and at Ctrl-C, for --resume (0: no checkpoints)"""
-    resume: str | None = None
-    """a checkpoint (or the run directory holding one) to go on from exactly, given the same flags; --total-timesteps may be raised"""
-    capture_video: bool = False
-    """record the final evaluation episodes as MP4 files in <run_dir>/videos (needs: pip install moviepy pygame)"""
-    eval_episodes: int = 10
-    """deterministic evaluation episodes after training (0 turns the evaluation off)"""
-    torch_threads: int = 1
-    """torch CPU threads (small networks run fastest on one; 0 keeps torch's default)"""
 
 
 # ----------------------------------------------------------------------------------------- networks

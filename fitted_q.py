@@ -56,6 +56,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+@plumbing.with_run_settings  # then the run's settings: --seed, --device, --log-dir, ... (plumbing.RunSettings)
 @dataclass
 class Args:
     env_id: str = "CartPole-v1"
@@ -96,38 +97,6 @@ class Args:
     """train offline from this .npz file (written by --save-dataset) instead of the environment"""
     save_dataset: str | None = None
     """write every collected transition to this .npz file at the end (needs buffer_size ≥ total_timesteps)"""
-
-    # the run: where it logs, how it is seeded, where it runs, what it keeps
-    exp_name: str = os.path.basename(__file__).removesuffix(".py")
-    """name of this experiment, used in the run directory's name"""
-    seed: int = 1
-    """seed of random, numpy, torch and the environment"""
-    device: str = "auto"
-    """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
-    torch_deterministic: bool = True
-    """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
-    log_dir: str = "runs"
-    """directory under which each run writes its TensorBoard logs (and model)"""
-    track: bool = False
-    """also log the run to Weights & Biases (needs: pip install wandb; WANDB_MODE=offline keeps it on this machine)"""
-    wandb_project_name: str = "deep-rl-references"
-    """the W&B project a --track run goes to"""
-    wandb_entity: str | None = None
-    """the W&B team or user a --track run goes to (none: your default entity)"""
-    save_model: bool = False
-    """save the Q-network and the args to <run_dir>/<exp_name>.pt at the end"""
-    load_model: str | None = None
-    """a file written by --save-model to start from (its networks and optimiser state); --total-timesteps 0 only evaluates it"""
-    checkpoint_frequency: int = 0
-    """write <run_dir>/checkpoint.pt every N environment steps and at Ctrl-C, for --resume (0: no checkpoints)"""
-    resume: str | None = None
-    """a checkpoint (or the run directory holding one) to go on from exactly, given the same flags; --total-timesteps may be raised"""
-    capture_video: bool = False
-    """record the final evaluation episodes as MP4 files in <run_dir>/videos (needs: pip install moviepy pygame)"""
-    eval_episodes: int = 10
-    """greedy evaluation episodes after training (0 turns the evaluation off)"""
-    torch_threads: int = 1
-    """torch CPU threads (small networks run fastest on one; 0 keeps torch's default)"""
 
 
 # ----------------------------------------------------------------------------------------- networks

@@ -61,7 +61,6 @@ Examples:
 import plumbing  # first: a Ctrl-C while the imports below load is then one line
 
 import itertools
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
@@ -76,6 +75,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from torch.optim import Optimizer
 
 
+@plumbing.with_run_settings  # then the run's settings: --seed, --device, --log-dir, ... (plumbing.RunSettings)
 @dataclass
 class Args:
     env_id: str = "CartPole-v1"
@@ -114,38 +114,6 @@ class Args:
     """standardise observations by running moments: started by one rollout of random actions, then kept from moving the policy"""
     init_log_std: float = -0.5
     """Box actions: initial log std of the Gaussian, in units of the bounds' half-width"""
-
-    # the run: where it logs, how it is seeded, where it runs, what it keeps
-    exp_name: str = os.path.basename(__file__).removesuffix(".py")
-    """name of this experiment, used in the run directory's name"""
-    seed: int = 1
-    """seed of random, numpy, torch and the environments"""
-    device: str = "auto"
-    """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
-    torch_deterministic: bool = True
-    """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
-    log_dir: str = "runs"
-    """directory under which each run writes its TensorBoard logs (and model)"""
-    track: bool = False
-    """also log the run to Weights & Biases (needs: pip install wandb; WANDB_MODE=offline keeps it on this machine)"""
-    wandb_project_name: str = "deep-rl-references"
-    """the W&B project a --track run goes to"""
-    wandb_entity: str | None = None
-    """the W&B team or user a --track run goes to (none: your default entity)"""
-    save_model: bool = False
-    """save the policy and the value network, with the args, to <run_dir>/<exp_name>.pt at the end"""
-    load_model: str | None = None
-    """a file written by --save-model to start from (its networks and optimiser state); --total-timesteps 0 only evaluates it"""
-    checkpoint_frequency: int = 0
-    """write <run_dir>/checkpoint.pt every N environment steps and at Ctrl-C, for --resume (0: no checkpoints)"""
-    resume: str | None = None
-    """a checkpoint (or the run directory holding one) to go on from exactly, given the same flags; --total-timesteps may be raised"""
-    capture_video: bool = False
-    """record the final evaluation episodes as MP4 files in <run_dir>/videos (needs: pip install moviepy pygame)"""
-    eval_episodes: int = 10
-    """deterministic evaluation episodes after training (0 turns the evaluation off)"""
-    torch_threads: int = 1
-    """torch CPU threads (small networks run fastest on one; 0 keeps torch's default)"""
 
 
 # ----------------------------------------------------------------------------------------- networks

@@ -46,7 +46,7 @@ import types
 import typing
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any, BinaryIO, Literal, SupportsFloat
 
@@ -85,6 +85,53 @@ class RunFailed(RuntimeError):
 class EnvFailed(RunFailed):
     """The environment raised (`original`, whose traceback the CLI prints first: the env is the user's code), or
     returned a non-finite or ill-shaped observation or a non-finite reward."""
+
+
+@dataclass
+class RunSettings:
+    """The settings of a run that are not its algorithm's, the same in every script: `with_run_settings` adds them to
+    a script's Args after its hyperparameters (so --help lists them last)."""
+
+    exp_name: str = ""
+    """name of this experiment, used in the run directory's name (default: the script's file name)"""
+    seed: int = 1
+    """seed of random, numpy, torch and the environment(s)"""
+    device: str = "auto"
+    """torch device: auto (cuda if available, else cpu), cpu, cuda or cuda:N"""
+    torch_deterministic: bool = True
+    """torch.use_deterministic_algorithms during the run, so GPU runs repeat too (CPU runs repeat either way)"""
+    log_dir: str = "runs"
+    """directory under which each run writes its TensorBoard logs (and model)"""
+    track: bool = False
+    """also log the run to Weights & Biases (needs: pip install wandb; WANDB_MODE=offline keeps it on this machine)"""
+    wandb_project_name: str = "deep-rl-references"
+    """the W&B project a --track run goes to"""
+    wandb_entity: str | None = None
+    """the W&B team or user a --track run goes to (none: your default entity)"""
+    save_model: bool = False
+    """save the trained networks and optimisers, with the args, to <run_dir>/<exp_name>.pt at the end"""
+    load_model: str | None = None
+    """a file written by --save-model to start from (its networks and optimiser state); --total-timesteps 0 only evaluates it"""
+    checkpoint_frequency: int = 0
+    """write <run_dir>/checkpoint.pt every N environment steps and at Ctrl-C, for --resume (0: no checkpoints)"""
+    resume: str | None = None
+    """a checkpoint (or the run directory holding one) to go on from exactly, given the same flags; --total-timesteps may be raised"""
+    capture_video: bool = False
+    """record the final evaluation episodes as MP4 files in <run_dir>/videos (needs: pip install moviepy pygame)"""
+    eval_episodes: int = 10
+    """evaluation episodes after training, greedy or deterministic (0 turns the evaluation off)"""
+    torch_threads: int = 1
+    """torch CPU threads (small networks run fastest on one; 0 keeps torch's default)"""
+
+
+def with_run_settings(hyperparameters: type) -> type:
+    """A script's Args: its hyperparameters (a dataclass), then RunSettings' fields, `exp_name` defaulting to the
+    script's file name. (Its bases keep both classes' field docstrings, which tyro shows as --help.)"""
+    module = sys.modules[hyperparameters.__module__]
+    name = os.path.basename(getattr(module, "__file__", None) or module.__name__).removesuffix(".py")
+    namespace = {key: getattr(hyperparameters, key) for key in ("__module__", "__qualname__", "__doc__")}
+    namespace |= {"__annotations__": {"exp_name": str}, "exp_name": name}
+    return dataclass(type(hyperparameters.__name__, (RunSettings, hyperparameters), namespace))
 
 
 def script_name(args: Any) -> str:

@@ -33,3 +33,10 @@ def test_ci_runs_the_readme_commands_verbatim():
     test_command = ci_lines[-1]
     assert test_command in readme.splitlines(), "CI's test command must be the README's, word for word"
     assert "python -m venv" in readme and "pip install -r requirements.txt" in readme
+
+
+def test_the_readmes_line_counts_are_the_files():
+    rows = re.findall(r"^\| \[`(\w+\.py)`\]\(\1\) \|.*\| (\d+) \|$", (ROOT / "README.md").read_text(), re.MULTILINE)
+    assert len(rows) == 7, "the six scripts and plumbing.py"
+    for name, lines in rows:
+        assert int(lines) == len((ROOT / name).read_text().splitlines()), f"README.md gives {name} {lines} lines"

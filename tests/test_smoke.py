@@ -236,18 +236,21 @@ def test_help_documents_every_flag(module_name, monkeypatch, capsys):
     assert status == 0 and module.__doc__.split("\n")[0] in out and "Examples:" in out
     for field in dataclasses.fields(module.Args):
         assert "--" + field.name.replace("_", "-") in out, f"--{field.name} missing from --help"
-    # tyro shows the docstring under each field as its help text: every field needs one.
-    args_class = next(
-        node
-        for node in ast.parse((ROOT / f"{module_name}.py").read_text()).body
-        if isinstance(node, ast.ClassDef) and node.name == "Args"
-    )
-    body = args_class.body
-    for i, node in enumerate(body):
-        if isinstance(node, ast.AnnAssign):
-            following = body[i + 1] if i + 1 < len(body) else None
-            documented = isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
-            assert documented, f"Args.{node.target.id} has no docstring"
+    # tyro shows the docstring under each field as its help text: every field needs one (the script's hyperparameters
+    # in its Args, the run's settings in plumbing.RunSettings).
+    for file, name in ((f"{module_name}.py", "Args"), ("plumbing.py", "RunSettings")):
+        body = next(
+            node.body
+            for node in ast.parse((ROOT / file).read_text()).body
+            if isinstance(node, ast.ClassDef) and node.name == name
+        )
+        for i, node in enumerate(body):
+            if isinstance(node, ast.AnnAssign):
+                following = body[i + 1] if i + 1 < len(body) else None
+                documented = isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+                assert documented, f"{name}.{node.target.id} has no docstring"
+    fields = [field.name for field in dataclasses.fields(module.Args)]
+    assert fields.index("env_id") < fields.index("exp_name"), "the hyperparameters first, then the run's settings"
 
 
 def run_cli(module_name: str, *flags: str) -> subprocess.CompletedProcess:
