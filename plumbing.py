@@ -127,8 +127,8 @@ class RunSettings:
 def with_run_settings(hyperparameters: type) -> type:
     """A script's Args: its hyperparameters (a dataclass), then RunSettings' fields, `exp_name` defaulting to the
     script's file name. (Its bases keep both classes' field docstrings, which tyro shows as --help.)"""
-    module = sys.modules[hyperparameters.__module__]
-    name = os.path.basename(getattr(module, "__file__", None) or module.__name__).removesuffix(".py")
+    script = sys._getframe(1).f_globals  # the script's module, being run (not always in sys.modules yet: run.py)
+    name = os.path.basename(script.get("__file__") or script["__name__"]).removesuffix(".py")
     namespace = {key: getattr(hyperparameters, key) for key in ("__module__", "__qualname__", "__doc__")}
     namespace |= {"__annotations__": {"exp_name": str}, "exp_name": name}
     return dataclass(type(hyperparameters.__name__, (RunSettings, hyperparameters), namespace))
@@ -662,6 +662,8 @@ class Run:
             ]
             while int(time.time()) <= max(times, default=0):  # (only a resume within a second of the stop waits)
                 time.sleep(0.05)
+        for leftover in glob.glob(os.path.join(self.dir, f"{CHECKPOINT}.*.partial")) if self.resumed else []:
+            os.remove(leftover)  # a checkpoint whose write was killed (SIGKILL: no cleanup), half a file
         self.writer = self.stack.enter_context(SummaryWriter(self.dir, purge_step=step))
         if not self.resumed:
             table = "".join(f"|{key}|{value}|\n" for key, value in asdict(self.args).items())
@@ -993,7 +995,8 @@ def save_atomically(path: str, write: Callable[[BinaryIO], object], script: str)
     for target in (path, fallback):
         partial = None
         try:
-            handle, partial = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(target)), suffix=".partial")
+            folder, name = os.path.split(os.path.abspath(target))
+            handle, partial = tempfile.mkstemp(dir=folder, prefix=f"{name}.", suffix=".partial")
             with os.fdopen(handle, "wb") as file:
                 write(file)
             os.chmod(partial, 0o666 & ~umask)  # (mkstemp makes it 0600)

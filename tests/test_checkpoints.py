@@ -175,10 +175,13 @@ def test_a_run_killed_after_a_checkpoint_resumes_from_it_exactly(module_name, lo
     finally:
         proc.kill()
     assert proc.returncode == -signal.SIGKILL
+    half_written = Path(run_dir) / "checkpoint.pt.k7x2.partial"  # as a kill during the next write would leave it
+    half_written.write_bytes(b"\0" * 1000)
     module, args = args_of(module_name, log_dir, resume=run_dir)
     resumed = module.train(args)
     assert_same_run(resumed, references(module_name))
     assert_log_reads_as_one_run(run_dir, references(module_name))
+    assert not half_written.exists(), "the resumed run removes what a killed write left"
 
 
 def test_a_resumed_run_may_be_given_a_larger_budget_and_returns_the_whole_run(log_dir):
