@@ -10,12 +10,18 @@ too: on CPU with its seed, SB3 repeats itself bitwise.
     python benchmarks/reproduce.py benchmarks/results/confirm                      # every file in a folder
     python benchmarks/reproduce.py benchmarks/results/classic --sample 3           # three of them, at random
     python benchmarks/reproduce.py benchmarks/results/confirm/dqn__CartPole-v1__seed1001__*.json
+    python benchmarks/reproduce.py benchmarks/results/race --commits   # which commit's code made each file
+
+A folder kept as a record of its day says which commit produced it: `--commits` re-runs nothing and names, for each
+script in the files, the oldest commit whose files give the code digest the files recorded.
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +45,8 @@ class Args:
     """the seed of that pick (None: a fresh one, printed, so that the same pick can be made again)"""
     workers: int = 0
     """runs at once (0: one per CPU core)"""
+    commits: bool = False
+    """re-run nothing: name the commit whose code produced the files (git's history, oldest commit with their digest)"""
 
 
 def result_paths(paths: tuple[str, ...]) -> list[Path]:
@@ -100,6 +108,33 @@ def compare(record: dict, again: dict) -> str:
     )
 
 
+def commits_of(records: list[dict]) -> dict[str, str]:
+    """Per script of the records: the commits whose code (run.code_digest) made them, oldest first, each with its
+    date and how many files; "a commit not in this history" where none of git's commits gives the digest."""
+    wanted = {(r["script"], r["code"]) for r in records}
+    log = subprocess.run(["git", "log", "--format=%h %cs"], cwd=run.ROOT, capture_output=True, text=True, check=True)
+    first: dict[tuple[str, str], str] = {}
+    for line in log.stdout.split("\n")[:-1]:  # newest first: the last commit that matches is the oldest
+        commit = line.split()[0]
+        for script in {script for script, _ in wanted}:
+            files = [run.script_path(script, run.ROOT)] + ([] if script in run.SB3 else [run.ROOT / "plumbing.py"])
+            shown = [
+                subprocess.run(
+                    ["git", "show", f"{commit}:{f.relative_to(run.ROOT)}"], cwd=run.ROOT, capture_output=True
+                )
+                for f in files
+            ]
+            digest = hashlib.sha1(b"".join(s.stdout for s in shown)).hexdigest()[:12]  # (no plumbing.py before 9dab1f3)
+            if shown[0].returncode == 0 and (script, digest) in wanted:
+                first[script, digest] = line.replace(" ", " of ")
+    said: dict[str, list[str]] = {}
+    for script, digest in sorted(wanted):
+        count = sum(r["script"] == script and r["code"] == digest for r in records)
+        commit = first.get((script, digest), "a commit not in this history")
+        said.setdefault(script, []).append(f"{commit} ({count} file{'s' if count > 1 else ''})")
+    return {script: ", ".join(sorted(commits)) for script, commits in said.items()}
+
+
 def main(args: Args) -> dict[str, list[str]]:
     """Re-run the files; return their names by outcome (same, different, not runnable)."""
     if args.sample < 0:
@@ -107,6 +142,11 @@ def main(args: Args) -> dict[str, list[str]]:
     if args.workers < 0:
         raise run.UsageError(f"reproduce.py: --workers must be 0 (one per core) or more, got {args.workers}.")
     paths = result_paths(args.paths)
+    if args.commits:
+        records = [json.loads(path.read_text()) for path in paths]
+        for script, commits in commits_of([r for r in records if "code" in r]).items():
+            print(f"{script}: {commits}")
+        return {"same": [], "different": [], "not runnable": []}
     if args.sample:
         seed = random.randrange(2**32) if args.sample_seed is None else args.sample_seed
         paths = sorted(random.Random(seed).sample(paths, min(args.sample, len(paths))))

@@ -82,3 +82,21 @@ def test_sample_picks_that_many_files_and_says_how_to_pick_them_again(capsys, mo
     compared.clear()
     reproduce.main(reproduce.Args(paths=(str(CONFIRM),), sample=3, sample_seed=7))
     assert [cell.name for cell in compared] == first, "the same seed picks the same files"
+
+
+def test_commits_names_the_oldest_commit_whose_code_made_each_scripts_files(tmp_path, capsys):
+    """The 2026-12-01 race's dqn.py file was made by 1528adc (its script alone: plumbing.py came later), the
+    2026-12-07 classic table's by 62f69e9 (script and plumbing.py); an edited script's digest is no commit's."""
+    race = next((ROOT / "benchmarks" / "results" / "race").glob("dqn__CartPole-v1__seed1__*.json"))
+    classic = next((ROOT / "benchmarks" / "results" / "classic").glob("dqn__CartPole-v1__seed1__*.json"))
+    edited = json.loads(classic.read_text()) | {"code": "0123456789ab"}
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    outcome = reproduce.main(
+        reproduce.Args(paths=(str(race), str(classic), str(tmp_path / "edited.json")), commits=True)
+    )
+    assert outcome == {"same": [], "different": [], "not runnable": []}, "re-runs nothing"
+    said = capsys.readouterr().out
+    assert (
+        said
+        == "dqn: 1528adc of 2026-12-01 (1 file), 62f69e9 of 2026-12-07 (1 file), a commit not in this history (1 file)\n"
+    )
