@@ -312,7 +312,7 @@ CATALOGUE = [
     Bug(
         "a save that is not atomic (written in place, over the old file)",
         ("plumbing",),
-        'handle, partial = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(target)), suffix=".partial")',
+        'handle, partial = tempfile.mkstemp(dir=folder, prefix=f"{name}.", suffix=".partial")',
         "handle, partial = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), target",
     ),
     Bug(
@@ -340,6 +340,12 @@ CATALOGUE = [
         "SummaryWriter(self.dir, purge_step=step)",
         "SummaryWriter(self.dir)",
         ("tests/test_checkpoints.py", "-k", "killed"),
+    ),
+    Bug(
+        "a Ctrl-C that lands inside a write to the logs raised there, half-way through TensorBoard's queue",
+        ("plumbing",),
+        "            with ctrl_c_held():  # (delivered once the write is whole)\n",
+        "            with contextlib.nullcontext():\n",
     ),
 ]
 
