@@ -253,6 +253,7 @@ def summary_table(rows: list[tuple[Row, Seeds]]) -> str:
 
 
 CONFIRM, SEEDS = Seeds("confirm", 1001, 1010), Seeds("seeds", 1, 30)
+CONFIRM_4001 = Seeds("confirm_4001", 4001, 4010)  # fitted_q.py's second fresh range, named before it was run
 TRPO_TUNING = Seeds("trpo_defaults_1_20", 1, 20)  # trpo.py's defaults re-run on the seeds its search looked at
 OURS_CONFIRMED = [
     Row("dqn", "CartPole-v1", 475, CONFIRM, SEEDS),
@@ -315,6 +316,8 @@ TABLES = {  # name: the function that writes it
         Seeds("confirm_2001", 2001, 2020),
     ),
     "classic-wall": lambda: wall_time_table("classic_2026-12-01", "classic"),
+    "confirm-4001": lambda: reliability_table([Row("fitted_q", "CartPole-v1", 475, CONFIRM_4001, SEEDS)]),
+    "fitted_q-fresh": lambda: pooled_table([Row("fitted_q", "CartPole-v1", 475, CONFIRM)], CONFIRM_4001),
 }
 MARKED = re.compile(  # (an empty one too: a new table's markers; never across another table's markers)
     r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<table>(?:(?!<!-- /?table)[\s\S])*?)\n?<!-- /table -->"
@@ -328,8 +331,9 @@ def figures(text: str, tables: bool) -> list[str]:
     for line in text.splitlines():
         code ^= line.startswith("```")
         if not code and not line.startswith("```") and line.startswith("|") == tables:
-            found += [minus(figure) for figure in FIGURE.findall(re.sub(r"`[^`]*`", "", line))]
-    return found
+            found.append(line)
+    spans = re.sub(r"`[^`]*`", "", "\n".join(found))  # (a span may run over a line break)
+    return [minus(figure) for figure in FIGURE.findall(spans)]
 
 
 def unquoted(texts: dict[str, str]) -> list[str]:
