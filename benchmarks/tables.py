@@ -188,6 +188,32 @@ def mujoco_table(rows: list[tuple[str, str, int, int]]) -> str:
     return "\n".join(lines)
 
 
+def setting_table(folders: tuple[str, ...], script: str, env_ids: tuple[str, ...], field: str, seeds: range) -> str:
+    """Runs of one script that differ in one setting (from any of `folders`): per env and value of `field`, each
+    seed's final evaluation and their mean ± std (every value needs every seed)."""
+    lines = [f"| env | {field} | seeds | per seed | mean ± std |", "| --- | ---: | ---: | --- | ---: |"]
+    for env_id in env_ids:
+        runs: dict[object, dict[int, float]] = {}
+        for path in sorted(
+            path for folder in folders for path in (RESULTS / folder).glob(f"{script}__{env_id}__*.json")
+        ):
+            record = json.loads(path.read_text())
+            if record.get("status") == "ok" and record["seed"] in seeds:
+                runs.setdefault(record["args"][field], {})[record["seed"]] = float(np.mean(record["eval_returns"]))
+        for value, scores in sorted(runs.items()):
+            if missing := [seed for seed in seeds if seed not in scores]:
+                raise UsageError(
+                    f"tables.py: no run of {script} on {env_id} with {field} = {value} and seed {missing[0]} in "
+                    f"{', '.join(folders)}."
+                )
+            ordered = [scores[seed] for seed in seeds]
+            lines.append(
+                f"| {env_id} | {value:g} | {seeds[0]}–{seeds[-1]} | {per_seed(ordered)} "
+                f"| {np.mean(ordered):.0f} ± {np.std(ordered):.0f} |"
+            )
+    return "\n".join(lines)
+
+
 CLEANRL_DQN = {  # CleanRL's dqn.py (docs/rl-algorithms/dqn.md): average training episodic return, 3 seeds, 500k steps
     "CartPole-v1": "488.69 ± 16.11",
     "Acrobot-v1": "−91.54 ± 7.20",
@@ -318,6 +344,11 @@ TABLES = {  # name: the function that writes it
     "classic-wall": lambda: wall_time_table("classic_2026-12-01", "classic"),
     "confirm-4001": lambda: reliability_table([Row("fitted_q", "CartPole-v1", 475, CONFIRM_4001, SEEDS)]),
     "fitted_q-fresh": lambda: pooled_table([Row("fitted_q", "CartPole-v1", 475, CONFIRM)], CONFIRM_4001),
+    "trpo-hopper-kl": lambda: setting_table(("trpo_hopper_search",), "trpo", ("Hopper-v5",), "max_kl", range(11, 14)),
+    "trpo-hopper-confirm": lambda: setting_table(
+        ("mujoco_trpo_confirm",), "trpo", ("Hopper-v5",), "max_kl", range(21, 24)
+    ),
+    "trpo-kl-envs": lambda: setting_table(("mujoco_1m", "mujoco_trpo_1m"), "trpo", MUJOCO_ENVS, "max_kl", range(1, 4)),
 }
 MARKED = re.compile(  # (an empty one too: a new table's markers; never across another table's markers)
     r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<table>(?:(?!<!-- /?table)[\s\S])*?)\n?<!-- /table -->"
