@@ -127,12 +127,13 @@ def commits_of(records: list[dict]) -> dict[str, str]:
             digest = hashlib.sha1(b"".join(s.stdout for s in shown)).hexdigest()[:12]  # (no plumbing.py before 9dab1f3)
             if shown[0].returncode == 0 and (script, digest) in wanted:
                 first[script, digest] = line.replace(" ", " of ")
-    said: dict[str, list[str]] = {}
+    said: dict[str, list[tuple[str, str]]] = {}
     for script, digest in sorted(wanted):
         count = sum(r["script"] == script and r["code"] == digest for r in records)
         commit = first.get((script, digest), "a commit not in this history")
-        said.setdefault(script, []).append(f"{commit} ({count} file{'s' if count > 1 else ''})")
-    return {script: ", ".join(sorted(commits)) for script, commits in said.items()}
+        day = commit.split(" of ")[1] if " of " in commit else "~"  # (unknown commits last: "~" sorts after digits)
+        said.setdefault(script, []).append((day, f"{commit} ({count} file{'s' if count > 1 else ''})"))
+    return {script: ", ".join(text for _, text in sorted(commits)) for script, commits in said.items()}
 
 
 def main(args: Args) -> dict[str, list[str]]:

@@ -471,7 +471,7 @@ def test_a_second_ctrl_c_while_the_model_is_saved_is_dropped_and_the_handler_com
 
 def test_a_ctrl_c_in_the_middle_of_a_write_to_the_logs_stops_the_run_once_the_write_is_whole(log_dir):
     """A KeyboardInterrupt raised inside TensorBoard's queue left its writer thread waiting, and the run's last flush
-    with it: Ctrl-C on the command line hung about 1 run in 40 on a loaded machine (py-spy: the main thread in
+    with it: Ctrl-C on the command line hung 1 run in about 45 on a loaded machine (py-spy: the main thread in
     SummaryWriter.close, joining a writer thread waiting on its queue)."""
     written = []
 
