@@ -26,6 +26,7 @@ from sb3_contrib import TRPO
 from stable_baselines3 import A2C, DDPG, DQN
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.noise import NormalActionNoise
 
 # rl-baselines3-zoo's hyperparams/<algo>.yml for each (algo, env) pair of the race; the budgets are the
@@ -158,6 +159,7 @@ def train(args: Args) -> dict:
             return True
 
     model = make_model(args, settings)
+    model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default logger leaves a /tmp/SB3-* folder per run
     start = time.perf_counter()
     model.learn(total_timesteps, callback=RecordEpisodes())
     train_time = time.perf_counter() - start

@@ -150,41 +150,63 @@ def pooled_table(rows: list[Row], more: Seeds) -> str:
     return "\n".join(lines)
 
 
-# What each MuJoCo anchor publishes, on its own terms (not our metric: ours is the final evaluation, 10 episodes).
-TIANSHOU = "Tianshou: best average test return during training, 10 seeds, 1M steps, -v3 envs"
-ANCHORS = {  # (script, env): Tianshou's number, as its examples/mujoco/README.md gives it
-    ("trpo", "HalfCheetah-v5"): "4471",
-    ("trpo", "Hopper-v5"): "2046",
-    ("trpo", "Walker2d-v5"): "3826.7 ± 782.7",
-    ("natural_gradient", "HalfCheetah-v5"): "3485",
-    ("natural_gradient", "Hopper-v5"): "1915",
-    ("natural_gradient", "Walker2d-v5"): "2503.2 ± 963.3",
-    ("ddpg", "HalfCheetah-v5"): "11719",
-    ("ddpg", "Hopper-v5"): "2197",
-    ("ddpg", "Walker2d-v5"): "1400.6 ± 905.0",
+# What each MuJoCo anchor publishes, on its own terms (ours is the final evaluation: 10 episodes of the deterministic
+# policy after the last step, mean over them, then mean ± std over seeds). Each header says what its numbers are.
+ANCHORS = {
+    "Tianshou: best average test return during training, 10 seeds, 1M, -v3": {  # examples/mujoco/README.md
+        ("trpo", "HalfCheetah-v5"): "4471",
+        ("trpo", "Hopper-v5"): "2046",
+        ("trpo", "Walker2d-v5"): "3826.7 ± 782.7",
+        ("natural_gradient", "HalfCheetah-v5"): "3485",
+        ("natural_gradient", "Hopper-v5"): "1915",
+        ("natural_gradient", "Walker2d-v5"): "2503.2 ± 963.3",
+        ("ddpg", "HalfCheetah-v5"): "11719",
+        ("ddpg", "Hopper-v5"): "2197",
+        ("ddpg", "Walker2d-v5"): "1400.6 ± 905.0",
+    },
+    "OpenAI Baselines trpo_mpi: average of 6 seeds at 1M": {  # benchmarks_mujoco1M.htm (commit ea68f3b, 2018)
+        ("trpo", "HalfCheetah-v5"): "1289.7",
+        ("trpo", "Hopper-v5"): "1912.9",
+        ("trpo", "Walker2d-v5"): "2342.63",
+    },
+    "rl-baselines3-zoo: one agent, 1M, mean ± std over ~150 evaluation episodes, -v3": {  # benchmark.md
+        ("trpo", "HalfCheetah-v5"): "1785.476 ± 68.672",
+        ("trpo", "Hopper-v5"): "3618.386 ± 356.768",
+        ("trpo", "Walker2d-v5"): "4933.148 ± 1452.538",
+    },
+    "CleanRL: training episodic return, 3 seeds, 1M, -v4": {  # docs/rl-algorithms/ddpg.md
+        ("ddpg", "HalfCheetah-v5"): "10374.07 ± 157.37",
+        ("ddpg", "Hopper-v5"): "1576.78 ± 818.98",
+        ("ddpg", "Walker2d-v5"): "1240.16 ± 390.10",
+    },
 }
 MUJOCO_ENVS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
 
 
-def mujoco_table(rows: list[tuple[str, str, int, int]]) -> str:
-    """Per script (its folder, budget and seeds): the final evaluation per env, mean ± std over seeds, beside
-    Tianshou's number for the same algorithm (TIANSHOU says what that number is)."""
+def mujoco_table(rows: list[tuple[str, str, int, int, str]]) -> str:
+    """Per script (its folder, budget, seeds, and the commit that made a folder kept as a record: "" for one the
+    code that stands re-runs) and env: the final evaluation, mean ± std over seeds, beside what each anchor
+    publishes for the same algorithm and env, on the anchor's own terms (its header says which); an env the folder
+    did not run is left out."""
     lines = [
-        f"| script | steps | seeds | {' | '.join(MUJOCO_ENVS)} |",
-        f"| --- | ---: | ---: | {' | '.join('---:' for _ in MUJOCO_ENVS)} |",
+        f"| script | env | steps | seeds | ours: final evaluation | {' | '.join(ANCHORS)} |",
+        f"| --- | --- | ---: | ---: | ---: | {' | '.join('---:' for _ in ANCHORS)} |",
     ]
-    for script, folder, budget, seeds in rows:
-        cells = []
+    for script, folder, budget, seeds, record in rows:
+        steps = f"{budget / 1e6:g}M" if budget >= 1_000_000 else f"{budget // 1000}k"
+        name = f"{script}.py (record: {record})" if record else f"{script}.py"
         for env_id in MUJOCO_ENVS:
-            runs = [r for r in Seeds(folder, 1, seeds).records_or_none(script, env_id) or []]
+            runs = Seeds(folder, 1, seeds).records_or_none(script, env_id)
             if not runs:
-                cells.append("—")
                 continue
             assert all(r["args"]["total_timesteps"] == budget for r in runs), (script, env_id)
             scores = [float(np.mean(r["eval_returns"])) for r in runs]
-            cells.append(f"{np.mean(scores):.0f} ± {np.std(scores):.0f} (Tianshou {ANCHORS[script, env_id]})")
-        steps = f"{budget / 1e6:g}M" if budget >= 1_000_000 else f"{budget // 1000}k"
-        lines.append(f"| {script}.py | {steps} | 1–{seeds} | {' | '.join(cells)} |")
+            anchors = [published.get((script, env_id), "—") for published in ANCHORS.values()]
+            lines.append(
+                f"| {name} | {env_id} | {steps} | 1–{seeds} | {np.mean(scores):.0f} ± {np.std(scores):.0f} | "
+                + " | ".join(anchors)
+                + " |"
+            )
     return "\n".join(lines)
 
 
@@ -318,9 +340,9 @@ TABLES = {  # name: the function that writes it
     ),
     "mujoco": lambda: mujoco_table(
         [
-            ("trpo", "mujoco_1m", 1_000_000, 3),
-            ("natural_gradient", "mujoco_1m", 1_000_000, 3),
-            ("ddpg", "mujoco_ddpg_300k", 300_000, 2),
+            ("trpo", "mujoco_1m", 1_000_000, 3, ""),
+            ("natural_gradient", "mujoco_1m", 1_000_000, 3, ""),
+            ("ddpg", "mujoco_ddpg_300k", 300_000, 2, "549535d"),
         ]
     ),
     "dqn-cleanrl": lambda: cleanrl_budget_table("dqn_cleanrl_budget", ("Acrobot-v1", "MountainCar-v0"), 3),
