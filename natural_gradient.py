@@ -83,37 +83,37 @@ class Args:
     total_timesteps: int = 100_000
     """environment steps to train for"""
     gamma: float | None = None
-    """discount factor γ; None: 0.9 on Pendulum-v1 (where 0.99 learns far less), 0.99 on every other env"""
-    learning_rate: float = 3e-3
-    """Adam learning rate α of the value network (the policy moves by the trust-region step, not an optimiser)"""
+    """discount factor γ; None: 0.95 on Pendulum-v1 (by benchmarks/search.py, 2026-12-08; 0.99 learns far less there), 0.99 elsewhere"""
+    learning_rate: float = 4.6e-3
+    """Adam learning rate α of the value network (the policy moves by the trust-region step, not an optimiser); 4.6e-3 by benchmarks/search.py, 2026-12-08"""
     num_envs: int = 16
     """environments stepped side by side in one vector env"""
     num_steps: int = 128
     """steps per environment per update (the batch is num_envs · num_steps transitions)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """widths of the hidden layers of the policy and of the value network (none: linear)"""
-    gae_lambda: float = 0.95
-    """λ of GAE(λ): 0 is the one-step TD error, 1 the Monte-Carlo return minus V"""
-    max_kl: float = 0.05
-    """δ: the quadratic model ½ sᵀFs of the KL divergence that every step is sized to"""
+    gae_lambda: float = 0.87
+    """λ of GAE(λ): 0 is the one-step TD error, 1 the Monte-Carlo return minus V; 0.87 by benchmarks/search.py, 2026-12-08"""
+    max_kl: float = 0.019
+    """δ: the quadratic model ½ sᵀFs of the KL divergence that every step is sized to; 0.019 by benchmarks/search.py, 2026-12-08"""
     cg_iters: int = 10
     """conjugate-gradient iterations for x ≈ F⁻¹ g"""
-    cg_damping: float = 0.1
-    """λ: conjugate gradient solves (F + λI) x = g, so that a nearly singular F stays well conditioned (the step's length uses F alone)"""
+    cg_damping: float = 0.15
+    """λ: conjugate gradient solves (F + λI) x = g, so that a nearly singular F stays well conditioned (the step's length uses F alone); 0.15 by benchmarks/search.py, 2026-12-08"""
     fisher: Literal["kl-hessian", "empirical"] = "kl-hessian"
     """Fisher estimate: the Hessian of the mean KL, or the mean outer product of the batch's score vectors"""
     vanilla: bool = False
     """step along the plain gradient g instead of F⁻¹g, with the same quadratic KL model δ"""
-    value_epochs: int = 10
-    """passes of Adam over the batch, in mini-batches of value_batch_size, for the value network per update"""
+    value_epochs: int = 5
+    """passes of Adam over the batch, in mini-batches of value_batch_size, for the value network per update; 5 by benchmarks/search.py, 2026-12-08"""
     value_batch_size: int = 256
     """mini-batch size of the value network's regression"""
     normalize_advantages: bool = True
     """rescale each batch's advantages to mean 0 and standard deviation 1"""
-    normalize_observations: bool = False
-    """standardise observations by running moments: started by one rollout of random actions, then kept from moving the policy"""
-    init_log_std: float = -0.5
-    """Box actions: initial log std of the Gaussian, in units of the bounds' half-width"""
+    normalize_observations: bool = True
+    """standardise observations by running moments: started by one rollout of random actions, then kept from moving the policy; on by benchmarks/search.py, 2026-12-08"""
+    init_log_std: float = -0.44
+    """Box actions: initial log std of the Gaussian, in units of the bounds' half-width; -0.44 by benchmarks/search.py, 2026-12-08"""
 
 
 # ----------------------------------------------------------------------------------------- networks
@@ -503,8 +503,8 @@ def warm_up_normalizer(
 
 # ------------------------------------------------------------------------------------- training loop
 def default_gamma(env_id: str) -> float:
-    """γ when --gamma is not given: 0.9 on Pendulum-v1, 0.99 on every other env (README.md has the measurements)."""
-    return 0.9 if env_id == "Pendulum-v1" else 0.99
+    """γ when --gamma is not given: 0.95 on Pendulum-v1, 0.99 on every other env (README.md has the measurements)."""
+    return 0.95 if env_id == "Pendulum-v1" else 0.99
 
 
 def train(args: Args) -> dict:

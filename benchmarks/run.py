@@ -77,7 +77,17 @@ MUJOCO_SETTINGS = {  # the budgets and settings of the papers' locomotion runs, 
         "init_log_std": -0.5,
         "backtrack_coeff": 0.8,
     },
-    "natural_gradient": {"total_timesteps": 1_000_000, "gamma": 0.99, "max_kl": 0.01, "normalize_observations": True},
+    "natural_gradient": {  # the settings of the 1M runs in benchmarks/README.md (its defaults before the 2026-12-08 search)
+        "total_timesteps": 1_000_000,
+        "gamma": 0.99,
+        "max_kl": 0.01,
+        "normalize_observations": True,
+        "learning_rate": 3e-3,
+        "gae_lambda": 0.95,
+        "cg_damping": 0.1,
+        "value_epochs": 10,
+        "init_log_std": -0.5,
+    },
 }
 MUJOCO_CHECKPOINTS = 50_000  # a 1M ddpg.py run takes hours: one checkpoint every 25 minutes or so
 # (ours, theirs, env id, budget): the issue's pairs; A2C is the policy-gradient reference for two scripts.

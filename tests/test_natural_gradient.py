@@ -47,7 +47,6 @@ def policy_gradient(policy: npg.Policy, obs: torch.Tensor, actions: torch.Tensor
 DIFFER_ON_PURPOSE = {
     "Args": "the settings of each algorithm (the line search's here, --fisher and --vanilla there)",
     "rules": "the rules of those settings",
-    "default_gamma": "γ on Pendulum-v1: 0.95 in trpo.py since #19's search, 0.9 in natural_gradient.py",
     "train": "the update each calls (trpo_update with its line search; natural_gradient_update without one)",
 }
 
