@@ -303,6 +303,8 @@ def summary_table(rows: list[tuple[Row, Seeds]]) -> str:
 CONFIRM, SEEDS = Seeds("confirm", 1001, 1010), Seeds("seeds", 1, 30)
 CONFIRM_4001 = Seeds("confirm_4001", 4001, 4010)  # fitted_q.py's second fresh range, named before it was run
 TRPO_TUNING = Seeds("trpo_defaults_1_20", 1, 20)  # trpo.py's defaults re-run on the seeds its search looked at
+NPG_TUNING = Seeds("natural_gradient_tuning", 101, 120)  # natural_gradient.py's Pendulum-v1 search (2026-12-08)
+CONFIRM_5001 = Seeds("confirm_5001", 5001, 5010)  # its fresh range, named before the search ran
 OURS_CONFIRMED = [
     Row("dqn", "CartPole-v1", 475, CONFIRM, SEEDS),
     Row("fitted_q", "CartPole-v1", 475, CONFIRM, SEEDS),
@@ -312,7 +314,7 @@ OURS_CONFIRMED = [
     Row("ddpg", "Pendulum-v1", -200, CONFIRM, SEEDS),
     Row("trpo", "Pendulum-v1", -300, CONFIRM, TRPO_TUNING),
     Row("sb3_trpo", "Pendulum-v1", -300, CONFIRM),
-    Row("natural_gradient", "Pendulum-v1", -300, CONFIRM, SEEDS),
+    Row("natural_gradient", "Pendulum-v1", -300, CONFIRM, NPG_TUNING),
 ]
 CLASSIC = Seeds("classic", 1, 5)
 SUMMARY = [
@@ -323,7 +325,7 @@ SUMMARY = [
     (Row("trpo", "CartPole-v1", 475, CONFIRM, Seeds("trpo_defaults_1_20", 1, 20)), CLASSIC),
     (Row("trpo", "Pendulum-v1", -300, CONFIRM, TRPO_TUNING), CLASSIC),
     (Row("natural_gradient", "CartPole-v1", 475, CONFIRM, SEEDS), CLASSIC),
-    (Row("natural_gradient", "Pendulum-v1", -300, CONFIRM, SEEDS), CLASSIC),
+    (Row("natural_gradient", "Pendulum-v1", -300, CONFIRM, NPG_TUNING), CLASSIC),
 ]
 TABLES = {  # name: the function that writes it
     "summary": lambda: summary_table(SUMMARY),
@@ -366,6 +368,13 @@ TABLES = {  # name: the function that writes it
     "classic-wall": lambda: wall_time_table("classic_2026-12-01", "classic"),
     "confirm-4001": lambda: reliability_table([Row("fitted_q", "CartPole-v1", 475, CONFIRM_4001, SEEDS)]),
     "fitted_q-fresh": lambda: pooled_table([Row("fitted_q", "CartPole-v1", 475, CONFIRM)], CONFIRM_4001),
+    "confirm-5001": lambda: reliability_table([Row("natural_gradient", "Pendulum-v1", -300, CONFIRM_5001, NPG_TUNING)]),
+    "natural_gradient-fresh": lambda: pooled_table(
+        [Row("natural_gradient", "Pendulum-v1", -300, CONFIRM)], CONFIRM_5001
+    ),
+    "natural_gradient-1-30": lambda: reliability_table(
+        [Row("natural_gradient", "Pendulum-v1", -300, SEEDS, NPG_TUNING)]
+    ),
     "trpo-hopper-kl": lambda: setting_table(("trpo_hopper_search",), "trpo", ("Hopper-v5",), "max_kl", range(11, 14)),
     "trpo-hopper-confirm": lambda: setting_table(
         ("mujoco_trpo_confirm",), "trpo", ("Hopper-v5",), "max_kl", range(21, 24)

@@ -19,11 +19,16 @@ from torch.func import functional_call
 import natural_gradient as npg
 import trpo
 
+# The algorithm's settings these tests were written with: the defaults before the 2026-12-08 search (its larger δ
+# shows learning within a few updates, and raw observations reach the HugeReward env's first batch).
+WRITTEN_WITH = {"max_kl": 0.05, "gae_lambda": 0.95, "learning_rate": 3e-3, "value_epochs": 10, "cg_damping": 0.1}
+WRITTEN_WITH |= {"init_log_std": -0.5, "normalize_observations": False}
+
 
 def short_args(log_dir: str, **overrides) -> npg.Args:
-    """Args for a run of a second or so: two environments, 16-step rollouts, two evaluation episodes."""
+    """Args for a run of a second or so: two environments, 16-step rollouts, two evaluation episodes (WRITTEN_WITH)."""
     defaults = {"total_timesteps": 256, "num_envs": 2, "num_steps": 16, "eval_episodes": 2, "value_batch_size": 16}
-    return npg.Args(**(defaults | {"log_dir": log_dir} | overrides))
+    return npg.Args(**(WRITTEN_WITH | defaults | {"log_dir": log_dir} | overrides))
 
 
 def explicit_empirical_fisher(policy: npg.Policy, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -189,7 +194,9 @@ def test_both_fisher_estimates_learn_on_discrete_and_asymmetric_box_actions(fish
     # The reward depends on the action alone (conftest.ActionRewardEnv): 1 for action 1, or −‖a − middle‖².
     # Learning shows as the returns rising and π moving toward that action: P(action 1) up from 0.5, or the
     # Gaussian narrowing around the middle of the asymmetric bounds (log σ down from 0.5).
-    args = short_args(log_dir, env_id=env_id, fisher=fisher, total_timesteps=512, num_steps=64, init_log_std=0.5)
+    args = short_args(
+        log_dir, env_id=env_id, fisher=fisher, total_timesteps=512, num_steps=64, init_log_std=0.5, max_kl=0.05
+    )
     result = npg.train(args)
     returns = result["episodic_returns"]
     assert np.mean(returns[-3:]) > np.mean(returns[:3]) + 10
@@ -259,7 +266,7 @@ def test_a_batch_with_no_signal_does_not_end_the_run_mountain_car_seed_2(log_dir
     # Every return is −200 on MountainCar-v0: the normalised advantages are noise, the policy drifts toward a
     # deterministic one, and at ~96k steps a KL-sized step once gave an action probability 0 (KL = inf, the run
     # stopped with a FloatingPointError). Now that step is shortened, and the run ends with its evaluation.
-    result = npg.train(npg.Args(env_id="MountainCar-v0", seed=2, eval_episodes=1, log_dir=log_dir))
+    result = npg.train(npg.Args(env_id="MountainCar-v0", seed=2, eval_episodes=1, log_dir=log_dir, **WRITTEN_WITH))
     assert result["eval_returns"] == [-200.0] and torch.isfinite(flat_params(result["policy"])).all()
     events = EventAccumulator(result["run_dir"], size_guidance={"scalars": 0})
     events.Reload()
