@@ -619,8 +619,8 @@ def rules(args: Args) -> list[plumbing.Rule]:
     after_warm_up = "leave steps to train on after its warm-up (--num-steps × --num-envs)"
     return [
         *[(name, getattr(args, name) > 0, "be positive") for name in positive],
-        ("normalize_observations", not warm_up or warm_up + args.num_envs <= args.total_timesteps, after_warm_up),
         ("num_envs", args.num_envs <= args.total_timesteps, "leave a step of all environments in --total-timesteps"),
+        ("normalize_observations", not warm_up or warm_up + args.num_envs <= args.total_timesteps, after_warm_up),
         ("gamma", args.gamma is None or 0 <= args.gamma <= 1, "lie in [0, 1]"),
         ("gae_lambda", 0 <= args.gae_lambda <= 1, "lie in [0, 1]"),
         (

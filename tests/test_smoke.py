@@ -34,7 +34,7 @@ SCRIPTS = [
     # No registered Gymnasium env has an action space the policy-gradient scripts refuse; each test file checks one.
     ("reinforce", BOTH_KINDS, None, {"total_timesteps": 600, "steps_per_update": 200, "num_envs": 2}),
     ("trpo", BOTH_KINDS, None, SHORT_ROLLOUTS),
-    ("natural_gradient", BOTH_KINDS, None, SHORT_ROLLOUTS),
+    ("natural_gradient", BOTH_KINDS, None, SHORT_ROLLOUTS | {"total_timesteps": 640}),  # + its warm-up rollout (128)
 ]
 POLICY_GRADIENT_RUNS = [(module, short) for module, env_ids, _, short in SCRIPTS if env_ids == BOTH_KINDS]
 RUNS = [(module, env_id, short) for module, env_ids, _, short in SCRIPTS for env_id in env_ids]

@@ -423,6 +423,7 @@ def test_the_value_network_regresses_onto_lambda_returns(module_name, env_id, lo
         num_steps=16,
         eval_episodes=0,
         value_batch_size=16,
+        normalize_observations=False,  # (no warm-up rollout: every rollout collected is one the value fits)
         log_dir=log_dir,
     )
     module.train(args)
