@@ -265,19 +265,24 @@ def cleanrl_budget_table(folder: str, env_ids: tuple[str, ...], seeds: int) -> s
 
 
 def wall_time_table(then: str, now: str) -> str:
-    """The default runs of two folders (two days): each script's median wall time then and now, and now / then."""
+    """The default runs of two folders (two days): each script's median wall time then and now, the day its runs of
+    now were made (a script re-run after its defaults changed has a later one), and now / then."""
     groups = [group_runs(load_results(RESULTS / folder)) for folder in (then, now)]
-    days = [
-        time.strftime("%Y-%m-%d", time.gmtime(max(r["finished_at"] for runs in g.values() for r in runs)))
-        for g in groups
-    ]
+
+    def day(runs: list[dict]) -> str:
+        return time.strftime("%Y-%m-%d", time.gmtime(max(r["finished_at"] for r in runs)))
+
     lines = [
-        f"| env | script | steps | wall time s, {days[0]} (median) | wall time s, {days[1]} (median) | ratio |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        f"| env | script | steps | wall time s, {day([r for g in groups[0].values() for r in g])} (median) "
+        "| wall time s, now (median) | now: run on | ratio |",
+        "| --- | --- | ---: | ---: | ---: | --- | ---: |",
     ]
     for key in [key for key in groups[1] if key in groups[0]]:
         before, after = (float(np.median([r["wall_time"] for r in g[key]])) for g in groups)
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]:,} | {before:.1f} | {after:.1f} | {after / before:.2f} |")
+        lines.append(
+            f"| {key[0]} | {key[1]} | {key[2]:,} | {before:.1f} | {after:.1f} | {day(groups[1][key])} "
+            f"| {after / before:.2f} |"
+        )
     return "\n".join(lines)
 
 
