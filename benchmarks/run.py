@@ -57,6 +57,14 @@ SPACES: dict[str, tuple[type, ...]] = {
 }
 CLASSIC = ("CartPole-v1", "Pendulum-v1")
 CLASSIC_MISFITS = {("dqn", "Pendulum-v1"), ("fitted_q", "Pendulum-v1"), ("ddpg", "CartPole-v1")}
+POLICY_GRADIENT_1M = {"total_timesteps": 1_000_000, "gamma": 0.99, "max_kl": 0.01, "normalize_observations": True}
+POLICY_GRADIENT_1M |= {
+    "learning_rate": 3e-3,
+    "gae_lambda": 0.95,
+    "cg_damping": 0.1,
+    "value_epochs": 10,
+    "init_log_std": -0.5,
+}
 MUJOCO_SETTINGS = {  # the budgets and settings of the papers' locomotion runs, not those of Pendulum-v1
     "ddpg": {
         "total_timesteps": 1_000_000,
@@ -66,28 +74,10 @@ MUJOCO_SETTINGS = {  # the budgets and settings of the papers' locomotion runs, 
         "buffer_size": 1_000_000,
         "learning_starts": 10_000,
     },
-    "trpo": {  # the settings of the 1M runs in benchmarks/README.md (trpo.py's defaults before #19's search)
-        "total_timesteps": 1_000_000,
-        "gamma": 0.99,
-        "max_kl": 0.01,
-        "normalize_observations": True,
-        "learning_rate": 3e-3,
-        "gae_lambda": 0.95,
-        "value_epochs": 10,
-        "init_log_std": -0.5,
-        "backtrack_coeff": 0.8,
-    },
-    "natural_gradient": {  # the settings of the 1M runs in benchmarks/README.md (its defaults before the 2026-12-08 search)
-        "total_timesteps": 1_000_000,
-        "gamma": 0.99,
-        "max_kl": 0.01,
-        "normalize_observations": True,
-        "learning_rate": 3e-3,
-        "gae_lambda": 0.95,
-        "cg_damping": 0.1,
-        "value_epochs": 10,
-        "init_log_std": -0.5,
-    },
+    # trpo.py and natural_gradient.py: the settings of the 1M runs in benchmarks/README.md, their defaults before the
+    # searches that changed them (trpo.py's of 2026-12-02, natural_gradient.py's of 2026-12-08)
+    "trpo": POLICY_GRADIENT_1M | {"backtrack_coeff": 0.8},
+    "natural_gradient": POLICY_GRADIENT_1M,
 }
 MUJOCO_CHECKPOINTS = 50_000  # a 1M ddpg.py run takes hours: one checkpoint every 25 minutes or so
 # (ours, theirs, env id, budget): the issue's pairs; A2C is the policy-gradient reference for two scripts.
